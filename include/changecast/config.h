@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* core/config: the INI file (parsed by inih) and the command line, one key
+ * table for both. Every key "key" of section "[s]" is also the flag --s.key.
+ * Flags override the file. Calls nothing of ours but hostport and log. */
+#ifndef CHANGECAST_CONFIG_H
+#define CHANGECAST_CONFIG_H
+
+#include <bson/bson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct cc_config {
+    struct {
+        char *listen;
+        char *upstream;
+        char *tls_cert_file;
+        char *tls_key_file;
+        char *tls_client_ca_file;
+        int64_t max_connections;
+        int64_t primary_wait_ms;
+        int64_t connect_timeout_ms;
+        int64_t drain_timeout_ms;
+    } wire;
+    struct {
+        char *level;
+        char *file;
+    } log;
+} cc_config_t;
+
+typedef enum cc_cli_action {
+    CC_CLI_RUN,
+    CC_CLI_HELP,
+    CC_CLI_VERSION,
+    CC_CLI_CHECK_CONFIG,
+} cc_cli_action_t;
+
+void cc_config_init(cc_config_t *config);
+void cc_config_destroy(cc_config_t *config);
+
+/* Sets one key from text; the error names the key and says what is accepted. */
+bool cc_config_set(cc_config_t *config, const char *section, const char *key, const char *value,
+                   bson_error_t *error);
+
+bool cc_config_load_file(cc_config_t *config, const char *path, bson_error_t *error);
+
+/* Reads --config FILE, then the file, then every other flag on top. */
+bool cc_config_from_args(cc_config_t *config, int argc, char **argv, cc_cli_action_t *action,
+                         bson_error_t *error);
+
+void cc_config_print_help(FILE *out, const char *program);
+
+#endif

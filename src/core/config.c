@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* One table of keys serves the INI file, the flags and --help, so the three
+ * cannot drift apart. inih does the INI syntax; this file only validates. */
+#include "changecast/config.h"
+#include "changecast/hostport.h"
+#include "changecast/log.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum key_type { KEY_STRING, KEY_HOSTPORT, KEY_INT, KEY_LOG_LEVEL } key_type_t;
+
+typedef struct config_key {
+    const char *section;
+    const char *name;
+    key_type_t type;
+    size_t offset;
+    const char *default_value;
+    int64_t min, max;
+    const char *help;
+} config_key_t;
+
+#define FIELD(f) offsetof(cc_config_t, f)
+
+static const config_key_t config_keys[] = {
+    {"wire", "listen", KEY_HOSTPORT, FIELD(wire.listen), "127.0.0.1:27018", 0, 0,
+     "address applications connect to instead of MongoDB (port 0 picks a free one)"},
+    {"wire", "upstream", KEY_STRING, FIELD(wire.upstream), "mongodb://127.0.0.1:27017/?replicaSet=rs0",
+     0, 0, "connection string of the real deployment; tls=true and tlsCAFile apply to it"},
+    {"wire", "tls_cert_file", KEY_STRING, FIELD(wire.tls_cert_file), "", 0, 0,
+     "PEM certificate chain for TLS to clients; empty = plain TCP"},
+    {"wire", "tls_key_file", KEY_STRING, FIELD(wire.tls_key_file), "", 0, 0,
+     "PEM private key for tls_cert_file"},
+    {"wire", "tls_client_ca_file", KEY_STRING, FIELD(wire.tls_client_ca_file), "", 0, 0,
+     "PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)"},
+    {"wire", "max_connections", KEY_INT, FIELD(wire.max_connections), "10000", 1, 1000000,
+     "client connections accepted at once; more are closed on accept"},
+    {"wire", "primary_wait_ms", KEY_INT, FIELD(wire.primary_wait_ms), "5000", 0, 600000,
+     "how long a new client waits for a primary to be known before it is closed"},
+    {"wire", "connect_timeout_ms", KEY_INT, FIELD(wire.connect_timeout_ms), "10000", 1, 600000,
+     "limit for connecting (and TLS handshaking) to the primary"},
+    {"wire", "drain_timeout_ms", KEY_INT, FIELD(wire.drain_timeout_ms), "10000", 0, 3600000,
+     "on SIGTERM, how long in-flight requests may take before connections are cut"},
+    {"log", "level", KEY_LOG_LEVEL, FIELD(log.level), "info", 0, 0, "debug, info, warn or error"},
+    {"log", "file", KEY_STRING, FIELD(log.file), "", 0, 0,
+     "log file, reopened on SIGHUP; empty = standard error"},
+};
+
+#define KEY_COUNT (sizeof config_keys / sizeof config_keys[0])
+
+static const config_key_t *find_key(const char *section, const char *name)
+{
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        if (strcmp(config_keys[i].section, section) == 0 && strcmp(config_keys[i].name, name) == 0) {
+            return &config_keys[i];
+        }
+    }
+    return NULL;
+}
+
+static bool set_key(cc_config_t *config, const config_key_t *key, const char *value,
+                    bson_error_t *error)
+{
+    void *field = (char *)config + key->offset;
+    bson_error_t detail;
+
+    switch (key->type) {
+    case KEY_HOSTPORT: {
+        cc_hostport_t hp;
+        if (!cc_hostport_parse(value, &hp, &detail)) {
+            bson_set_error(error, 0, 0, "%s.%s: %s", key->section, key->name, detail.message);
+            return false;
+        }
+        break;
+    }
+    case KEY_LOG_LEVEL: {
+        cc_log_level_t level;
+        if (!cc_log_level_parse(value, &level)) {
+            bson_set_error(error, 0, 0, "%s.%s: \"%s\" is not one of debug, info, warn, error",
+                           key->section, key->name, value);
+            return false;
+        }
+        break;
+    }
+    case KEY_INT: {
+        char *end;
+        errno = 0;
+        long long number = strtoll(value, &end, 10);
+        if (*value == '\0' || *end != '\0' || errno || number < key->min || number > key->max) {
+            bson_set_error(error, 0, 0, "%s.%s: \"%s\" is not an integer from %lld to %lld",
+                           key->section, key->name, value, (long long)key->min,
+                           (long long)key->max);
+            return false;
+        }
+        *(int64_t *)field = number;
+        return true;
+    }
+    case KEY_STRING:
+        break;
+    }
+    char **text = field;
+    bson_free(*text);
+    *text = bson_strdup(value);
+    return true;
+}
+
+void cc_config_init(cc_config_t *config)
+{
+    memset(config, 0, sizeof *config);
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        bson_error_t error;
+        bool ok = set_key(config, &config_keys[i], config_keys[i].default_value, &error);
+        BSON_ASSERT(ok); /* defaults are ours: a failure is a bug in the table */
+    }
+}
+
+void cc_config_destroy(cc_config_t *config)
+{
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        if (config_keys[i].type != KEY_INT) {
+            char **text = (void *)((char *)config + config_keys[i].offset);
+            bson_free(*text);
+            *text = NULL;
+        }
+    }
+}
+
+bool cc_config_set(cc_config_t *config, const char *section, const char *key, const char *value,
+                   bson_error_t *error)
+{
+    const config_key_t *entry = find_key(section, key);
+    if (!entry) {
+        bson_set_error(error, 0, 0, "%s.%s: no such key (see --help)", section, key);
+        return false;
+    }
+    return set_key(config, entry, value, error);
+}
+
+typedef struct file_parse {
+    cc_config_t *config;
+    bson_error_t *error;
+    bool failed;
+} file_parse_t;
+
+static int on_ini_entry(void *user, const char *section, const char *name, const char *value)
+{
+    file_parse_t *parse = user;
+    if (parse->failed) {
+        return 0;
+    }
+    if (!cc_config_set(parse->config, section, name, value, parse->error)) {
+        parse->failed = true;
+        return 0;
+    }
+    return 1;
+}
+
+bool cc_config_load_file(cc_config_t *config, const char *path, bson_error_t *error)
+{
+    file_parse_t parse = {config, error, false};
+    int rc = ini_parse(path, on_ini_entry, &parse);
+    if (rc == -1) {
+        bson_set_error(error, 0, 0, "%s: cannot open: %s", path, strerror(errno));
+        return false;
+    }
+    if (parse.failed) {
+        char detail[sizeof error->message];
+        bson_strncpy(detail, error->message, sizeof detail);
+        bson_set_error(error, 0, 0, "%s line %d: %s", path, rc, detail);
+        return false;
+    }
+    if (rc != 0) {
+        bson_set_error(error, 0, 0, "%s line %d: not \"key = value\" or \"[section]\"", path, rc);
+        return false;
+    }
+    return true;
+}
+
+/* Splits "--section.key[=value]" into its parts; value NULL when not inline. */
+static bool split_flag(const char *arg, char *section, size_t section_size, char *key,
+                       size_t key_size, const char **value)
+{
+    const char *name = arg + 2;
+    const char *dot = strchr(name, '.');
+    const char *eq = strchr(name, '=');
+    size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+    if (!dot || dot > name + name_len || (size_t)(dot - name) >= section_size ||
+        name_len - (size_t)(dot - name) - 1 >= key_size) {
+        return false;
+    }
+    memcpy(section, name, (size_t)(dot - name));
+    section[dot - name] = '\0';
+    memcpy(key, dot + 1, name_len - (size_t)(dot - name) - 1);
+    key[name_len - (size_t)(dot - name) - 1] = '\0';
+    *value = eq ? eq + 1 : NULL;
+    return true;
+}
+
+bool cc_config_from_args(cc_config_t *config, int argc, char **argv, cc_cli_action_t *action,
+                         bson_error_t *error)
+{
+    *action = CC_CLI_RUN;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            *action = CC_CLI_HELP;
+            return true;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            *action = CC_CLI_VERSION;
+            return true;
+        }
+        if (strcmp(arg, "--check-config") == 0) {
+            *action = CC_CLI_CHECK_CONFIG;
+        } else if (strcmp(arg, "--config") == 0 || strncmp(arg, "--config=", 9) == 0) {
+            const char *path = arg[8] == '=' ? arg + 9 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!path) {
+                bson_set_error(error, 0, 0, "--config needs a file");
+                return false;
+            }
+            if (!cc_config_load_file(config, path, error)) {
+                return false;
+            }
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--check-config") == 0) {
+            continue;
+        }
+        if (strcmp(arg, "--config") == 0) {
+            i++;
+            continue;
+        }
+        if (strncmp(arg, "--config=", 9) == 0) {
+            continue;
+        }
+        char section[32], key[64];
+        const char *value;
+        if (strncmp(arg, "--", 2) != 0 ||
+            !split_flag(arg, section, sizeof section, key, sizeof key, &value)) {
+            bson_set_error(error, 0, 0, "%s: not a flag; flags look like --wire.listen=HOST:PORT",
+                           arg);
+            return false;
+        }
+        if (!value) {
+            if (i + 1 >= argc) {
+                bson_set_error(error, 0, 0, "%s needs a value", arg);
+                return false;
+            }
+            value = argv[++i];
+        }
+        if (!cc_config_set(config, section, key, value, error)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void cc_config_print_help(FILE *out, const char *program)
+{
+    fprintf(out,
+            "usage: %s [--config FILE] [--SECTION.KEY VALUE ...] [--check-config]\n"
+            "       %s --help | --version\n\n"
+            "Every key of the config file is also a flag; flags override the file.\n\n",
+            program, program);
+    const char *section = "";
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        const config_key_t *key = &config_keys[i];
+        if (strcmp(section, key->section) != 0) {
+            section = key->section;
+            fprintf(out, "[%s]\n", section);
+        }
+        fprintf(out, "  --%s.%s (default \"%s\")\n      %s\n", key->section, key->name,
+                key->default_value, key->help);
+    }
+}

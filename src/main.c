@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Start-up, threads and signals. The main thread runs the wire proxy's
+ * event loop; mongo-c-driver's monitors run on threads of their own and
+ * tell the wire loop where the primary is. */
+#include "changecast/config.h"
+#include "changecast/log.h"
+#include "changecast/topology.h"
+#include "changecast/wire.h"
+
+#include <event2/thread.h>
+#include <mongoc/mongoc.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { EXIT_CONFIG = 2 };
+
+typedef struct daemon {
+    cc_config_t config;
+    struct event_base *base;
+    cc_wire_t *wire;
+    bool stopping;
+} daemon_t;
+
+/* The upstream's TLS settings come from its connection string, as for any
+ * driver: tls=true, tlsCAFile, tlsCertificateKeyFile, tlsAllow*. */
+static bool upstream_tls_options(const char *uri_string, cc_wire_options_t *options,
+                                 mongoc_uri_t **uri, bson_error_t *error)
+{
+    *uri = mongoc_uri_new_with_error(uri_string, error);
+    if (!*uri) {
+        char detail[sizeof error->message];
+        bson_strncpy(detail, error->message, sizeof detail);
+        bson_set_error(error, 0, 0, "wire.upstream: %s", detail);
+        return false;
+    }
+    bool insecure = mongoc_uri_get_option_as_bool(*uri, MONGOC_URI_TLSINSECURE, false);
+    options->upstream_tls = mongoc_uri_get_tls(*uri);
+    options->upstream_tls_ca_file = mongoc_uri_get_option_as_utf8(*uri, MONGOC_URI_TLSCAFILE, "");
+    options->upstream_tls_cert_key_file =
+        mongoc_uri_get_option_as_utf8(*uri, MONGOC_URI_TLSCERTIFICATEKEYFILE, "");
+    options->upstream_tls_allow_invalid_hostnames =
+        insecure || mongoc_uri_get_option_as_bool(*uri, MONGOC_URI_TLSALLOWINVALIDHOSTNAMES, false);
+    options->upstream_tls_allow_invalid_certificates =
+        insecure ||
+        mongoc_uri_get_option_as_bool(*uri, MONGOC_URI_TLSALLOWINVALIDCERTIFICATES, false);
+    return true;
+}
+
+static void wire_options_from_config(const cc_config_t *config, cc_wire_options_t *options)
+{
+    options->listen = config->wire.listen;
+    options->tls_cert_file = config->wire.tls_cert_file;
+    options->tls_key_file = config->wire.tls_key_file;
+    options->tls_client_ca_file = config->wire.tls_client_ca_file;
+    options->max_connections = config->wire.max_connections;
+    options->primary_wait_ms = config->wire.primary_wait_ms;
+    options->connect_timeout_ms = config->wire.connect_timeout_ms;
+}
+
+static bool check_config(const cc_config_t *config, bson_error_t *error)
+{
+    bool has_cert = *config->wire.tls_cert_file != '\0';
+    bool has_key = *config->wire.tls_key_file != '\0';
+    if (has_cert != has_key) {
+        bson_set_error(error, 0, 0, "wire.tls_cert_file and wire.tls_key_file go together");
+        return false;
+    }
+    if (*config->wire.tls_client_ca_file && !has_cert) {
+        bson_set_error(error, 0, 0, "wire.tls_client_ca_file needs wire.tls_cert_file");
+        return false;
+    }
+    return true;
+}
+
+static void on_drained(void *arg)
+{
+    daemon_t *daemon = arg;
+    event_base_loopexit(daemon->base, NULL);
+}
+
+static void on_signal(evutil_socket_t signal_number, short what, void *arg)
+{
+    (void)what;
+    daemon_t *daemon = arg;
+    if (signal_number == SIGHUP) {
+        bson_error_t error;
+        cc_log_open(daemon->config.log.file);
+        if (cc_wire_reload_tls(daemon->wire, &error)) {
+            cc_info("event=reloaded what=\"log file, TLS certificates\"");
+        } else {
+            cc_error("event=reload_failed error=\"%s\"", error.message);
+        }
+        return;
+    }
+    if (daemon->stopping) {
+        cc_warn("event=stop_forced signal=%d", (int)signal_number);
+        event_base_loopexit(daemon->base, NULL);
+        return;
+    }
+    daemon->stopping = true;
+    cc_info("event=stopping signal=%d", (int)signal_number);
+    cc_wire_drain(daemon->wire, daemon->config.wire.drain_timeout_ms, on_drained, daemon);
+}
+
+static int run(daemon_t *daemon, bool check_only)
+{
+    bson_error_t error;
+    cc_wire_options_t options = {0};
+    mongoc_uri_t *uri = NULL;
+    cc_log_level_t level;
+
+    cc_log_level_parse(daemon->config.log.level, &level);
+    cc_log_set_level(level);
+    wire_options_from_config(&daemon->config, &options);
+    if (!check_config(&daemon->config, &error) ||
+        !upstream_tls_options(daemon->config.wire.upstream, &options, &uri, &error)) {
+        fprintf(stderr, "changecast: %s\n", error.message);
+        mongoc_uri_destroy(uri);
+        return EXIT_CONFIG;
+    }
+    if (check_only) {
+        printf("changecast: configuration is valid\n");
+        mongoc_uri_destroy(uri);
+        return EXIT_SUCCESS;
+    }
+    if (!cc_log_open(daemon->config.log.file)) {
+        mongoc_uri_destroy(uri);
+        return EXIT_CONFIG;
+    }
+
+    evthread_use_pthreads();
+    daemon->base = event_base_new();
+    cc_primary_t *primary = cc_primary_new();
+    cc_topology_t *topology = NULL;
+    int status = EXIT_FAILURE;
+    struct event *signals[3] = {0};
+    const int signal_numbers[3] = {SIGTERM, SIGINT, SIGHUP};
+
+    daemon->wire = cc_wire_new(daemon->base, &options, primary, &error);
+    if (!daemon->wire) {
+        fprintf(stderr, "changecast: %s\n", error.message);
+        status = EXIT_CONFIG;
+        goto done;
+    }
+    topology = cc_topology_start(daemon->config.wire.upstream, primary, &error);
+    if (!topology) {
+        fprintf(stderr, "changecast: wire.upstream: %s\n", error.message);
+        status = EXIT_CONFIG;
+        goto done;
+    }
+    for (size_t i = 0; i < 3; i++) {
+        signals[i] = evsignal_new(daemon->base, signal_numbers[i], on_signal, daemon);
+        evsignal_add(signals[i], NULL);
+    }
+    const mongoc_host_list_t *hosts = mongoc_uri_get_hosts(uri);
+    cc_info("event=ready version=%s wire=%s wire_tls=%s upstream=%s upstream_tls=%s", CC_VERSION,
+            cc_wire_address(daemon->wire), *options.tls_cert_file ? "true" : "false",
+            hosts ? hosts->host_and_port : "srv", options.upstream_tls ? "true" : "false");
+    event_base_dispatch(daemon->base);
+    status = EXIT_SUCCESS;
+    cc_info("event=stopped");
+
+done:
+    cc_topology_stop(topology);
+    cc_wire_free(daemon->wire);
+    for (size_t i = 0; i < 3; i++) {
+        if (signals[i]) {
+            event_free(signals[i]);
+        }
+    }
+    event_base_free(daemon->base);
+    cc_primary_free(primary);
+    mongoc_uri_destroy(uri);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    daemon_t daemon = {0};
+    cc_cli_action_t action;
+    bson_error_t error;
+
+    signal(SIGPIPE, SIG_IGN);
+    mongoc_init();
+    cc_config_init(&daemon.config);
+    int status;
+    if (!cc_config_from_args(&daemon.config, argc, argv, &action, &error)) {
+        fprintf(stderr, "changecast: %s\n", error.message);
+        status = EXIT_CONFIG;
+    } else if (action == CC_CLI_HELP) {
+        cc_config_print_help(stdout, "changecast");
+        status = EXIT_SUCCESS;
+    } else if (action == CC_CLI_VERSION) {
+        printf("changecast %s\n", CC_VERSION);
+        status = EXIT_SUCCESS;
+    } else {
+        status = run(&daemon, action == CC_CLI_CHECK_CONFIG);
+    }
+    cc_config_destroy(&daemon.config);
+    mongoc_cleanup();
+    return status;
+}

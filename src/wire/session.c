@@ -1,0 +1,522 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A session pairs one client connection with one upstream connection to the
+ * primary, like PgBouncer's session pooling. Frames are read by their
+ * 16-byte header and moved whole between the two evbuffers without being
+ * copied or re-encoded; only handshakes and their replies are parsed and
+ * rewritten (handshake.c). Cursors, sessions, transactions and exhaust
+ * replies therefore pass untouched. */
+#include "changecast/log.h"
+#include "frame.h"
+#include "handshake.h"
+#include "wire_internal.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <string.h>
+
+static const char *state_names[] = {"waiting_primary", "connecting", "proxying", "closed"};
+
+/* An evbuffer high-water mark above which the reading side pauses, so a
+ * slow reader never makes the proxy buffer without bound. */
+#define CC_OUTPUT_HIGH_BYTES (4u * 1024 * 1024)
+
+static void free_session(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    cc_session_t *session = arg;
+    struct cc_wire *wire = session->wire;
+    bson_free(session);
+    cc_wire_session_gone(wire);
+}
+
+void cc_session_close(cc_session_t *session, const char *reason, const char *detail)
+{
+    if (session->state == CC_SESSION_CLOSED) {
+        return;
+    }
+    if (detail) {
+        cc_info("conn=%llu event=closed reason=%s state=%s detail=\"%s\"",
+                (unsigned long long)session->id, reason, state_names[session->state], detail);
+    } else {
+        cc_info("conn=%llu event=closed reason=%s state=%s", (unsigned long long)session->id,
+                reason, state_names[session->state]);
+    }
+    session->state = CC_SESSION_CLOSED;
+    TAILQ_REMOVE(&session->wire->sessions, session, link);
+    if (session->wait_timer) {
+        event_free(session->wait_timer);
+    }
+    /* bufferevent_free is safe inside the bufferevent's own callback: it
+     * only drops a reference. The session itself is freed after the
+     * current callback unwinds (libuv's close pattern). */
+    if (session->client) {
+        bufferevent_free(session->client);
+    }
+    if (session->upstream) {
+        bufferevent_free(session->upstream);
+    }
+    event_base_once(session->wire->base, -1, EV_TIMEOUT, free_session, session, NULL);
+}
+
+bool cc_session_idle(const cc_session_t *session)
+{
+    return session->replies_owed <= 0 &&
+           (!session->client || evbuffer_get_length(bufferevent_get_output(session->client)) == 0);
+}
+
+static void close_if_drained(cc_session_t *session)
+{
+    if (session->wire->draining && session->state != CC_SESSION_CLOSED && cc_session_idle(session)) {
+        cc_session_close(session, "draining", NULL);
+    }
+}
+
+static bool remember_hello(cc_session_t *session, int32_t reply_to, bool load_balanced)
+{
+    if (session->pending_hellos == CC_PENDING_HELLOS) {
+        return false;
+    }
+    session->pending_hello_ids[session->pending_hellos] = reply_to;
+    session->pending_hello_load_balanced[session->pending_hellos] = load_balanced;
+    session->pending_hellos++;
+    return true;
+}
+
+/* Finds and removes the pending hello a reply answers; -1 when none. */
+static int take_hello(cc_session_t *session, int32_t response_to, bool *load_balanced)
+{
+    for (size_t i = 0; i < session->pending_hellos; i++) {
+        if (session->pending_hello_ids[i] == response_to) {
+            *load_balanced = session->pending_hello_load_balanced[i];
+            session->pending_hellos--;
+            session->pending_hello_ids[i] = session->pending_hello_ids[session->pending_hellos];
+            session->pending_hello_load_balanced[i] =
+                session->pending_hello_load_balanced[session->pending_hellos];
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/* Pauses reading from `from` while `to` holds too much unsent data. */
+static void apply_backpressure(struct bufferevent *from, struct bufferevent *to)
+{
+    if (to && evbuffer_get_length(bufferevent_get_output(to)) > CC_OUTPUT_HIGH_BYTES) {
+        bufferevent_disable(from, EV_READ);
+    }
+}
+
+static void send_rewritten_request(cc_session_t *session, const cc_frame_header_t *header,
+                                   uint8_t *frame, size_t len, bool load_balanced)
+{
+    if (!remember_hello(session, header->request_id, load_balanced)) {
+        bson_free(frame);
+        cc_session_close(session, "frame_rejected", "too many handshakes in flight");
+        return;
+    }
+    session->handshake_seen = true;
+    bufferevent_write(session->upstream, frame, len);
+    bson_free(frame);
+}
+
+/* The client's hello as OP_MSG: forwarded with the proxy-only fields taken
+ * out, its reply to be rewritten on the way back. */
+static void forward_hello_msg(cc_session_t *session, const cc_frame_header_t *header,
+                              const uint8_t *frame)
+{
+    cc_msg_t msg;
+    bson_t command, rewritten;
+    bson_error_t error;
+    bool load_balanced;
+    size_t len;
+
+    if (!cc_msg_parse(frame, (size_t)header->length, &msg, &error)) {
+        cc_session_close(session, "frame_rejected", error.message);
+        return;
+    }
+    if (!bson_init_static(&command, msg.body, msg.body_len)) {
+        cc_session_close(session, "frame_rejected", "hello body is not a BSON document");
+        return;
+    }
+    cc_handshake_rewrite_request(&command, !session->handshake_seen, &rewritten, &load_balanced);
+    uint8_t *out = cc_msg_replace_body(frame, (size_t)header->length, &msg, &rewritten, &len);
+    bson_destroy(&rewritten);
+    send_rewritten_request(session, header, out, len, load_balanced);
+}
+
+/* Legacy OP_QUERY: only the handshake is rewritten; every other OP_QUERY is
+ * forwarded, and MongoDB 6.0+ answers it with its own error. */
+static bool forward_hello_query(cc_session_t *session, const cc_frame_header_t *header,
+                                const uint8_t *frame)
+{
+    cc_query_t query;
+    bson_t query_doc, command, rewritten, wrapped;
+    bson_error_t error;
+    const char *wrapper_key;
+    bson_iter_t iter;
+    bool load_balanced;
+    size_t len;
+
+    if (!cc_query_parse(frame, (size_t)header->length, &query, &error)) {
+        cc_session_close(session, "frame_rejected", error.message);
+        return true;
+    }
+    size_t name_len = strlen(query.collection);
+    if (name_len < 5 || strcmp(query.collection + name_len - 5, ".$cmd") != 0 ||
+        !bson_init_static(&query_doc, query.query, query.query_len) ||
+        !cc_handshake_unwrap_query(&query_doc, &command, &wrapper_key) ||
+        !bson_iter_init(&iter, &command) || !bson_iter_next(&iter) ||
+        !cc_handshake_is_hello(bson_iter_key(&iter))) {
+        return false;
+    }
+    cc_handshake_rewrite_request(&command, !session->handshake_seen, &rewritten, &load_balanced);
+    cc_handshake_rewrap_query(&query_doc, wrapper_key, &rewritten, &wrapped);
+    uint8_t *out = cc_query_build(header, &query, &wrapped, &len);
+    bson_destroy(&rewritten);
+    bson_destroy(&wrapped);
+    send_rewritten_request(session, header, out, len, load_balanced);
+    return true;
+}
+
+/* Decides, from as few bytes as possible, whether a client frame is a
+ * handshake; everything else moves to the upstream buffer untouched. */
+static void forward_client_frame(cc_session_t *session, const cc_frame_header_t *header)
+{
+    struct evbuffer *input = bufferevent_get_input(session->client);
+    struct evbuffer *upstream_output = bufferevent_get_output(session->upstream);
+    size_t len = (size_t)header->length;
+    bool expects_reply = true;
+    bool is_hello = false;
+
+    if (header->opcode == CC_OP_MSG) {
+        uint8_t prefix[CC_PEEK_BYTES];
+        char name[32];
+        size_t prefix_len = len < sizeof prefix ? len : sizeof prefix;
+        evbuffer_copyout(input, prefix, prefix_len);
+        /* moreToCome from a client: fire-and-forget, no reply will come. */
+        expects_reply = !(cc_msg_flags(prefix) & CC_MSG_MORE_TO_COME);
+        cc_peek_result_t peek = cc_msg_peek_command(prefix, prefix_len, name, sizeof name);
+        if (peek == CC_PEEK_NEED_FRAME) {
+            cc_msg_t msg;
+            bson_error_t error;
+            const uint8_t *frame = evbuffer_pullup(input, (ev_ssize_t)len);
+            if (!cc_msg_parse(frame, len, &msg, &error)) {
+                cc_session_close(session, "frame_rejected", error.message);
+                return;
+            }
+            bson_t body;
+            bson_iter_t iter;
+            is_hello = bson_init_static(&body, msg.body, msg.body_len) &&
+                       bson_iter_init(&iter, &body) && bson_iter_next(&iter) &&
+                       cc_handshake_is_hello(bson_iter_key(&iter));
+        } else {
+            is_hello = peek == CC_PEEK_NAME && cc_handshake_is_hello(name);
+        }
+        if (is_hello) {
+            forward_hello_msg(session, header, evbuffer_pullup(input, (ev_ssize_t)len));
+        }
+    } else if (header->opcode == CC_OP_QUERY) {
+        is_hello = forward_hello_query(session, header, evbuffer_pullup(input, (ev_ssize_t)len));
+    }
+    if (session->state == CC_SESSION_CLOSED) {
+        return;
+    }
+    if (is_hello) {
+        evbuffer_drain(input, len);
+    } else {
+        evbuffer_remove_buffer(input, upstream_output, len);
+    }
+    if (expects_reply) {
+        session->replies_owed++;
+    }
+}
+
+/* The loop shared by both directions: whole frames only, stop on the first
+ * incomplete one, close on the first invalid one. */
+typedef void (*frame_handler_t)(cc_session_t *session, const cc_frame_header_t *header);
+
+static void read_frames(cc_session_t *session, struct bufferevent *from, cc_frame_origin_t origin,
+                        frame_handler_t handle)
+{
+    struct evbuffer *input = bufferevent_get_input(from);
+    while (session->state == CC_SESSION_CONNECTING || session->state == CC_SESSION_PROXYING) {
+        uint8_t bytes[CC_FRAME_HEADER_BYTES];
+        cc_frame_header_t header;
+        bson_error_t error;
+        size_t available = evbuffer_get_length(input);
+        evbuffer_copyout(input, bytes, available < sizeof bytes ? available : sizeof bytes);
+        cc_frame_status_t status = cc_frame_header_check(bytes, available, session->max_message_bytes,
+                                                         origin, &header, &error);
+        if (status == CC_FRAME_INCOMPLETE) {
+            return;
+        }
+        if (status == CC_FRAME_INVALID) {
+            cc_session_close(session,
+                             origin == CC_FROM_CLIENT ? "frame_rejected" : "upstream_frame_rejected",
+                             error.message);
+            return;
+        }
+        if (available < (size_t)header.length) {
+            return;
+        }
+        handle(session, &header);
+    }
+}
+
+void cc_session_process_client(cc_session_t *session)
+{
+    read_frames(session, session->client, CC_FROM_CLIENT, forward_client_frame);
+    if (session->state != CC_SESSION_CLOSED) {
+        apply_backpressure(session->client, session->upstream);
+    }
+}
+
+static void learn_limits(cc_session_t *session, const bson_t *reply)
+{
+    bson_iter_t iter;
+    if (bson_iter_init_find(&iter, reply, "maxMessageSizeBytes") &&
+        BSON_ITER_HOLDS_NUMBER(&iter) && bson_iter_as_int64(&iter) >= 1024) {
+        session->max_message_bytes = (uint32_t)bson_iter_as_int64(&iter);
+    }
+}
+
+/* The upstream's handshake reply, rewritten so the client sees one router. */
+static void rewrite_hello_reply(cc_session_t *session, const cc_frame_header_t *header,
+                                bool load_balanced)
+{
+    struct evbuffer *input = bufferevent_get_input(session->upstream);
+    size_t len = (size_t)header->length, out_len;
+    const uint8_t *frame = evbuffer_pullup(input, (ev_ssize_t)len);
+    bson_t reply, rewritten;
+    bson_error_t error;
+    uint8_t *out = NULL;
+
+    if (header->opcode == CC_OP_MSG) {
+        cc_msg_t msg;
+        if (!cc_msg_parse(frame, len, &msg, &error) ||
+            !bson_init_static(&reply, msg.body, msg.body_len)) {
+            cc_session_close(session, "upstream_frame_rejected", "malformed hello reply");
+            return;
+        }
+        if (msg.flags & CC_MSG_MORE_TO_COME) {
+            /* An exhaust hello: the next reply answers this one. */
+            remember_hello(session, header->request_id, load_balanced);
+        }
+        learn_limits(session, &reply);
+        cc_handshake_rewrite_reply(&reply, load_balanced, &session->wire->service_id, &rewritten);
+        out = cc_msg_build(header, msg.flags, &rewritten, &out_len);
+    } else if (header->opcode == CC_OP_REPLY) {
+        cc_reply_t legacy;
+        if (!cc_reply_parse(frame, len, &legacy, &error) || !legacy.first_doc ||
+            !bson_init_static(&reply, legacy.first_doc, legacy.first_doc_len)) {
+            cc_session_close(session, "upstream_frame_rejected", "malformed legacy hello reply");
+            return;
+        }
+        learn_limits(session, &reply);
+        cc_handshake_rewrite_reply(&reply, load_balanced, &session->wire->service_id, &rewritten);
+        out = cc_reply_build(header, legacy.flags, &rewritten, &out_len);
+    } else {
+        cc_session_close(session, "upstream_frame_rejected", "compressed hello reply");
+        return;
+    }
+    bson_destroy(&rewritten);
+    evbuffer_drain(input, len);
+    bufferevent_write(session->client, out, out_len);
+    bson_free(out);
+}
+
+static void forward_upstream_frame(cc_session_t *session, const cc_frame_header_t *header)
+{
+    struct evbuffer *input = bufferevent_get_input(session->upstream);
+    bool completes_request = true;
+    bool load_balanced;
+
+    if (header->opcode == CC_OP_MSG) {
+        uint8_t prefix[CC_FRAME_HEADER_BYTES + 4];
+        evbuffer_copyout(input, prefix, sizeof prefix);
+        /* An exhaust stream owes one reply per request: only its last
+         * frame, without moreToCome, settles it. */
+        completes_request = !(cc_msg_flags(prefix) & CC_MSG_MORE_TO_COME);
+    }
+    if (take_hello(session, header->response_to, &load_balanced) >= 0) {
+        rewrite_hello_reply(session, header, load_balanced);
+    } else {
+        evbuffer_remove_buffer(input, bufferevent_get_output(session->client),
+                               (size_t)header->length);
+    }
+    if (session->state != CC_SESSION_CLOSED && completes_request) {
+        session->replies_owed--;
+    }
+}
+
+static void on_upstream_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    cc_session_t *session = arg;
+    read_frames(session, session->upstream, CC_FROM_SERVER, forward_upstream_frame);
+    if (session->state == CC_SESSION_CLOSED) {
+        return;
+    }
+    apply_backpressure(session->upstream, session->client);
+    close_if_drained(session);
+}
+
+static void on_client_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    cc_session_process_client(arg);
+}
+
+/* Output drained: resume the side that was paused for it. */
+static void on_client_write(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    cc_session_t *session = arg;
+    if (session->close_when_flushed) {
+        cc_session_close(session, "upstream_closed", NULL);
+        return;
+    }
+    if (session->upstream) {
+        bufferevent_enable(session->upstream, EV_READ);
+    }
+    close_if_drained(session);
+}
+
+static void on_upstream_write(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    cc_session_t *session = arg;
+    bufferevent_enable(session->client, EV_READ);
+}
+
+static void on_client_event(struct bufferevent *bev, short events, void *arg)
+{
+    cc_session_t *session = arg;
+    if (events & BEV_EVENT_CONNECTED) {
+        return;
+    }
+    if (events & BEV_EVENT_EOF) {
+        cc_session_close(session, "client_closed", NULL);
+        return;
+    }
+    unsigned long ssl_error = bufferevent_get_openssl_error(bev);
+    if (ssl_error) {
+        char detail[256];
+        ERR_error_string_n(ssl_error, detail, sizeof detail);
+        cc_session_close(session, "client_tls_error", detail);
+        return;
+    }
+    cc_session_close(session, "client_error",
+                     evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
+static void on_upstream_event(struct bufferevent *bev, short events, void *arg)
+{
+    cc_session_t *session = arg;
+    if (events & BEV_EVENT_CONNECTED) {
+        int one = 1;
+        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        bufferevent_set_timeouts(bev, NULL, NULL);
+        session->state = CC_SESSION_PROXYING;
+        cc_debug("conn=%llu event=upstream_connected upstream=%s:%u",
+                 (unsigned long long)session->id, session->upstream_address.host,
+                 session->upstream_address.port);
+        return;
+    }
+    if (session->state == CC_SESSION_CONNECTING) {
+        /* Closing the client is what drivers retry: they mark the server
+         * Unknown and select again (server-selection spec). */
+        unsigned long ssl_error = bufferevent_get_openssl_error(bev);
+        char detail[400];
+        if (ssl_error) {
+            ERR_error_string_n(ssl_error, detail, sizeof detail);
+        } else {
+            snprintf(detail, sizeof detail, "%s:%u %s", session->upstream_address.host,
+                     session->upstream_address.port,
+                     events & BEV_EVENT_TIMEOUT ? "timed out"
+                                                : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        }
+        cc_session_close(session, "upstream_connect_failed", detail);
+        return;
+    }
+    /* Replies already received still reach the client before it is closed. */
+    on_upstream_read(bev, session);
+    if (session->state == CC_SESSION_CLOSED) {
+        return;
+    }
+    bufferevent_free(session->upstream);
+    session->upstream = NULL;
+    if (evbuffer_get_length(bufferevent_get_output(session->client)) == 0) {
+        cc_session_close(session, "upstream_closed", NULL);
+    } else {
+        session->close_when_flushed = true;
+        bufferevent_disable(session->client, EV_READ);
+    }
+}
+
+void cc_session_start_upstream(cc_session_t *session, struct bufferevent *upstream)
+{
+    session->upstream = upstream;
+    session->state = CC_SESSION_CONNECTING;
+    bufferevent_setcb(upstream, on_upstream_read, on_upstream_write, on_upstream_event, session);
+    bufferevent_setwatermark(upstream, EV_READ, 0, CC_DEFAULT_MAX_MESSAGE_BYTES + 1024);
+    bufferevent_enable(upstream, EV_READ | EV_WRITE);
+}
+
+static void describe_peer(const struct sockaddr *peer, char *out, size_t size)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (peer->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)peer;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        port = ntohs(in->sin_port);
+        snprintf(out, size, "%s:%u", host, port);
+    } else if (peer->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)peer;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        port = ntohs(in6->sin6_port);
+        snprintf(out, size, "[%s]:%u", host, port);
+    } else {
+        snprintf(out, size, "unix");
+    }
+}
+
+void cc_session_open(struct cc_wire *wire, evutil_socket_t fd, const struct sockaddr *peer,
+                     int peer_len)
+{
+    (void)peer_len;
+    cc_session_t *session = bson_malloc0(sizeof *session);
+    session->wire = wire;
+    session->id = ++wire->next_session_id;
+    session->max_message_bytes = CC_DEFAULT_MAX_MESSAGE_BYTES;
+    describe_peer(peer, session->peer, sizeof session->peer);
+
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (wire->client_tls) {
+        session->client = bufferevent_openssl_socket_new(wire->base, fd, SSL_new(wire->client_tls),
+                                                         BUFFEREVENT_SSL_ACCEPTING,
+                                                         BEV_OPT_CLOSE_ON_FREE);
+    } else {
+        session->client = bufferevent_socket_new(wire->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
+    TAILQ_INSERT_TAIL(&wire->sessions, session, link);
+    wire->session_count++;
+    if (!session->client) {
+        evutil_closesocket(fd);
+        cc_session_close(session, "accept_failed", "cannot create bufferevent");
+        return;
+    }
+    bufferevent_setcb(session->client, on_client_read, on_client_write, on_client_event, session);
+    bufferevent_setwatermark(session->client, EV_READ, 0, CC_DEFAULT_MAX_MESSAGE_BYTES + 1024);
+    bufferevent_enable(session->client, EV_READ | EV_WRITE);
+    cc_info("conn=%llu event=accepted peer=%s tls=%s", (unsigned long long)session->id,
+            session->peer, wire->client_tls ? "true" : "false");
+    cc_upstream_connect(session);
+}
