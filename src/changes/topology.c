@@ -80,8 +80,8 @@ static void on_topology_changed(const mongoc_apm_topology_changed_t *event)
     if (old_primary) {
         /* Reachable but no longer primary (stepped down): its connections
          * must go. Merely unreachable: they fail by themselves. */
-        const char *now = type_of(after_servers, after_count,
-                                  mongoc_server_description_host(old_primary));
+        const char *now =
+            type_of(after_servers, after_count, mongoc_server_description_host(old_primary));
         demoted = strcmp(now, "Unknown") != 0 && !accepts_writes(now);
     }
     if (!old_primary != !new_primary || demoted ||
@@ -133,8 +133,7 @@ static void *monitor_thread(void *arg)
     return NULL;
 }
 
-cc_topology_t *cc_topology_start(const char *uri_string, cc_primary_t *primary,
-                                 bson_error_t *error)
+cc_topology_t *cc_topology_start(const char *uri_string, cc_primary_t *primary, bson_error_t *error)
 {
     mongoc_uri_t *uri = mongoc_uri_new_with_error(uri_string, error);
     if (!uri) {

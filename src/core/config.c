@@ -28,8 +28,9 @@ typedef struct config_key {
 static const config_key_t config_keys[] = {
     {"wire", "listen", KEY_HOSTPORT, FIELD(wire.listen), "127.0.0.1:27018", 0, 0,
      "address applications connect to instead of MongoDB (port 0 picks a free one)"},
-    {"wire", "upstream", KEY_STRING, FIELD(wire.upstream), "mongodb://127.0.0.1:27017/?replicaSet=rs0",
-     0, 0, "connection string of the real deployment; tls=true and tlsCAFile apply to it"},
+    {"wire", "upstream", KEY_STRING, FIELD(wire.upstream),
+     "mongodb://127.0.0.1:27017/?replicaSet=rs0", 0, 0,
+     "connection string of the real deployment; tls=true and tlsCAFile apply to it"},
     {"wire", "tls_cert_file", KEY_STRING, FIELD(wire.tls_cert_file), "", 0, 0,
      "PEM certificate chain for TLS to clients; empty = plain TCP"},
     {"wire", "tls_key_file", KEY_STRING, FIELD(wire.tls_key_file), "", 0, 0,
@@ -54,7 +55,8 @@ static const config_key_t config_keys[] = {
 static const config_key_t *find_key(const char *section, const char *name)
 {
     for (size_t i = 0; i < KEY_COUNT; i++) {
-        if (strcmp(config_keys[i].section, section) == 0 && strcmp(config_keys[i].name, name) == 0) {
+        if (strcmp(config_keys[i].section, section) == 0 &&
+            strcmp(config_keys[i].name, name) == 0) {
             return &config_keys[i];
         }
     }

@@ -59,9 +59,9 @@ static int32_t min_length(int32_t opcode)
     }
 }
 
-cc_frame_status_t cc_frame_header_check(const uint8_t *data, size_t available,
-                                        uint32_t max_bytes, cc_frame_origin_t origin,
-                                        cc_frame_header_t *header, bson_error_t *error)
+cc_frame_status_t cc_frame_header_check(const uint8_t *data, size_t available, uint32_t max_bytes,
+                                        cc_frame_origin_t origin, cc_frame_header_t *header,
+                                        bson_error_t *error)
 {
     if (available < CC_FRAME_HEADER_BYTES) {
         return CC_FRAME_INCOMPLETE;
@@ -81,8 +81,8 @@ cc_frame_status_t cc_frame_header_check(const uint8_t *data, size_t available,
         return CC_FRAME_INVALID;
     }
     if (header->length < min_length(header->opcode)) {
-        bson_set_error(error, 0, 0, "length %d below the minimum %d for opcode %d",
-                       header->length, min_length(header->opcode), header->opcode);
+        bson_set_error(error, 0, 0, "length %d below the minimum %d for opcode %d", header->length,
+                       min_length(header->opcode), header->opcode);
         return CC_FRAME_INVALID;
     }
     if ((uint32_t)header->length > max_bytes) {
@@ -325,8 +325,8 @@ uint8_t *cc_reply_build(const cc_frame_header_t *header, int32_t flags, const bs
     return frame;
 }
 
-uint8_t *cc_query_build(const cc_frame_header_t *header, const cc_query_t *query,
-                        const bson_t *doc, size_t *len)
+uint8_t *cc_query_build(const cc_frame_header_t *header, const cc_query_t *query, const bson_t *doc,
+                        size_t *len)
 {
     size_t name_len = strlen(query->collection) + 1;
     size_t total = CC_FRAME_HEADER_BYTES + 4 + name_len + 8 + doc->len + query->selector_len;

@@ -43,9 +43,9 @@ typedef enum cc_frame_status {
     CC_FRAME_INVALID,    /* close the connection; error says why */
 } cc_frame_status_t;
 
-cc_frame_status_t cc_frame_header_check(const uint8_t *data, size_t available,
-                                        uint32_t max_bytes, cc_frame_origin_t origin,
-                                        cc_frame_header_t *header, bson_error_t *error);
+cc_frame_status_t cc_frame_header_check(const uint8_t *data, size_t available, uint32_t max_bytes,
+                                        cc_frame_origin_t origin, cc_frame_header_t *header,
+                                        bson_error_t *error);
 
 /* flagBits of an OP_MSG, from a prefix of at least 20 bytes. */
 uint32_t cc_msg_flags(const uint8_t *prefix);
@@ -60,7 +60,7 @@ typedef struct cc_msg {
 bool cc_msg_parse(const uint8_t *frame, size_t len, cc_msg_t *msg, bson_error_t *error);
 
 typedef enum cc_peek_result {
-    CC_PEEK_NAME,      /* name holds the command (first key of the body) */
+    CC_PEEK_NAME,       /* name holds the command (first key of the body) */
     CC_PEEK_NEED_FRAME, /* the body is not the first section: parse the whole frame */
     CC_PEEK_INVALID,
 } cc_peek_result_t;
@@ -109,7 +109,7 @@ uint8_t *cc_msg_replace_body(const uint8_t *frame, size_t len, const cc_msg_t *m
 uint8_t *cc_reply_build(const cc_frame_header_t *header, int32_t flags, const bson_t *doc,
                         size_t *len);
 
-uint8_t *cc_query_build(const cc_frame_header_t *header, const cc_query_t *query,
-                        const bson_t *doc, size_t *len);
+uint8_t *cc_query_build(const cc_frame_header_t *header, const cc_query_t *query, const bson_t *doc,
+                        size_t *len);
 
 #endif

@@ -49,18 +49,10 @@ void cc_handshake_rewrite_request(const bson_t *command, bool first_on_connectio
 }
 
 static const char *const reply_fields[] = {
-    "helloOk",
-    "maxBsonObjectSize",
-    "maxMessageSizeBytes",
-    "maxWriteBatchSize",
-    "localTime",
-    "logicalSessionTimeoutMinutes",
-    "connectionId",
-    "minWireVersion",
-    "maxWireVersion",
-    "readOnly",
-    "saslSupportedMechs",
-    "speculativeAuthenticate",
+    "helloOk",           "maxBsonObjectSize",  "maxMessageSizeBytes",
+    "maxWriteBatchSize", "localTime",          "logicalSessionTimeoutMinutes",
+    "connectionId",      "minWireVersion",     "maxWireVersion",
+    "readOnly",          "saslSupportedMechs", "speculativeAuthenticate",
 };
 
 /* An error reply keeps what drivers read from any command failure. */
@@ -105,7 +97,8 @@ void cc_handshake_rewrite_reply(const bson_t *upstream_reply, bool load_balanced
 {
     bson_init(out);
     if (!reply_succeeded(upstream_reply)) {
-        append_matching(out, upstream_reply, error_fields, sizeof error_fields / sizeof error_fields[0]);
+        append_matching(out, upstream_reply, error_fields,
+                        sizeof error_fields / sizeof error_fields[0]);
         append_matching(out, upstream_reply, trailing_fields,
                         sizeof trailing_fields / sizeof trailing_fields[0]);
         return;
@@ -115,7 +108,8 @@ void cc_handshake_rewrite_reply(const bson_t *upstream_reply, bool load_balanced
     /* Drivers treat msg:"isdbgrid" as mongos (SDAM spec, "Parsing a hello
      * or legacy hello response"). */
     BSON_APPEND_UTF8(out, "msg", "isdbgrid");
-    append_matching(out, upstream_reply, reply_fields, sizeof reply_fields / sizeof reply_fields[0]);
+    append_matching(out, upstream_reply, reply_fields,
+                    sizeof reply_fields / sizeof reply_fields[0]);
     if (load_balanced) {
         /* load-balancer spec: drivers require serviceId and key cursors and
          * transactions by it; one per changecast instance. */
@@ -133,7 +127,8 @@ bool cc_handshake_unwrap_query(const bson_t *query_doc, bson_t *command, const c
         return false;
     }
     const char *key = bson_iter_key(&iter);
-    if ((strcmp(key, "$query") == 0 || strcmp(key, "query") == 0) && BSON_ITER_HOLDS_DOCUMENT(&iter)) {
+    if ((strcmp(key, "$query") == 0 || strcmp(key, "query") == 0) &&
+        BSON_ITER_HOLDS_DOCUMENT(&iter)) {
         const uint8_t *data;
         uint32_t len;
         bson_iter_document(&iter, &len, &data);

@@ -27,8 +27,7 @@ void cc_handshake_rewrite_reply(const bson_t *upstream_reply, bool load_balanced
 /* Legacy OP_QUERY handshakes may wrap the command as {$query: {...}, ...} or
  * {query: {...}, ...}. Finds the command inside; wrapper_key is NULL when the
  * document is the command itself. */
-bool cc_handshake_unwrap_query(const bson_t *query_doc, bson_t *command,
-                               const char **wrapper_key);
+bool cc_handshake_unwrap_query(const bson_t *query_doc, bson_t *command, const char **wrapper_key);
 
 /* Puts a rewritten command back in place of the wrapped one. */
 void cc_handshake_rewrap_query(const bson_t *query_doc, const char *wrapper_key,

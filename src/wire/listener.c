@@ -45,7 +45,8 @@ static void on_accept_error(struct evconnlistener *listener, void *arg)
     (void)arg;
     /* EMFILE and friends: keep listening; the next accept may succeed once
      * connections close. */
-    cc_error("event=accept_failed error=\"%s\"", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    cc_error("event=accept_failed error=\"%s\"",
+             evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
 static bool bind_listener(struct cc_wire *wire, bson_error_t *error)
@@ -66,10 +67,10 @@ static bool bind_listener(struct cc_wire *wire, bson_error_t *error)
                        wire->options.listen);
         return false;
     }
-    wire->listener = evconnlistener_new_bind(wire->base, on_accept, wire,
-                                             LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                                                 LEV_OPT_CLOSE_ON_EXEC,
-                                             1024, (struct sockaddr *)&address, address_len);
+    wire->listener =
+        evconnlistener_new_bind(wire->base, on_accept, wire,
+                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+                                1024, (struct sockaddr *)&address, address_len);
     if (!wire->listener) {
         bson_set_error(error, 0, 0, "wire.listen: cannot listen on %s: %s", text, strerror(errno));
         return false;
@@ -142,9 +143,9 @@ bool cc_wire_reload_tls(cc_wire_t *wire, bson_error_t *error)
     if (!client_tls_enabled(&wire->options)) {
         return true;
     }
-    SSL_CTX *context = cc_tls_server_context(wire->options.tls_cert_file,
-                                             wire->options.tls_key_file,
-                                             wire->options.tls_client_ca_file, error);
+    SSL_CTX *context =
+        cc_tls_server_context(wire->options.tls_cert_file, wire->options.tls_key_file,
+                              wire->options.tls_client_ca_file, error);
     if (!context) {
         return false;
     }

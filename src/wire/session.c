@@ -71,7 +71,8 @@ bool cc_session_idle(const cc_session_t *session)
 
 static void close_if_drained(cc_session_t *session)
 {
-    if (session->wire->draining && session->state != CC_SESSION_CLOSED && cc_session_idle(session)) {
+    if (session->wire->draining && session->state != CC_SESSION_CLOSED &&
+        cc_session_idle(session)) {
         cc_session_close(session, "draining", NULL);
     }
 }
@@ -250,15 +251,15 @@ static void read_frames(cc_session_t *session, struct bufferevent *from, cc_fram
         bson_error_t error;
         size_t available = evbuffer_get_length(input);
         evbuffer_copyout(input, bytes, available < sizeof bytes ? available : sizeof bytes);
-        cc_frame_status_t status = cc_frame_header_check(bytes, available, session->max_message_bytes,
-                                                         origin, &header, &error);
+        cc_frame_status_t status = cc_frame_header_check(
+            bytes, available, session->max_message_bytes, origin, &header, &error);
         if (status == CC_FRAME_INCOMPLETE) {
             return;
         }
         if (status == CC_FRAME_INVALID) {
-            cc_session_close(session,
-                             origin == CC_FROM_CLIENT ? "frame_rejected" : "upstream_frame_rejected",
-                             error.message);
+            cc_session_close(
+                session, origin == CC_FROM_CLIENT ? "frame_rejected" : "upstream_frame_rejected",
+                error.message);
             return;
         }
         if (available < (size_t)header.length) {
@@ -279,8 +280,8 @@ void cc_session_process_client(cc_session_t *session)
 static void learn_limits(cc_session_t *session, const bson_t *reply)
 {
     bson_iter_t iter;
-    if (bson_iter_init_find(&iter, reply, "maxMessageSizeBytes") &&
-        BSON_ITER_HOLDS_NUMBER(&iter) && bson_iter_as_int64(&iter) >= 1024) {
+    if (bson_iter_init_find(&iter, reply, "maxMessageSizeBytes") && BSON_ITER_HOLDS_NUMBER(&iter) &&
+        bson_iter_as_int64(&iter) >= 1024) {
         session->max_message_bytes = (uint32_t)bson_iter_as_int64(&iter);
     }
 }
@@ -411,8 +412,7 @@ static void on_client_event(struct bufferevent *bev, short events, void *arg)
         cc_session_close(session, "client_tls_error", detail);
         return;
     }
-    cc_session_close(session, "client_error",
-                     evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    cc_session_close(session, "client_error", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
 static void on_upstream_event(struct bufferevent *bev, short events, void *arg)
@@ -438,8 +438,9 @@ static void on_upstream_event(struct bufferevent *bev, short events, void *arg)
         } else {
             snprintf(detail, sizeof detail, "%s:%u %s", session->upstream_address.host,
                      session->upstream_address.port,
-                     events & BEV_EVENT_TIMEOUT ? "timed out"
-                                                : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+                     events & BEV_EVENT_TIMEOUT
+                         ? "timed out"
+                         : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
         }
         cc_session_close(session, "upstream_connect_failed", detail);
         return;
@@ -500,9 +501,9 @@ void cc_session_open(struct cc_wire *wire, evutil_socket_t fd, const struct sock
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (wire->client_tls) {
-        session->client = bufferevent_openssl_socket_new(wire->base, fd, SSL_new(wire->client_tls),
-                                                         BUFFEREVENT_SSL_ACCEPTING,
-                                                         BEV_OPT_CLOSE_ON_FREE);
+        session->client =
+            bufferevent_openssl_socket_new(wire->base, fd, SSL_new(wire->client_tls),
+                                           BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
     } else {
         session->client = bufferevent_socket_new(wire->base, fd, BEV_OPT_CLOSE_ON_FREE);
     }

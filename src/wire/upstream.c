@@ -57,9 +57,10 @@ void cc_upstream_connect(cc_session_t *session)
     const char *host = session->upstream_address.host;
     struct bufferevent *upstream;
     if (wire->upstream_tls) {
-        SSL *ssl = cc_tls_client_session(wire->upstream_tls, host,
-                                         !wire->options.upstream_tls_allow_invalid_hostnames &&
-                                             !wire->options.upstream_tls_allow_invalid_certificates);
+        SSL *ssl =
+            cc_tls_client_session(wire->upstream_tls, host,
+                                  !wire->options.upstream_tls_allow_invalid_hostnames &&
+                                      !wire->options.upstream_tls_allow_invalid_certificates);
         if (!is_ip_literal(host)) {
             SSL_set_tlsext_host_name(ssl, host); /* SNI */
         }

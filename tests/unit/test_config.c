@@ -40,7 +40,7 @@ static void test_file_then_flags_override(void **state)
     (void)state;
     char *path = write_file("; comment\n[wire]\nlisten = 127.0.0.1:9000\nmax_connections = 5\n"
                             "[log]\nlevel = debug\n");
-    char *argv[] = {"changecast", "--config", path, "--wire.listen=0.0.0.0:27018",
+    char *argv[] = {"changecast",  "--config", path, "--wire.listen=0.0.0.0:27018",
                     "--log.level", "warn"};
     cc_config_t config;
     cc_cli_action_t action;

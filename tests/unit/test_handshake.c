@@ -15,34 +15,46 @@ static bson_t *primary_reply(void)
 {
     bson_oid_t oid;
     bson_oid_init_from_string(&oid, "65a1b2c3d4e5f60718293a4b");
-    return BCON_NEW("topologyVersion", "{", "processId", BCON_OID(&oid), "counter",
-                    BCON_INT64(6), "}", "hosts", "[", "127.0.0.1:27017", "]", "setName", "rs0",
-                    "setVersion", BCON_INT32(1), "isWritablePrimary", BCON_BOOL(true),
-                    "secondary", BCON_BOOL(false), "primary", "127.0.0.1:27017", "me",
-                    "127.0.0.1:27017", "electionId", BCON_OID(&oid), "lastWrite", "{", "}",
-                    "isreplicaset", BCON_BOOL(false), "compression", "[", "zlib", "]",
-                    "maxBsonObjectSize", BCON_INT32(16777216), "maxMessageSizeBytes",
-                    BCON_INT32(48000000), "maxWriteBatchSize", BCON_INT32(100000), "localTime",
-                    BCON_DATE_TIME(1700000000000), "logicalSessionTimeoutMinutes", BCON_INT32(30),
-                    "connectionId", BCON_INT32(12), "minWireVersion", BCON_INT32(0),
-                    "maxWireVersion", BCON_INT32(21), "readOnly", BCON_BOOL(false),
-                    "isImplicitDefaultMajorityWC", BCON_BOOL(true), "helloOk", BCON_BOOL(true),
-                    "saslSupportedMechs", "[", "SCRAM-SHA-256", "]", "speculativeAuthenticate",
-                    "{", "conversationId", BCON_INT32(1), "}", "ok", BCON_DOUBLE(1.0),
-                    "$clusterTime", "{", "clusterTime", BCON_TIMESTAMP(1700000000, 1), "}",
-                    "operationTime", BCON_TIMESTAMP(1700000000, 1));
+    return BCON_NEW(
+        "topologyVersion", "{", "processId", BCON_OID(&oid), "counter", BCON_INT64(6), "}", "hosts",
+        "[", "127.0.0.1:27017", "]", "setName", "rs0", "setVersion", BCON_INT32(1),
+        "isWritablePrimary", BCON_BOOL(true), "secondary", BCON_BOOL(false), "primary",
+        "127.0.0.1:27017", "me", "127.0.0.1:27017", "electionId", BCON_OID(&oid), "lastWrite", "{",
+        "}", "isreplicaset", BCON_BOOL(false), "compression", "[", "zlib", "]", "maxBsonObjectSize",
+        BCON_INT32(16777216), "maxMessageSizeBytes", BCON_INT32(48000000), "maxWriteBatchSize",
+        BCON_INT32(100000), "localTime", BCON_DATE_TIME(1700000000000),
+        "logicalSessionTimeoutMinutes", BCON_INT32(30), "connectionId", BCON_INT32(12),
+        "minWireVersion", BCON_INT32(0), "maxWireVersion", BCON_INT32(21), "readOnly",
+        BCON_BOOL(false), "isImplicitDefaultMajorityWC", BCON_BOOL(true), "helloOk",
+        BCON_BOOL(true), "saslSupportedMechs", "[", "SCRAM-SHA-256", "]", "speculativeAuthenticate",
+        "{", "conversationId", BCON_INT32(1), "}", "ok", BCON_DOUBLE(1.0), "$clusterTime", "{",
+        "clusterTime", BCON_TIMESTAMP(1700000000, 1), "}", "operationTime",
+        BCON_TIMESTAMP(1700000000, 1));
 }
 
 static const char *const kept_fields[] = {
-    "isWritablePrimary", "helloOk", "maxBsonObjectSize", "maxMessageSizeBytes",
-    "maxWriteBatchSize", "localTime", "logicalSessionTimeoutMinutes", "connectionId",
-    "minWireVersion", "maxWireVersion", "readOnly", "saslSupportedMechs",
-    "speculativeAuthenticate", "ok", "$clusterTime", "operationTime",
+    "isWritablePrimary",
+    "helloOk",
+    "maxBsonObjectSize",
+    "maxMessageSizeBytes",
+    "maxWriteBatchSize",
+    "localTime",
+    "logicalSessionTimeoutMinutes",
+    "connectionId",
+    "minWireVersion",
+    "maxWireVersion",
+    "readOnly",
+    "saslSupportedMechs",
+    "speculativeAuthenticate",
+    "ok",
+    "$clusterTime",
+    "operationTime",
 };
 
 static const char *const stripped_fields[] = {
-    "topologyVersion", "hosts", "setName", "setVersion", "secondary", "primary", "me",
-    "electionId", "lastWrite", "isreplicaset", "compression", "isImplicitDefaultMajorityWC",
+    "topologyVersion", "hosts",        "setName",     "setVersion",
+    "secondary",       "primary",      "me",          "electionId",
+    "lastWrite",       "isreplicaset", "compression", "isImplicitDefaultMajorityWC",
 };
 
 static void test_reply_keeps_every_allowed_field(void **state)
@@ -134,10 +146,10 @@ static void test_error_reply_keeps_error_fields_only(void **state)
 static void test_first_request_keeps_client_metadata_and_drops_proxy_fields(void **state)
 {
     (void)state;
-    bson_t *hello = BCON_NEW("hello", BCON_INT32(1), "helloOk", BCON_BOOL(true), "client", "{",
-                             "application", "{", "name", "app", "}", "}", "loadBalanced",
-                             BCON_BOOL(true), "compression", "[", "zlib", "]",
-                             "saslSupportedMechs", "admin.u", "$db", "admin");
+    bson_t *hello =
+        BCON_NEW("hello", BCON_INT32(1), "helloOk", BCON_BOOL(true), "client", "{", "application",
+                 "{", "name", "app", "}", "}", "loadBalanced", BCON_BOOL(true), "compression", "[",
+                 "zlib", "]", "saslSupportedMechs", "admin.u", "$db", "admin");
     bson_t out;
     bool load_balanced;
     cc_handshake_rewrite_request(hello, true, &out, &load_balanced);
@@ -174,8 +186,8 @@ static void test_hello_names(void **state)
     const struct {
         const char *name;
         bool hello;
-    } table[] = {{"hello", true},  {"isMaster", true}, {"ismaster", true},
-                 {"ISMASTER", false}, {"ping", false},  {"helloOk", false}, {"", false}};
+    } table[] = {{"hello", true}, {"isMaster", true}, {"ismaster", true}, {"ISMASTER", false},
+                 {"ping", false}, {"helloOk", false}, {"", false}};
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         assert_int_equal(cc_handshake_is_hello(table[i].name), table[i].hello);
     }
@@ -186,8 +198,8 @@ static void test_query_wrapper_unwraps_and_rewraps(void **state)
     (void)state;
     const char *wrappers[] = {"$query", "query"};
     for (size_t i = 0; i < 2; i++) {
-        bson_t *doc = BCON_NEW(wrappers[i], "{", "isMaster", BCON_INT32(1), "client", "{", "}",
-                               "}", "$readPreference", "{", "mode", "primaryPreferred", "}");
+        bson_t *doc = BCON_NEW(wrappers[i], "{", "isMaster", BCON_INT32(1), "client", "{", "}", "}",
+                               "$readPreference", "{", "mode", "primaryPreferred", "}");
         bson_t command, rewritten, wrapped;
         const char *key;
         bool load_balanced;
