@@ -133,8 +133,26 @@ static void *monitor_thread(void *arg)
     return NULL;
 }
 
+/* The driver logs through us, as logfmt, so the log stays one format. Its
+ * debug and trace chatter (a line per failed heartbeat) shows only at debug. */
+static void on_driver_log(mongoc_log_level_t level, const char *domain, const char *message,
+                          void *arg)
+{
+    (void)arg;
+    cc_log_level_t ours = level <= MONGOC_LOG_LEVEL_WARNING ? CC_LOG_WARN
+                          : level <= MONGOC_LOG_LEVEL_INFO  ? CC_LOG_INFO
+                                                            : CC_LOG_DEBUG;
+    if (level <= MONGOC_LOG_LEVEL_CRITICAL) {
+        ours = CC_LOG_ERROR;
+    }
+    if (cc_log_enabled(ours)) {
+        cc_log(ours, "event=driver_log domain=%s message=\"%s\"", domain, message);
+    }
+}
+
 cc_topology_t *cc_topology_start(const char *uri_string, cc_primary_t *primary, bson_error_t *error)
 {
+    mongoc_log_set_handler(on_driver_log, NULL);
     mongoc_uri_t *uri = mongoc_uri_new_with_error(uri_string, error);
     if (!uri) {
         return NULL;

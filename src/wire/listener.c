@@ -56,13 +56,21 @@ static bool bind_listener(struct cc_wire *wire, bson_error_t *error)
         return false;
     }
     struct sockaddr_storage address;
-    int address_len = sizeof address;
-    char text[300];
-    snprintf(text, sizeof text, strchr(hp.host, ':') ? "[%s]:%u" : "%s:%u", hp.host, hp.port);
-    if (strcmp(hp.host, "localhost") == 0) {
-        snprintf(text, sizeof text, "127.0.0.1:%u", hp.port);
-    }
-    if (evutil_parse_sockaddr_port(text, (struct sockaddr *)&address, &address_len) != 0) {
+    memset(&address, 0, sizeof address);
+    int address_len;
+    const char *host = strcmp(hp.host, "localhost") == 0 ? "127.0.0.1" : hp.host;
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&address;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&address;
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons(hp.port);
+        address_len = sizeof *in4;
+    } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(hp.port);
+        address_len = sizeof *in6;
+    } else {
+        /* Resolving a name here would block the loop; listen addresses are IPs. */
         bson_set_error(error, 0, 0, "wire.listen: \"%s\" is not an IP address and port",
                        wire->options.listen);
         return false;
@@ -72,22 +80,21 @@ static bool bind_listener(struct cc_wire *wire, bson_error_t *error)
                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
                                 1024, (struct sockaddr *)&address, address_len);
     if (!wire->listener) {
-        bson_set_error(error, 0, 0, "wire.listen: cannot listen on %s: %s", text, strerror(errno));
+        bson_set_error(error, 0, 0, "wire.listen: cannot listen on %s: %s", wire->options.listen,
+                       strerror(errno));
         return false;
     }
     evconnlistener_set_error_cb(wire->listener, on_accept_error);
 
     socklen_t bound_len = sizeof address;
     getsockname(evconnlistener_get_fd(wire->listener), (struct sockaddr *)&address, &bound_len);
-    char host[INET6_ADDRSTRLEN];
+    char bound[INET6_ADDRSTRLEN];
     if (address.ss_family == AF_INET6) {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&address;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-        snprintf(wire->address, sizeof wire->address, "[%s]:%u", host, ntohs(in6->sin6_port));
+        inet_ntop(AF_INET6, &in6->sin6_addr, bound, sizeof bound);
+        snprintf(wire->address, sizeof wire->address, "[%s]:%u", bound, ntohs(in6->sin6_port));
     } else {
-        struct sockaddr_in *in = (struct sockaddr_in *)&address;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-        snprintf(wire->address, sizeof wire->address, "%s:%u", host, ntohs(in->sin_port));
+        inet_ntop(AF_INET, &in4->sin_addr, bound, sizeof bound);
+        snprintf(wire->address, sizeof wire->address, "%s:%u", bound, ntohs(in4->sin_port));
     }
     return true;
 }
