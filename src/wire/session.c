@@ -415,6 +415,25 @@ static void on_client_event(struct bufferevent *bev, short events, void *arg)
     cc_session_close(session, "client_error", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
+static void describe_peer(const struct sockaddr *peer, char *out, size_t size)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (peer->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)peer;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        port = ntohs(in->sin_port);
+        snprintf(out, size, "%s:%u", host, port);
+    } else if (peer->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)peer;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        port = ntohs(in6->sin6_port);
+        snprintf(out, size, "[%s]:%u", host, port);
+    } else {
+        snprintf(out, size, "unix");
+    }
+}
+
 static void on_upstream_event(struct bufferevent *bev, short events, void *arg)
 {
     cc_session_t *session = arg;
@@ -423,9 +442,17 @@ static void on_upstream_event(struct bufferevent *bev, short events, void *arg)
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         bufferevent_set_timeouts(bev, NULL, NULL);
         session->state = CC_SESSION_PROXYING;
-        cc_debug("conn=%llu event=upstream_connected upstream=%s:%u",
-                 (unsigned long long)session->id, session->upstream_address.host,
-                 session->upstream_address.port);
+        /* The local port lets an operator (and the tests) match this line
+         * with the upstream's own log of the connection. */
+        struct sockaddr_storage local;
+        socklen_t local_len = sizeof local;
+        char local_text[64] = "?";
+        if (getsockname(bufferevent_getfd(bev), (struct sockaddr *)&local, &local_len) == 0) {
+            describe_peer((struct sockaddr *)&local, local_text, sizeof local_text);
+        }
+        cc_info("conn=%llu event=upstream_connected upstream=%s:%u local=%s",
+                (unsigned long long)session->id, session->upstream_address.host,
+                session->upstream_address.port, local_text);
         return;
     }
     if (session->state == CC_SESSION_CONNECTING) {
@@ -467,25 +494,6 @@ void cc_session_start_upstream(cc_session_t *session, struct bufferevent *upstre
     bufferevent_setcb(upstream, on_upstream_read, on_upstream_write, on_upstream_event, session);
     bufferevent_setwatermark(upstream, EV_READ, 0, CC_DEFAULT_MAX_MESSAGE_BYTES + 1024);
     bufferevent_enable(upstream, EV_READ | EV_WRITE);
-}
-
-static void describe_peer(const struct sockaddr *peer, char *out, size_t size)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-    if (peer->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)peer;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-        port = ntohs(in->sin_port);
-        snprintf(out, size, "%s:%u", host, port);
-    } else if (peer->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)peer;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-        port = ntohs(in6->sin6_port);
-        snprintf(out, size, "[%s]:%u", host, port);
-    } else {
-        snprintf(out, size, "unix");
-    }
 }
 
 void cc_session_open(struct cc_wire *wire, evutil_socket_t fd, const struct sockaddr *peer,
