@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: Apache-2.0
+// find, count, distinct, aggregate (non-$changeStream pipelines), getMore and
+// killCursors. Cursor replies follow the find/getMore command docs:
+// {cursor: {firstBatch|nextBatch, id, ns[, atClusterTime]}}.
+'use strict';
+const { Long } = require('bson');
+const { MongoError } = require('../errors');
+const { matchDocs, sortDocs, project, aggregate, checkFilter } = require('../query');
+const { valueKey, isPlainObject } = require('../store');
+const { collName } = require('./write');
+
+function intOption(cmd, field, { min = 0 } = {}) {
+  const v = cmd[field];
+  if (v === undefined || v === null) return undefined;
+  const n = typeof v === 'number' ? v : Number(v);
+  if (!Number.isFinite(n)) throw new MongoError(14, 'TypeMismatch', `BSON field '${field}' is the wrong type`);
+  if (n < min) throw new MongoError(51024, 'Location51024', `BSON field '${field}' value must be >= ${min}, actual value '${n}'`);
+  return n;
+}
+
+function cursorExtra(req) {
+  return req.readAt ? { atClusterTime: req.readAt } : {};
+}
+
+function find(req) {
+  const { cmd, db } = req;
+  const name = collName(cmd, 'find');
+  const filter = checkFilter(cmd.filter);
+  const skip = intOption(cmd, 'skip') || 0;
+  let limit = cmd.limit;
+  let singleBatch = !!cmd.singleBatch;
+  if (typeof limit === 'number' && limit < 0) {
+    // Legacy negative limit: one batch of |limit| (find command docs).
+    limit = -limit;
+    singleBatch = true;
+  }
+  limit = limit || 0;
+  const batchSize = intOption(cmd, 'batchSize');
+  let docs = matchDocs(req.target, db, name, filter);
+  docs = sortDocs(docs, cmd.sort);
+  if (skip) docs = docs.slice(skip);
+  if (limit) docs = docs.slice(0, limit);
+  docs = project(docs, cmd.projection);
+  return req.ctx.cursors.open({
+    ns: `${db}.${name}`, docs, batchSize: batchSize === undefined ? undefined : limit ? Math.min(batchSize || limit, limit) : batchSize,
+    singleBatch, extra: cursorExtra(req), lsid: req.lsid,
+  });
+}
+
+function count(req) {
+  const { cmd, db } = req;
+  const name = collName(cmd, 'count');
+  const filter = checkFilter(cmd.query, 'query');
+  let n = matchDocs(req.target, db, name, filter).length;
+  const skip = intOption(cmd, 'skip') || 0;
+  n = Math.max(0, n - skip);
+  const limit = Math.abs(cmd.limit || 0);
+  if (limit) n = Math.min(n, limit);
+  return { n };
+}
+
+function distinct(req) {
+  const { cmd, db } = req;
+  const name = collName(cmd, 'distinct');
+  if (typeof cmd.key !== 'string') {
+    throw new MongoError(40414, 'Location40414', "BSON field 'distinct.key' is missing but a required field");
+  }
+  const filter = checkFilter(cmd.query, 'query');
+  const seen = new Map();
+  const add = (v) => {
+    if (v === undefined) return;
+    const k = valueKey(v);
+    if (!seen.has(k)) seen.set(k, v);
+  };
+  // Values along a dotted path, arrays unwound at each level, as distinct does.
+  const collect = (v, parts) => {
+    if (!parts.length) {
+      if (Array.isArray(v)) v.forEach(add);
+      else add(v);
+      return;
+    }
+    if (Array.isArray(v)) return v.forEach((e) => collect(e, parts));
+    if (v === null || typeof v !== 'object') return;
+    collect(v[parts[0]], parts.slice(1));
+  };
+  const parts = cmd.key.split('.');
+  for (const doc of matchDocs(req.target, db, name, filter)) collect(doc, parts);
+  return { values: [...seen.values()] };
+}
+
+const UNSUPPORTED_STAGES = new Set(['$out', '$merge', '$collStats', '$indexStats', '$currentOp', '$listSessions', '$listLocalSessions', '$planCacheStats', '$search', '$vectorSearch']);
+
+async function aggregateCommand(req) {
+  const { cmd, db, ctx } = req;
+  const pipeline = cmd.pipeline;
+  if (!Array.isArray(pipeline)) {
+    throw new MongoError(14, 'TypeMismatch', "BSON field 'aggregate.pipeline' is the wrong type, expected type 'array'");
+  }
+  if (!isPlainObject(cmd.cursor) && !cmd.explain) {
+    throw new MongoError(9, 'FailedToParse', "The 'cursor' option is required, except for aggregate with the explain argument");
+  }
+  const first = pipeline[0] && Object.keys(pipeline[0])[0];
+  if (first === '$changeStream') {
+    if (!ctx.changeStreams) {
+      throw new MongoError(115, 'CommandNotSupported', 'the stand-in was started without its change-stream module (tests/standin/lib/changestreams.js is missing)');
+    }
+    return ctx.changeStreams.aggregate(db, cmd, req.conn);
+  }
+  for (const stage of pipeline) {
+    const stageName = Object.keys(stage)[0];
+    if (stageName === '$changeStream') {
+      throw new MongoError(40602, 'Location40602', '$changeStream is only valid as the first stage in a pipeline');
+    }
+    if (UNSUPPORTED_STAGES.has(stageName)) {
+      throw new MongoError(40324, 'Location40324', `Unrecognized pipeline stage name: '${stageName}' (not implemented by the stand-in)`);
+    }
+  }
+  let source = [];
+  let ns;
+  if (cmd.aggregate === 1) {
+    // Collection-less aggregate: only $documents makes sense here.
+    if (first !== '$documents') {
+      throw new MongoError(73, 'InvalidNamespace', `{aggregate: 1} is not valid for '${first}'; a collection name is required`);
+    }
+    ns = `${db}.$cmd.aggregate`;
+  } else {
+    const name = collName(cmd, 'aggregate');
+    source = [...req.target.docs(db, name)];
+    ns = `${db}.${name}`;
+  }
+  const resolver = (other) => [...req.target.docs(db, other)];
+  const docs = aggregate(source, pipeline, resolver);
+  const batchSize = cmd.cursor ? cmd.cursor.batchSize : undefined;
+  return ctx.cursors.open({ ns, docs, batchSize, extra: cursorExtra(req), lsid: req.lsid });
+}
+
+async function getMore(req) {
+  const { cmd, db, ctx } = req;
+  const id = cmd.getMore;
+  if (!(id instanceof Long) && typeof id !== 'number') {
+    throw new MongoError(14, 'TypeMismatch', `BSON field 'getMore.getMore' is the wrong type '${typeof id}', expected type 'long'`);
+  }
+  if (typeof cmd.collection !== 'string') {
+    throw new MongoError(40414, 'Location40414', "BSON field 'getMore.collection' is missing but a required field");
+  }
+  if (ctx.changeStreams && ctx.changeStreams.ownsCursor(Long.fromValue(id))) {
+    return ctx.changeStreams.getMore(db, cmd, req.conn);
+  }
+  const cursor = ctx.cursors.get(id);
+  if (!cursor) throw new MongoError(43, 'CursorNotFound', `cursor id ${Long.fromValue(id).toString()} not found`);
+  const ns = `${db}.${cmd.collection}`;
+  if (cursor.ns !== ns && !cursor.ns.endsWith('.$cmd.aggregate')) {
+    throw new MongoError(13, 'Unauthorized', `Requested getMore on namespace '${ns}', but cursor belongs to a different namespace ${cursor.ns}`);
+  }
+  const batchSize = intOption(cmd, 'batchSize');
+  return ctx.cursors.next(cursor, batchSize);
+}
+
+function killCursors(req) {
+  const { cmd, ctx } = req;
+  collName(cmd, 'killCursors');
+  const ids = Array.isArray(cmd.cursors) ? cmd.cursors : [];
+  const reply = { cursorsKilled: [], cursorsNotFound: [], cursorsAlive: [], cursorsUnknown: [] };
+  for (const raw of ids) {
+    const id = Long.fromValue(raw);
+    let killed = false;
+    if (ctx.changeStreams && ctx.changeStreams.ownsCursor(id)) {
+      ctx.changeStreams.killCursor(id);
+      killed = true;
+    } else {
+      killed = ctx.cursors.kill(id);
+    }
+    (killed ? reply.cursorsKilled : reply.cursorsNotFound).push(id);
+  }
+  return reply;
+}
+
+module.exports = {
+  commands: { find, count, distinct, aggregate: aggregateCommand, getMore, killCursors },
+};

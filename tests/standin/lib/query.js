@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: Apache-2.0
+// Query matching, projection, sorting and aggregation through mingo, with
+// an `_id` equality fast path (a Map lookup, as an _id index point lookup
+// would be) and mingo's errors turned into MongoDB-shaped ones.
+'use strict';
+require('mingo/init/system');
+const mingo = require('mingo');
+const { ObjectId, Long } = require('bson');
+const { MongoError } = require('./errors');
+const { valueKey, isPlainObject } = require('./store');
+
+// mingo throws its own errors for invalid queries; MongoDB answers BadValue
+// (code 2) for an unknown operator or a malformed expression.
+function wrapMingo(fn) {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof MongoError) throw e;
+    throw new MongoError(2, 'BadValue', e.message);
+  }
+}
+
+function checkFilter(filter, field = 'filter') {
+  if (filter !== undefined && filter !== null && !isPlainObject(filter)) {
+    throw new MongoError(14, 'TypeMismatch', `BSON field '${field}' is the wrong type '${Array.isArray(filter) ? 'array' : typeof filter}', expected type 'object'`);
+  }
+  return filter || {};
+}
+
+function compile(filter) {
+  return wrapMingo(() => new mingo.Query(filter || {}));
+}
+
+// The `_id` value of a filter that pins exactly one document, else undefined.
+function pinnedId(filter) {
+  if (!filter || !('_id' in filter)) return undefined;
+  const v = filter._id;
+  if (v === null || typeof v === 'string' || typeof v === 'number' || v instanceof ObjectId || v instanceof Long) return v;
+  if (isPlainObject(v)) {
+    const keys = Object.keys(v);
+    if (keys.length === 1 && keys[0] === '$eq') return pinnedId({ _id: v.$eq });
+  }
+  return undefined;
+}
+
+// Documents of `target` in db.coll matching `filter`, in storage order.
+function matchDocs(target, db, coll, filter, limit = 0) {
+  const query = compile(filter);
+  const id = pinnedId(filter);
+  const out = [];
+  if (id !== undefined) {
+    const doc = target.get(db, coll, valueKey(id));
+    if (doc && wrapMingo(() => query.test(doc))) out.push(doc);
+    return out;
+  }
+  for (const doc of target.docs(db, coll)) {
+    if (wrapMingo(() => query.test(doc))) {
+      out.push(doc);
+      if (limit && out.length >= limit) break;
+    }
+  }
+  return out;
+}
+
+function sortDocs(docs, sort) {
+  if (!sort || !Object.keys(sort).length) return docs;
+  return wrapMingo(() => mingo.find(docs, {}).sort(sort).all());
+}
+
+function project(docs, projection) {
+  if (!projection || !Object.keys(projection).length) return docs;
+  return wrapMingo(() => mingo.find(docs, {}, projection).all());
+}
+
+function aggregate(docs, pipeline, resolver) {
+  return wrapMingo(() => mingo.aggregate(docs, pipeline, { collectionResolver: resolver }));
+}
+
+module.exports = { matchDocs, sortDocs, project, aggregate, compile, checkFilter, wrapMingo, pinnedId };
