@@ -115,9 +115,9 @@ class Connection {
     const cmd = msg.body;
     for (const seq of msg.sequences) cmd[seq.identifier] = seq.documents;
     const name = Object.keys(cmd)[0];
-    let reply = await this.server.run(this, cmd);
-    if (msg.flags & wire.MSG_MORE_TO_COME) return; // the client wants no reply
     const exhaust = (msg.flags & wire.MSG_EXHAUST_ALLOWED) !== 0;
+    let reply = await this.server.run(this, cmd, { exhaust });
+    if (msg.flags & wire.MSG_MORE_TO_COME) return; // the client wants no reply
     let responseTo = msg.requestID;
     let next = cmd;
     for (;;) {
@@ -127,7 +127,7 @@ class Connection {
       if (!more) return;
       responseTo = id;
       next = this.nextInvocation(name, next);
-      reply = await this.server.run(this, next);
+      reply = await this.server.run(this, next, { exhaust });
       if (this.closed) return;
     }
   }

@@ -130,6 +130,9 @@ class Server {
       conn.helloSeen = true;
       this.connlog.handshake(conn);
     }
+    if (req.exhaust && cmd.maxAwaitTimeMS === undefined) {
+      throw new MongoError(51756, 'Location51756', "An isMaster or hello request with exhaust must specify 'maxAwaitTimeMS'");
+    }
     const waitMs = awaitMs(this.topology, cmd);
     if (waitMs > 0) await sleep(waitMs, conn);
     const extras = {};
@@ -146,10 +149,10 @@ class Server {
 
   // Runs one command; returns the reply document. Throws CloseConnection
   // when the connection must close without a reply.
-  async run(conn, cmd) {
+  async run(conn, cmd, { exhaust = false } = {}) {
     const name = Object.keys(cmd)[0];
     const db = cmd.$db;
-    const req = { ctx: this, conn, db, name, cmd, lsid: cmd.lsid, target: null, txn: null, txnContext: null, readAt: null, retry: null };
+    const req = { ctx: this, conn, db, name, cmd, exhaust, lsid: cmd.lsid, target: null, txn: null, txnContext: null, readAt: null, retry: null };
     let failData = null;
     try {
       if (typeof db !== 'string' || !db.length) {
