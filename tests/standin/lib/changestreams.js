@@ -120,9 +120,11 @@ class ChangeStreams {
       throw new MongoError(40323, 'Location40323', 'A pipeline stage specification object must contain exactly one field.');
     }
     const scope = resolveScope(dbName, cmd.aggregate);
+    // Server order: the $changeStream stage is parsed and checked (40573
+    // first) before the stages after it.
     const spec = parseSpec(pipeline[0].$changeStream);
-    const userStages = compile(pipeline.slice(1));
     const token = assertLegal(scope, spec, this.standalone);
+    const userStages = compile(pipeline.slice(1));
     scope.showSystemEvents = spec.showSystemEvents;
     const batchSize = parseBatchSize(cmd.cursor && cmd.cursor.batchSize, 'batchSize');
 
