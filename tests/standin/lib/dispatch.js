@@ -267,8 +267,12 @@ class Server {
     }
   }
 
+  // Retryable writes spec: the server labels retryable errors of retryable
+  // writes (txnNumber without autocommit) and of commit/abortTransaction.
   isRetryContext(req) {
-    return !!req.retry || req.name === 'commitTransaction' || req.name === 'abortTransaction';
+    const { cmd, name } = req;
+    if (name === 'commitTransaction' || name === 'abortTransaction') return true;
+    return cmd.txnNumber !== undefined && cmd.autocommit === undefined && transactions.RETRYABLE_WRITE_COMMANDS.has(name);
   }
 
   finish(req, body, labels = []) {
@@ -289,7 +293,8 @@ class Server {
       labels = [...failData.errorLabels];
     } else {
       const set = new Set(e.extra.errorLabels || []);
-      if (req.txn && TRANSIENT_TXN_CODES.has(e.code)) set.add('TransientTransactionError');
+      const inTxn = req.cmd.autocommit === false && req.name !== 'commitTransaction' && req.name !== 'abortTransaction';
+      if (inTxn && TRANSIENT_TXN_CODES.has(e.code)) set.add('TransientTransactionError');
       if (this.isRetryContext(req) && RETRYABLE_CODES.has(e.code)) set.add('RetryableWriteError');
       labels = [...set];
     }

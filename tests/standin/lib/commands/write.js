@@ -42,7 +42,9 @@ function runStatements(statements, ordered, fn) {
     try {
       fn(s, i);
     } catch (e) {
-      if (!(e instanceof MongoError)) throw e;
+      // A WriteConflict (inside a transaction) fails the whole command with
+      // its TransientTransactionError label, as mongod reports it.
+      if (!(e instanceof MongoError) || e.code === 112) throw e;
       writeErrors.push(writeError(i, e));
     }
   });
