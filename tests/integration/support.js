@@ -65,7 +65,7 @@ async function startStandin(args = []) {
 
 // changecast in front of an upstream port; the client URI names changecast
 // as a router would be named: no replicaSet.
-async function startChangecast(upstreamPort, flags = [], { upstreamUri } = {}) {
+async function startChangecast(upstreamPort, flags = [], { upstreamUri, waitForPrimary = true } = {}) {
   const upstream = upstreamUri || `mongodb://127.0.0.1:${upstreamPort}/?replicaSet=rs0`;
   const handle = await startProcess(
     CHANGECAST,
@@ -86,7 +86,7 @@ async function startChangecast(upstreamPort, flags = [], { upstreamUri } = {}) {
       };
       poll();
     });
-  await handle.waitFor(/event=primary_known/);
+  if (waitForPrimary) await handle.waitFor(/event=primary_known/);
   return handle;
 }
 

@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: Apache-2.0
+// Faults and bad input: a bad client hurts only itself, an unreachable or
+// restarting upstream never makes a driver hang, SIGTERM drains.
+'use strict';
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const net = require('node:net');
+const { MongoClient } = require('mongodb');
+const { startStandin, startChangecast } = require('./support');
+
+function header(length, requestId, opcode) {
+  const bytes = Buffer.alloc(16);
+  bytes.writeInt32LE(length, 0);
+  bytes.writeInt32LE(requestId, 4);
+  bytes.writeInt32LE(0, 8);
+  bytes.writeInt32LE(opcode, 12);
+  return bytes;
+}
+
+// Sends bytes on a raw connection and resolves when changecast closes it.
+function sendRaw(port, bytes) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(bytes));
+    const timer = setTimeout(() => reject(new Error('changecast did not close the connection')), 5000);
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+async function freePort() {
+  const server = net.createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+test('malformed frames close only their own client, with one log line saying why', async () => {
+  const standin = await startStandin();
+  const changecast = await startChangecast(standin.port);
+  const client = new MongoClient(changecast.uri);
+  try {
+    await client.db('it_faults').collection('c').insertOne({ _id: 'before' });
+    const cases = [
+      [header(3, 1, 2013), /reason=frame_rejected .*detail="length 3 below the minimum/],
+      [header(48000001, 2, 2013), /reason=frame_rejected .*detail="length 48000001 above maxMessageSizeBytes 48000000"/],
+      [Buffer.concat([header(40, 3, 2002), Buffer.alloc(24)]), /reason=frame_rejected .*detail="opcode 2002 not accepted from a client"/],
+      [Buffer.concat([header(26, 4, 2013), Buffer.from([0, 0, 0, 0, 9, 5, 0, 0, 0, 0])]), /reason=(frame_rejected|upstream_closed)/],
+    ];
+    for (const [bytes, logged] of cases) {
+      await sendRaw(changecast.port, bytes);
+      await changecast.waitFor(logged);
+    }
+    // The well-behaved client kept its connection and keeps working.
+    await client.db('it_faults').collection('c').insertOne({ _id: 'after' });
+    assert.equal(await client.db('it_faults').collection('c').countDocuments(), 2);
+  } finally {
+    await client.close();
+    assert.deepEqual(await changecast.stop(), { code: 0, signal: null }, changecast.output);
+    await standin.stop();
+  }
+});
+
+test('an unreachable upstream makes drivers fail fast, never hang', async () => {
+  const deadPort = await freePort();
+  const changecast = await startChangecast(deadPort, ['--wire.primary_wait_ms', '300'], { waitForPrimary: false });
+  const client = new MongoClient(changecast.uri, { serverSelectionTimeoutMS: 3000, connectTimeoutMS: 2000 });
+  const started = Date.now();
+  try {
+    await assert.rejects(client.connect(), (err) => err.name === 'MongoServerSelectionError');
+    assert.ok(Date.now() - started < 8000, 'failed within the selection timeout');
+    await changecast.waitFor(/event=closed reason=no_primary/);
+  } finally {
+    await client.close();
+    assert.deepEqual(await changecast.stop(), { code: 0, signal: null });
+  }
+});
+
+test('drivers recover through changecast when the stand-in is killed and restarted under load', async () => {
+  const port = await freePort();
+  let standin = await startStandin(['--port', String(port)]);
+  const changecast = await startChangecast(port, ['--wire.primary_wait_ms', '2000']);
+  const client = new MongoClient(changecast.uri, { serverSelectionTimeoutMS: 15000, retryWrites: true });
+  await client.connect();
+  const coll = client.db('it_faults').collection('load');
+  let stop = false;
+  let written = 0;
+  const failures = [];
+  let slowest = 0;
+  const writer = (async () => {
+    for (let i = 0; !stop; i++) {
+      const started = Date.now();
+      try {
+        await coll.insertOne({ i });
+        written += 1;
+      } catch (err) {
+        failures.push(err.message);
+      }
+      slowest = Math.max(slowest, Date.now() - started);
+    }
+  })();
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const beforeKill = written;
+    assert.ok(beforeKill > 0, 'writes flow before the fault');
+    standin.proc.kill('SIGKILL');
+    await standin.waitExit();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    standin = await startStandin(['--port', String(port)]);
+    const afterRestart = written;
+    const deadline = Date.now() + 20000;
+    while (written < afterRestart + 20 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.ok(written >= afterRestart + 20, `writes resumed after the restart (${written - afterRestart})`);
+  } finally {
+    stop = true;
+    await writer;
+    await client.close();
+    await changecast.stop();
+    await standin.stop();
+  }
+  assert.ok(slowest < 16000, `no operation hung: slowest took ${slowest} ms`);
+});
+
+test('a request in flight at SIGTERM completes; then changecast exits 0', async () => {
+  const standin = await startStandin();
+  const changecast = await startChangecast(standin.port);
+  const client = new MongoClient(changecast.uri, { retryReads: false });
+  try {
+    await client.db('it_faults').collection('drain').insertOne({ _id: 1 });
+    await client.db('admin').command({
+      configureFailPoint: 'failCommand',
+      mode: { times: 1 },
+      data: { failCommands: ['find'], blockConnection: true, blockTimeMS: 1000 },
+    });
+    const inFlight = client.db('it_faults').collection('drain').findOne({ _id: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    changecast.proc.kill('SIGTERM');
+    assert.deepEqual(await inFlight, { _id: 1 });
+    assert.deepEqual(await changecast.waitExit(), { code: 0, signal: null });
+    assert.match(changecast.output, /event=draining/);
+  } finally {
+    await client.close();
+    await changecast.stop();
+    await standin.stop();
+  }
+});
+
+test('a client that disconnects mid-reply releases its upstream connection', async () => {
+  const standin = await startStandin();
+  const changecast = await startChangecast(standin.port);
+  const client = new MongoClient(changecast.uri);
+  try {
+    const big = 'x'.repeat(100000);
+    await client.db('it_faults').collection('big').insertMany(Array.from({ length: 100 }, (_, i) => ({ _id: i, big })));
+    await client.db('admin').command({
+      configureFailPoint: 'failCommand',
+      mode: { times: 1 },
+      data: { failCommands: ['find'], blockConnection: true, blockTimeMS: 300, appName: 'it-leaver' },
+    });
+    const openSessions = () =>
+      [...changecast.output.matchAll(/conn=(\d+) event=accepted/g)]
+        .map((m) => m[1])
+        .filter((id) => !new RegExp(`conn=${id} event=closed`).test(changecast.output));
+    const openBefore = openSessions();
+    const leaver = new MongoClient(changecast.uri, { appName: 'it-leaver' });
+    await leaver.connect();
+    const pending = leaver.db('it_faults').collection('big').find({}, { batchSize: 100 }).toArray().catch(() => null);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await leaver.close(true);
+    await pending;
+    await changecast.waitFor(/event=closed reason=client_closed/);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Every session the leaver opened is gone, its upstream connection with it.
+    assert.deepEqual(openSessions(), openBefore);
+  } finally {
+    await client.close();
+    await changecast.stop();
+    await standin.stop();
+  }
+});
