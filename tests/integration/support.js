@@ -74,6 +74,15 @@ async function startChangecast(upstreamPort, flags = [], { upstreamUri, waitForP
   );
   handle.port = Number(handle.match[1]);
   handle.uri = `mongodb://127.0.0.1:${handle.port}/`;
+  // Under the sanitizer build a report is a failure of whichever test
+  // stopped this changecast, whatever its exit status.
+  const stopProcess = handle.stop;
+  handle.stop = async (signal) => {
+    const status = await stopProcess(signal);
+    const report = handle.output.match(/(ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:)[^]*/);
+    if (report) throw new Error(`changecast sanitizer report:\n${report[0].slice(0, 4000)}`);
+    return status;
+  };
   // Resolves once changecast knows the primary, so tests do not race it.
   handle.waitFor = (pattern, timeoutMs = 10000) =>
     new Promise((resolve, reject) => {
