@@ -99,3 +99,23 @@ test('the frame reader yields frames split across and packed into chunks', () =>
 test('crc32c matches the RFC 3720 check value', () => {
   assert.equal(wire.crc32c(Buffer.from('123456789')), 0xe3069283);
 });
+
+test('exhaust getMore streams the remaining batches with moreToCome', async (t) => {
+  const { c } = await setup(t);
+  await c.command({ insert: 'ex', documents: Array.from({ length: 10 }, (_, i) => ({ _id: i })), $db: 'w' });
+  const first = (await c.command({ find: 'ex', batchSize: 3, $db: 'w' })).doc;
+  const id = c.send({ getMore: first.cursor.id, collection: 'ex', batchSize: 3, $db: 'w' }, { flags: wire.MSG_EXHAUST_ALLOWED });
+  let responseTo = id;
+  const seen = [];
+  for (;;) {
+    const r = await c.next();
+    assert.equal(r.responseTo, responseTo);
+    seen.push(...r.doc.cursor.nextBatch.map((d) => d._id));
+    responseTo = r.requestID;
+    if (!(r.flags & wire.MSG_MORE_TO_COME)) {
+      assert.equal(Number(r.doc.cursor.id), 0);
+      break;
+    }
+  }
+  assert.deepEqual(seen, [3, 4, 5, 6, 7, 8, 9]);
+});
