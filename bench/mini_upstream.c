@@ -4,7 +4,7 @@
  * and every other OP_MSG with {ok: 1}. It does no work, so what a benchmark
  * measures through changecast is changecast's own cost.
  *   mini_upstream PORT     (0 picks one; prints "mini_upstream ready port=N") */
-#include "wire/frame.h"
+#include "wire/frame_buffer.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -117,18 +117,15 @@ static void on_read(struct bufferevent *bev, void *arg)
     (void)arg;
     struct evbuffer *input = bufferevent_get_input(bev);
     for (;;) {
-        uint8_t bytes[CC_FRAME_HEADER_BYTES];
         cc_frame_header_t header;
         bson_error_t error;
-        size_t available = evbuffer_get_length(input);
-        evbuffer_copyout(input, bytes, available < sizeof bytes ? available : sizeof bytes);
-        cc_frame_status_t status = cc_frame_header_check(
-            bytes, available, CC_DEFAULT_MAX_MESSAGE_BYTES, CC_FROM_CLIENT, &header, &error);
+        cc_frame_status_t status = cc_frame_buffer_next(input, CC_DEFAULT_MAX_MESSAGE_BYTES,
+                                                        CC_FROM_CLIENT, &header, &error);
         if (status == CC_FRAME_INVALID) {
             bufferevent_free(bev);
             return;
         }
-        if (status == CC_FRAME_INCOMPLETE || available < (size_t)header.length) {
+        if (status == CC_FRAME_INCOMPLETE) {
             return;
         }
         answer(bev, &header, evbuffer_pullup(input, header.length));

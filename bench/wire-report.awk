@@ -1,7 +1,8 @@
 #!/usr/bin/awk -f
 # SPDX-License-Identifier: Apache-2.0
 # Reads bench/wire.sh's per-run TSV (upstream op clients target round ops
-# seconds throughput p50_us p99_us max_us) and prints the table of medians;
+# seconds throughput p50_us p99_us max_us proxy_cpu_us_per_op
+# upstream_cpu_us_per_op) and prints the table of medians;
 # writes the medians to `summary` (TSV) and one key line per comparison to
 # `keys`. Ratios and added latencies are medians of per-round comparisons:
 # each target against the direct run of the same round, which ran seconds
@@ -30,6 +31,7 @@ NR == 1 { next }
     if (!(target in seen_target)) { seen_target[target] = 1; targets[++ntargets] = target }
     key = group SUBSEP target
     add(thr, key, $8); add(p50, key, $9); add(p99, key, $10); add(mx, key, $11)
+    add(pcpu, key, $12); add(ucpu, key, $13)
     rounds[key]++
     r = group SUBSEP round
     run_thr[r, target] = $8; run_p50[r, target] = $9; run_p99[r, target] = $10
@@ -53,9 +55,11 @@ END {
     }
 
     print "upstream", "op", "clients", "target", "rounds", "throughput", "p50_us", "p99_us", \
-        "max_us", "thr_vs_direct", "added_p50_us", "added_p99_us" > summary
-    printf "%-8s %-10s %7s  %-10s %12s %8s %8s %9s %9s %9s %9s\n", "upstream", "op", "clients", \
-        "target", "ops/s", "p50_us", "p99_us", "max_us", "/direct", "+p50_us", "+p99_us"
+        "max_us", "thr_vs_direct", "added_p50_us", "added_p99_us", "proxy_cpu_us_per_op", \
+        "upstream_cpu_us_per_op" > summary
+    printf "%-8s %-10s %7s  %-10s %9s %8s %8s %8s %7s %7s %7s %9s %9s\n", "upstream", "op", \
+        "clients", "target", "ops/s", "p50_us", "p99_us", "max_us", "/direct", "+p50us", \
+        "+p99us", "proxy_cpu", "upstr_cpu"
     for (g = 1; g <= ngroups; g++) {
         group = groups[g]
         split(group, parts, SUBSEP)
@@ -65,12 +69,15 @@ END {
             if (!(key in thr)) continue
             m_thr[key] = median(thr[key]); m_ratio[key] = median(thr_ratio[key])
             m_a50[key] = median(added_p50[key]); m_a99[key] = median(added_p99[key])
+            m_pcpu[key] = median(pcpu[key]); m_ucpu[key] = median(ucpu[key])
             print parts[1], parts[2], parts[3], target, rounds[key], sprintf("%.1f", m_thr[key]), \
                 median(p50[key]), median(p99[key]), median(mx[key]), sprintf("%.3f", m_ratio[key]), \
-                sprintf("%.1f", m_a50[key]), sprintf("%.1f", m_a99[key]) > summary
-            printf "%-8s %-10s %7s  %-10s %12.0f %8.1f %8.1f %9.1f %9.3f %9.1f %9.1f\n", parts[1], \
-                parts[2], parts[3], target, m_thr[key], median(p50[key]), median(p99[key]), \
-                median(mx[key]), m_ratio[key], m_a50[key], m_a99[key]
+                sprintf("%.1f", m_a50[key]), sprintf("%.1f", m_a99[key]), \
+                sprintf("%.2f", m_pcpu[key]), sprintf("%.2f", m_ucpu[key]) > summary
+            printf "%-8s %-10s %7s  %-10s %9.0f %8.1f %8.1f %8.0f %7.3f %7.1f %7.1f %9.1f %9.1f\n", \
+                parts[1], parts[2], parts[3], target, m_thr[key], median(p50[key]), \
+                median(p99[key]), median(mx[key]), m_ratio[key], m_a50[key], m_a99[key], \
+                m_pcpu[key], m_ucpu[key]
         }
     }
 
@@ -87,7 +94,8 @@ END {
             line = line sprintf("; haproxy/direct %.2f, added p50 %.0fus p99 %.0fus",
                                 m_ratio[hp], m_a50[hp], m_a99[hp])
         if (group in cc_hp_thr)
-            line = line sprintf("; changecast/haproxy throughput %.2f", median(cc_hp_thr[group]))
+            line = line sprintf("; changecast/haproxy throughput %.2f, proxy CPU per op %.1fus vs %.1fus",
+                                median(cc_hp_thr[group]), m_pcpu[cc], m_pcpu[hp])
         print line > keys
     }
 }

@@ -15,7 +15,7 @@
 #                 [--clients "1 16 64"] [--ops "ping insertfind"]
 #                 [--out DIR] [--standin] [--write-docs]
 #
-#   --quick       ~1 minute: 3 rounds of 0.6 s (default: 3 rounds of 3 s, ~4 min)
+#   --quick       ~1 minute: 3 rounds of 0.6 s (default: 5 rounds of 2 s, ~4 min)
 #   --out DIR     where the TSVs, key lines and plots go (default: a temp dir, kept)
 #   --standin     also run everything against the Node stand-in (slow, optional)
 #   --write-docs  results into docs/bench/ and docs/benchmarks.md
@@ -26,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-runs=3 seconds=3 warmup=1 clients_list="1 16 64" ops_list="ping insertfind"
+runs=5 seconds=2 warmup=0.5 clients_list="1 16 64" ops_list="ping insertfind"
 out="" standin=false write_docs=false quick=false
 while (($#)); do
     case "$1" in
@@ -200,19 +200,25 @@ EOF
 }
 
 # --- servers --------------------------------------------------------------
-declare -A uri
+declare -A uri server_pid
 upstreams=(mini)
 start_mini_upstream mini_port
+server_pid[mini/upstream]=${pids[-1]}
 start_changecast cc_port mini "$mini_port"
+server_pid[mini/changecast]=${pids[-1]}
 start_haproxy hp_port mini "$mini_port" || { log "wire.sh: haproxy would not start"; exit 1; }
+server_pid[mini/haproxy]=${pids[-1]}
 uri[mini/direct]="mongodb://127.0.0.1:$mini_port/?directConnection=true"
 uri[mini/changecast]="mongodb://127.0.0.1:$cc_port/?directConnection=true"
 uri[mini/haproxy]="mongodb://127.0.0.1:$hp_port/?directConnection=true"
 if $standin; then
     if start_standin standin_port; then
         upstreams+=(standin)
+        server_pid[standin/upstream]=${pids[-1]}
         start_changecast cc_port standin "$standin_port"
+        server_pid[standin/changecast]=${pids[-1]}
         start_haproxy hp_port standin "$standin_port"
+        server_pid[standin/haproxy]=${pids[-1]}
         uri[standin/direct]="mongodb://127.0.0.1:$standin_port/?directConnection=true"
         uri[standin/changecast]="mongodb://127.0.0.1:$cc_port/?directConnection=true"
         uri[standin/haproxy]="mongodb://127.0.0.1:$hp_port/?directConnection=true"
@@ -226,16 +232,36 @@ log "wire.sh: servers on CPU $server_cpus, load on CPU $load_cpus; ${upstreams[*
 # --- runs -----------------------------------------------------------------
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 runs_tsv=$out/wire-runs.tsv
-printf 'upstream\top\tclients\ttarget\tround\tops\tseconds\tthroughput\tp50_us\tp99_us\tmax_us\n' >"$runs_tsv"
+printf 'upstream\top\tclients\ttarget\tround\tops\tseconds\tthroughput\tp50_us\tp99_us\tmax_us\tproxy_cpu_us_per_op\tupstream_cpu_us_per_op\n' >"$runs_tsv"
 limit=$(awk -v s="$seconds" -v w="$warmup" 'BEGIN { printf "%d", s + w + 60 }')
 total=$((runs * ${#upstreams[@]} * $(wc -w <<<"$ops_list") * $(wc -w <<<"$clients_list") * ${#targets[@]}))
 done_count=0
+# CPU time (user + system, all threads) a server has used, in clock ticks.
+cpu_ticks() { # PID
+    [[ -n $1 ]] || { echo 0; return; }
+    local stat
+    stat=$(<"/proc/$1/stat")
+    stat=${stat##*) }
+    awk '{ print $12 + $13 }' <<<"$stat"
+}
+hz=$(getconf CLK_TCK)
 for round in $(seq "$runs"); do
+    # Each round starts with a different target, so that whatever the
+    # previous run leaves behind (sockets closing, caches) hits all alike.
+    order=()
+    for i in "${!targets[@]}"; do
+        order+=("${targets[(i + round - 1) % ${#targets[@]}]}")
+    done
     for up in "${upstreams[@]}"; do
         for op in $ops_list; do
             for c in $clients_list; do
-                for target in "${targets[@]}"; do
+                for target in "${order[@]}"; do
                     done_count=$((done_count + 1))
+                    printf '\r[%d/%d] round %d %s %s c=%s %s      ' "$done_count" "$total" \
+                        "$round" "$up" "$op" "$c" "$target" >&2
+                    proxy=${server_pid[$up/$target]:-}
+                    proxy_before=$(cpu_ticks "$proxy")
+                    upstream_before=$(cpu_ticks "${server_pid[$up/upstream]}")
                     if ! line=$(timeout "$limit" "${pin_load[@]}" "$bin/wire_load" \
                         --uri "${uri[$up/$target]}" --clients "$c" --op "$op" \
                         --seconds "$seconds" --warmup-seconds "$warmup" 2>"$tmp/run/load.err"); then
@@ -243,11 +269,16 @@ for round in $(seq "$runs"); do
                         sed 's/^/    /' "$tmp/run/load.err" | head -20 >&2
                         exit 1
                     fi
-                    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$up" "$op" "$c" "$target" "$round" \
-                        "$(awk '{ for (i = 1; i <= 6; i++) { split($i, kv, "="); printf "%s%s", kv[2], (i < 6 ? "\t" : "") } }' <<<"$line")" \
-                        >>"$runs_tsv"
-                    printf '\r[%d/%d] round %d %s %s c=%s %s      ' "$done_count" "$total" \
-                        "$round" "$up" "$op" "$c" "$target" >&2
+                    proxy_ticks=$(($(cpu_ticks "$proxy") - proxy_before))
+                    upstream_ticks=$(($(cpu_ticks "${server_pid[$up/upstream]}") - upstream_before))
+                    awk -v u="$up" -v o="$op" -v c="$c" -v t="$target" -v r="$round" -v hz="$hz" \
+                        -v pt="$proxy_ticks" -v ut="$upstream_ticks" 'BEGIN { OFS = "\t" } {
+                            for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+                            per_op = 1e6 / hz / (f["all_ops"] > 0 ? f["all_ops"] : 1)
+                            print u, o, c, t, r, f["ops"], f["seconds"], f["throughput"], f["p50_us"],
+                                f["p99_us"], f["max_us"], sprintf("%.2f", pt * per_op),
+                                sprintf("%.2f", ut * per_op)
+                        }' <<<"$line" >>"$runs_tsv"
                 done
             done
         done

@@ -5,7 +5,9 @@
  * result is one logfmt line, so bench/wire.sh can compare targets:
  *   wire_load --uri URI --clients C --op ping|insertfind --seconds S
  *             [--warmup-seconds W]
- *   ops=N seconds=S throughput=X p50_us=A p99_us=B max_us=M errors=E
+ *   ops=N seconds=S throughput=X p50_us=A p99_us=B max_us=M errors=E all_ops=T
+ * (all_ops counts warm-up and connection set-up too, so that a caller can
+ * divide a server's CPU time over the whole run by it.)
  * An insertfind operation is one insert_one followed by one find by _id:
  * two round trips, timed together. Percentiles are exact (nearest rank over
  * every sample), not estimated from buckets. Calls only libmongoc. */
@@ -36,6 +38,7 @@ typedef struct worker {
     size_t capacity;
     uint64_t last_end_ns;
     uint64_t errors;
+    uint64_t all_ops; /* warm-up and set-up included: divides the servers' CPU time */
     bson_error_t first_error;
 } worker_t;
 
@@ -119,7 +122,9 @@ static void *worker_main(void *arg)
 
     /* The first command does server discovery and opens the connection:
      * that is set-up, not load. */
-    if (!run_ping(worker, &error)) {
+    if (run_ping(worker, &error)) {
+        worker->all_ops++;
+    } else {
         record_error(worker, &error);
     }
     pthread_barrier_wait(&connected);
@@ -137,6 +142,7 @@ static void *worker_main(void *arg)
             record_error(worker, &error);
             continue;
         }
+        worker->all_ops++;
         /* Operations begun during warm-up are left out entirely. */
         if (begin >= measure_start_ns) {
             add_sample(worker, end - begin);
@@ -235,11 +241,12 @@ int main(int argc, char **argv)
     pthread_barrier_wait(&started);
 
     size_t total = 0;
-    uint64_t errors = 0, last_end = measure_start_ns;
+    uint64_t errors = 0, all_ops = 0, last_end = measure_start_ns;
     for (size_t i = 0; i < clients; i++) {
         pthread_join(threads[i], NULL);
         total += workers[i].count;
         errors += workers[i].errors;
+        all_ops += workers[i].all_ops;
         if (workers[i].last_end_ns > last_end) {
             last_end = workers[i].last_end_ns;
         }
@@ -261,10 +268,11 @@ int main(int argc, char **argv)
      * deadline: operations begun just before it still count whole. */
     double seconds = (double)(last_end - measure_start_ns) / 1e9;
     printf("ops=%zu seconds=%.3f throughput=%.1f p50_us=%.1f p99_us=%.1f max_us=%.1f "
-           "errors=%llu\n",
+           "errors=%llu all_ops=%llu\n",
            total, seconds, seconds > 0 ? (double)total / seconds : 0.0,
            percentile_us(all, total, 50), percentile_us(all, total, 99),
-           total ? (double)all[total - 1] / 1000.0 : 0.0, (unsigned long long)errors);
+           total ? (double)all[total - 1] / 1000.0 : 0.0, (unsigned long long)errors,
+           (unsigned long long)all_ops);
 
     for (size_t i = 0; i < clients; i++) {
         bson_free(workers[i].latency_ns);

@@ -7,6 +7,7 @@
  * replies therefore pass untouched. */
 #include "changecast/log.h"
 #include "frame.h"
+#include "frame_buffer.h"
 #include "handshake.h"
 #include "wire_internal.h"
 
@@ -246,13 +247,10 @@ static void read_frames(cc_session_t *session, struct bufferevent *from, cc_fram
 {
     struct evbuffer *input = bufferevent_get_input(from);
     while (session->state == CC_SESSION_CONNECTING || session->state == CC_SESSION_PROXYING) {
-        uint8_t bytes[CC_FRAME_HEADER_BYTES];
         cc_frame_header_t header;
         bson_error_t error;
-        size_t available = evbuffer_get_length(input);
-        evbuffer_copyout(input, bytes, available < sizeof bytes ? available : sizeof bytes);
-        cc_frame_status_t status = cc_frame_header_check(
-            bytes, available, session->max_message_bytes, origin, &header, &error);
+        cc_frame_status_t status =
+            cc_frame_buffer_next(input, session->max_message_bytes, origin, &header, &error);
         if (status == CC_FRAME_INCOMPLETE) {
             return;
         }
@@ -260,9 +258,6 @@ static void read_frames(cc_session_t *session, struct bufferevent *from, cc_fram
             cc_session_close(
                 session, origin == CC_FROM_CLIENT ? "frame_rejected" : "upstream_frame_rejected",
                 error.message);
-            return;
-        }
-        if (available < (size_t)header.length) {
             return;
         }
         handle(session, &header);

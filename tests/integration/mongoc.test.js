@@ -2,34 +2,23 @@
 // libmongoc applications (tests/integration/c/mongoc_client.c) directly
 // against the stand-in and through changecast.
 'use strict';
-const { test, before, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { execFile } = require('node:child_process');
 const path = require('node:path');
 const { promisify } = require('node:util');
-const { BIN_DIR, startStandin, startChangecast } = require('./support');
+const { BIN_DIR, useChangecast } = require('./support');
 
 const CLIENT = path.join(BIN_DIR, 'it_mongoc_client');
-let standin;
-let changecast;
+const fixture = useChangecast();
 
 async function run(uri, scenario) {
   const { stdout } = await promisify(execFile)(CLIENT, [uri, scenario], { timeout: 60000 });
   return stdout.trim().split('\n');
 }
 
-before(async () => {
-  standin = await startStandin();
-  changecast = await startChangecast(standin.port);
-});
-
-after(async () => {
-  await changecast?.stop();
-  await standin?.stop();
-});
-
 test('libmongoc CRUD through changecast', async () => {
-  const lines = await run(changecast.uri, 'crud');
+  const lines = await run(fixture.changecast.uri, 'crud');
   assert.deepEqual(lines, [
     'inserted { "insertedCount" : 1 }',
     'updated { "modifiedCount" : 1, "matchedCount" : 1, "upsertedCount" : 0 }',
@@ -40,11 +29,11 @@ test('libmongoc CRUD through changecast', async () => {
 });
 
 test('libmongoc reads 250 documents in batches of 40 through changecast', async () => {
-  assert.deepEqual(await run(changecast.uri, 'cursor'), ['cursor seen=250 in_order=1']);
+  assert.deepEqual(await run(fixture.changecast.uri, 'cursor'), ['cursor seen=250 in_order=1']);
 });
 
 test('libmongoc sees changecast as a router', async () => {
-  const [line] = await run(changecast.uri, 'hello');
+  const [line] = await run(fixture.changecast.uri, 'hello');
   const reply = JSON.parse(line.replace(/^hello /, ''));
   assert.equal(reply.msg, 'isdbgrid');
   assert.equal(reply.setName, undefined);
@@ -57,7 +46,7 @@ for (const [target, scenario] of [
   ['changecast', 'client-watch'],
 ]) {
   test(`libmongoc ${scenario === 'watch' ? 'mongoc_collection_watch' : 'mongoc_client_watch'} against ${target}`, async () => {
-    const uri = target === 'changecast' ? changecast.uri : standin.uri;
+    const uri = target === 'changecast' ? fixture.changecast.uri : fixture.standin.uri;
     const lines = await run(uri, scenario);
     const events = lines.filter((l) => l.startsWith('event ')).map((l) => JSON.parse(l.slice(6)));
     assert.equal(events.length, 3);

@@ -1,25 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // mongosh, as a person would use it, pointed at changecast.
 'use strict';
-const { test, before, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { execFile } = require('node:child_process');
 const path = require('node:path');
 const { promisify } = require('node:util');
-const { ROOT, startStandin, startChangecast } = require('./support');
+const { ROOT, useChangecast } = require('./support');
 
-let standin;
-let changecast;
-
-before(async () => {
-  standin = await startStandin();
-  changecast = await startChangecast(standin.port);
-});
-
-after(async () => {
-  await changecast?.stop();
-  await standin?.stop();
-});
+const fixture = useChangecast();
 
 test('mongosh inserts and queries through changecast', async () => {
   const script = `
@@ -30,7 +19,7 @@ test('mongosh inserts and queries through changecast', async () => {
   `;
   const { stdout } = await promisify(execFile)(
     path.join(ROOT, 'node_modules/.bin/mongosh'),
-    [`${changecast.uri}it_mongosh`, '--quiet', '--norc', '--eval', script],
+    [`${fixture.changecast.uri}it_mongosh`, '--quiet', '--norc', '--eval', script],
     { timeout: 60000, env: { ...process.env, MONGOSH_NO_UPDATE_CHECK: '1', DO_NOT_TRACK: '1' } },
   );
   const lines = stdout.trim().split('\n');

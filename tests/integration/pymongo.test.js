@@ -1,28 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 // PyMongo 3.11, whose handshake is legacy OP_QUERY isMaster, through changecast.
 'use strict';
-const { test, before, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { execFile } = require('node:child_process');
 const path = require('node:path');
 const { promisify } = require('node:util');
-const { startStandin, startChangecast } = require('./support');
+const { useChangecast } = require('./support');
 
-let standin;
-let changecast;
-
-before(async () => {
-  standin = await startStandin();
-  changecast = await startChangecast(standin.port);
-});
-
-after(async () => {
-  await changecast?.stop();
-  await standin?.stop();
-});
+const fixture = useChangecast();
 
 test('PyMongo sees a router and runs CRUD and a multi-batch cursor through changecast', async () => {
-  const { stdout } = await promisify(execFile)('/usr/bin/python3', [path.join(__dirname, 'py/pymongo_client.py'), changecast.uri], { timeout: 60000 });
+  const { stdout } = await promisify(execFile)('/usr/bin/python3', [path.join(__dirname, 'py/pymongo_client.py'), fixture.changecast.uri], { timeout: 60000 });
   const results = Object.assign({}, ...stdout.trim().split('\n').map((line) => JSON.parse(line)));
   assert.equal(results.hello_msg, 'isdbgrid');
   assert.deepEqual(results.hello_leaks, []);
@@ -34,5 +23,5 @@ test('PyMongo sees a router and runs CRUD and a multi-batch cursor through chang
   // As against a real mongos: PyMongo refuses exhaust cursors on a router.
   assert.match(results.exhaust, /[Ee]xhaust cursors are not supported by mongos/);
   // PyMongo 3.11 handshakes with legacy OP_QUERY: changecast rewrote those.
-  assert.doesNotMatch(changecast.output, /frame_rejected/);
+  assert.doesNotMatch(fixture.changecast.output, /frame_rejected/);
 });

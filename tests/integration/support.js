@@ -110,4 +110,20 @@ function changecastUpstreamPorts(changecast) {
   return new Set([...changecast.output.matchAll(/event=upstream_connected .*local=127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1])));
 }
 
-module.exports = { ROOT, BIN_DIR, CHANGECAST, startProcess, startStandin, startChangecast, makeCerts, tempDir, changecastUpstreamPorts };
+// Registers before/after hooks that run a stand-in and a changecast in front
+// of it for the whole test file; the returned object fills in before tests run.
+function useChangecast({ standinArgs = [], flags = [] } = {}) {
+  const { before, after } = require('node:test');
+  const fixture = {};
+  before(async () => {
+    fixture.standin = await startStandin(standinArgs);
+    fixture.changecast = await startChangecast(fixture.standin.port, flags);
+  });
+  after(async () => {
+    await fixture.changecast?.stop();
+    await fixture.standin?.stop();
+  });
+  return fixture;
+}
+
+module.exports = { ROOT, useChangecast, BIN_DIR, CHANGECAST, startProcess, startStandin, startChangecast, makeCerts, tempDir, changecastUpstreamPorts };
