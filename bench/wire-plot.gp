@@ -4,7 +4,7 @@
 #   gnuplot -e "data='DIR/plot'; title='...'; out='x.svg'" bench/wire-plot.gp
 # reads DATA-direct.dat, DATA-changecast.dat, DATA-haproxy.dat:
 # "clients p50_us p99_us" per line.
-set terminal svg size 720,440 dynamic font "sans,12" background "white"
+set terminal svg size 820,440 dynamic font "sans,12" background "white"
 set output out
 set title title
 set xlabel "concurrent clients"
@@ -13,7 +13,7 @@ set logscale xy
 set xtics (1, 4, 16, 64)
 set xrange [0.8:80]
 set grid
-set key top left
+set key outside right top
 set style line 1 lc rgb "#1b7837" lw 2 pt 7
 set style line 2 lc rgb "#2166ac" lw 2 pt 5
 set style line 3 lc rgb "#b2182b" lw 2 pt 9

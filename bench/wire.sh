@@ -27,10 +27,10 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 runs=5 seconds=2 warmup=0.5 clients_list="1 16 64" ops_list="ping insertfind"
-out="" standin=false write_docs=false quick=false
+out="" standin=false write_docs=false
 while (($#)); do
     case "$1" in
-        --quick) quick=true seconds=0.6 warmup=0.3 ;;
+        --quick) runs=3 seconds=0.6 warmup=0.3 ;;
         --runs) runs=$2; shift ;;
         --seconds) seconds=$2; shift ;;
         --warmup-seconds) warmup=$2; shift ;;
@@ -300,7 +300,7 @@ for up in "${upstreams[@]}"; do
     for op in $ops_list; do
         for target in "${targets[@]}"; do
             awk -F'\t' -v u="$up" -v o="$op" -v t="$target" \
-                'NR > 1 && $1 == u && $2 == o && $4 == t { print $3, $6, $7 }' \
+                'NR > 1 && $1 == u && $2 == o && $4 == t { print $3, $7, $8 }' \
                 "$out/wire-summary.tsv" | sort -n >"$tmp/run/plot-$target.dat"
         done
         name=wire-$op.svg
