@@ -152,6 +152,17 @@ test('compression negotiates zlib and noop and replies compressed', async (t) =>
   assert.equal(none.doc.ok, 1);
 });
 
+test('the Node driver works with zlib compression negotiated', async (t) => {
+  const { MongoClient } = require('mongodb');
+  const s = await startStandin();
+  t.after(() => s.stop());
+  const client = await new MongoClient(s.uri, { compressors: ['zlib'] }).connect();
+  t.after(() => client.close());
+  const c = client.db('z').collection('c');
+  await c.insertMany(Array.from({ length: 50 }, (_, i) => ({ i, text: 'compress me '.repeat(50) })));
+  assert.equal((await c.find({}).toArray()).length, 50);
+});
+
 test('awaitable hello with the current topologyVersion waits maxAwaitTimeMS', async (t) => {
   const s = await startStandin();
   t.after(() => s.stop());
