@@ -7,7 +7,7 @@ require('mingo/init/system');
 const mingo = require('mingo');
 const { ObjectId, Long } = require('bson');
 const { MongoError } = require('./errors');
-const { valueKey, isPlainObject } = require('./store');
+const { valueKey, isPlainObject, clone } = require('./store');
 
 // mingo throws its own errors for invalid queries; MongoDB answers BadValue
 // (code 2) for an unknown operator or a malformed expression.
@@ -67,13 +67,17 @@ function sortDocs(docs, sort) {
   return wrapMingo(() => mingo.find(docs, {}).sort(sort).all());
 }
 
+// mingo's projection and pipeline stages may write into their input
+// documents ($set, $unset, $addFields on nested paths); stored documents are
+// shared and must never change, so those run on copies.
 function project(docs, projection) {
   if (!projection || !Object.keys(projection).length) return docs;
-  return wrapMingo(() => mingo.find(docs, {}, projection).all());
+  return wrapMingo(() => mingo.find(docs.map(clone), {}, projection).all());
 }
 
 function aggregate(docs, pipeline, resolver) {
-  return wrapMingo(() => mingo.aggregate(docs, pipeline, { collectionResolver: resolver }));
+  const copies = (name) => resolver(name).map(clone);
+  return wrapMingo(() => mingo.aggregate(docs.map(clone), clone(pipeline), { collectionResolver: copies }));
 }
 
 module.exports = { matchDocs, sortDocs, project, aggregate, compile, checkFilter, wrapMingo, pinnedId };

@@ -237,3 +237,13 @@ test('ObjectId, Date, Long and nested values survive a round trip', async (t) =>
   assert.deepEqual(back.deep, { a: [{ b: null }] });
   assert.equal((await c.find({ when: { $gte: new Date('2024-01-01') } }).toArray()).length, 1);
 });
+
+test('aggregation and projection never change the stored documents', async (t) => {
+  const { db } = await setup(t);
+  const c = db.collection('pure');
+  await c.insertOne({ _id: 1, a: { b: 1 } });
+  await c.aggregate([{ $set: { 'a.c': 2 } }, { $unset: 'a.b' }]).toArray();
+  await c.find({}, { projection: { 'a.b': 0 } }).toArray();
+  await c.aggregate([{ $lookup: { from: 'pure', pipeline: [{ $set: { 'a.z': 1 } }], as: 'j' } }]).toArray();
+  assert.deepEqual(await c.findOne({ _id: 1 }), { _id: 1, a: { b: 1 } });
+});
