@@ -72,12 +72,30 @@ function sortDocs(docs, sort) {
 // shared and must never change, so those run on copies.
 function project(docs, projection) {
   if (!projection || !Object.keys(projection).length) return docs;
-  return wrapMingo(() => mingo.find(docs.map(clone), {}, projection).all());
+  const out = wrapMingo(() => mingo.find(docs.map(clone), {}, projection).all());
+  return out.map((d, i) => reorderLike(d, docs[i]));
 }
+
+// mongod's projection keeps the stored field order for the fields it keeps
+// (so `_id` stays first) and appends computed fields; mingo appends `_id`
+// last. Puts the fields back in the input's order.
+function reorderLike(out, input) {
+  if (!isPlainObject(out) || !isPlainObject(input)) return out;
+  const o = {};
+  for (const k of Object.keys(input)) if (k in out) o[k] = reorderLike(out[k], input[k]);
+  for (const k of Object.keys(out)) if (!(k in o)) o[k] = out[k];
+  return o;
+}
+
+const NEW_ROOT_STAGES = new Set(['$replaceRoot', '$replaceWith']);
 
 function aggregate(docs, pipeline, resolver) {
   const copies = (name) => resolver(name).map(clone);
-  return wrapMingo(() => mingo.aggregate(docs.map(clone), clone(pipeline), { collectionResolver: copies }));
+  const out = wrapMingo(() => mingo.aggregate(docs.map(clone), clone(pipeline), { collectionResolver: copies }));
+  // Stages keep `_id` first in mongod ($project, $addFields, $group); mingo
+  // may move it last. Not after a stage that makes a new root document.
+  if (pipeline.some((st) => NEW_ROOT_STAGES.has(Object.keys(st)[0]))) return out;
+  return out.map((d) => (isPlainObject(d) && '_id' in d && Object.keys(d)[0] !== '_id' ? { _id: d._id, ...d } : d));
 }
 
 module.exports = { matchDocs, sortDocs, project, aggregate, compile, checkFilter, wrapMingo, pinnedId };

@@ -247,3 +247,13 @@ test('aggregation and projection never change the stored documents', async (t) =
   await c.aggregate([{ $lookup: { from: 'pure', pipeline: [{ $set: { 'a.z': 1 } }], as: 'j' } }]).toArray();
   assert.deepEqual(await c.findOne({ _id: 1 }), { _id: 1, a: { b: 1 } });
 });
+
+test('projections keep the stored field order with _id first', async (t) => {
+  const { db } = await setup(t);
+  const c = db.collection('order');
+  await c.insertOne({ _id: 1, a: 1, b: { c: 1, d: 2 }, e: 3 });
+  const doc = await c.findOne({}, { projection: { e: 1, a: 1, 'b.d': 1 } });
+  assert.deepEqual(Object.keys(doc), ['_id', 'a', 'b', 'e']);
+  const [agg] = await c.aggregate([{ $project: { e: 1, a: 1 } }]).toArray();
+  assert.equal(Object.keys(agg)[0], '_id', 'aggregation keeps _id first (other fields: see README)');
+});
