@@ -13,7 +13,7 @@ set logscale xy
 set xtics (1, 4, 16, 64)
 set xrange [0.8:80]
 set grid
-set key outside right top
+set key outside right top vertical Left reverse
 set style line 1 lc rgb "#1b7837" lw 2 pt 7
 set style line 2 lc rgb "#2166ac" lw 2 pt 5
 set style line 3 lc rgb "#b2182b" lw 2 pt 9

@@ -75,7 +75,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
 
 ncpu=$(nproc)
 if ((ncpu >= 2)); then
-    server_cpus=0 load_cpus=1-$((ncpu - 1))
+    server_cpus=0 load_cpus=$( ((ncpu == 2)) && echo 1 || echo "1-$((ncpu - 1))")
     pin_server=(taskset -c "$server_cpus") pin_load=(taskset -c "$load_cpus")
 else
     server_cpus=all load_cpus=all pin_server=() pin_load=()
@@ -314,10 +314,10 @@ done
 {
     echo "- CPUs: $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
     echo "- kernel: $(uname -r); Debian $(cat /etc/debian_version 2>/dev/null || echo '?')"
-    echo "- changecast $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src include 2>/dev/null || echo ' (src/ has uncommitted changes)'), $build build ($(grep -m1 CMAKE_BUILD_TYPE "$build/CMakeCache.txt" | cut -d= -f2)), $(cc --version | head -1)"
+    echo "- changecast $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src include 2>/dev/null || echo ' (src/ has uncommitted changes)'), build dir $build/ ($(grep -m1 CMAKE_BUILD_TYPE "$build/CMakeCache.txt" | cut -d= -f2)), $(cc --version | head -1)"
     echo "- libmongoc $(pkg-config --modversion libmongoc-1.0), libevent $(pkg-config --modversion libevent), $(haproxy -v | head -1 | cut -d' ' -f1-3)"
     echo "- pinning: servers (upstream, changecast, haproxy) on CPU $server_cpus, wire_load on CPU $load_cpus"
-    echo "- load average (1/5/15 min) before: $load_start; after: $load_end"
+    echo "- load average (1/5/15 min; the benchmark's own client threads count too) before: $load_start; after: $load_end"
     echo "- $runs rounds x ${seconds}s measured (+${warmup}s warm-up) per case; $(date -u +%Y-%m-%d)"
 } >"$out/wire-machine.txt"
 
