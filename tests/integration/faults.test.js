@@ -183,3 +183,25 @@ test('a client that disconnects mid-reply releases its upstream connection', asy
     await standin.stop();
   }
 });
+
+test('a primary stepdown closes the connections pinned to it; drivers carry on through changecast', async () => {
+  const standin = await startStandin();
+  const changecast = await startChangecast(standin.port);
+  const client = new MongoClient(changecast.uri, { serverSelectionTimeoutMS: 15000, retryWrites: true });
+  try {
+    const coll = client.db('it_faults').collection('stepdown');
+    await coll.insertOne({ _id: 'before' });
+    await client.db('admin').command({ replSetStepDown: 2, force: true });
+    await changecast.waitFor(/event=topology_changed .*demoted=true/);
+    await changecast.waitFor(/event=closed reason=primary_changed/);
+    // Retryable writes ride over the election: the driver reconnects through
+    // changecast, which connects to the primary once it is elected again.
+    await coll.insertOne({ _id: 'after' });
+    assert.deepEqual((await coll.find().sort({ _id: 1 }).toArray()).map((d) => d._id), ['after', 'before']);
+    assert.match(changecast.output, /event=primary_known primary=127\.0\.0\.1:\d+ epoch=2/);
+  } finally {
+    await client.close();
+    await changecast.stop();
+    await standin.stop();
+  }
+});

@@ -34,6 +34,9 @@ const WRITE_CONCERN_COMMANDS = new Set([
   'createIndexes', 'dropIndexes', 'collMod', 'renameCollection', 'commitTransaction', 'abortTransaction',
 ]);
 
+// Reads a secondary serves only with a non-primary read preference.
+const SECONDARY_READS = new Set(['find', 'aggregate', 'count', 'distinct', 'getMore', 'listCollections', 'listIndexes']);
+
 const SNAPSHOT_COMMANDS = new Set(['find', 'aggregate', 'distinct']);
 const READ_CONCERN_LEVELS = new Set(['local', 'majority', 'snapshot', 'available', 'linearizable']);
 
@@ -134,7 +137,7 @@ class Server {
       throw new MongoError(51756, 'Location51756', "An isMaster or hello request with exhaust must specify 'maxAwaitTimeMS'");
     }
     const waitMs = awaitMs(this.topology, cmd);
-    if (waitMs > 0) await sleep(waitMs, conn);
+    if (waitMs > 0) await this.topology.waitForChange(waitMs, conn);
     const extras = {};
     if (typeof cmd.saslSupportedMechs === 'string') {
       const mechs = this.users.mechanismsFor(cmd.saslSupportedMechs);
@@ -164,6 +167,7 @@ class Server {
         throw new MongoError(13, 'Unauthorized', `Command ${name} requires authentication`);
       }
       const ns = typeof cmd[name] === 'string' ? `${db}.${cmd[name]}` : `${db}.$cmd`;
+      this.checkPrimary(name, cmd);
       failData = this.failpoints.before(name, conn, ns);
       if (failData) await this.applyFailPoint(failData, conn);
 
@@ -185,6 +189,17 @@ class Server {
       if (e instanceof CloseConnection) throw e;
       if (req.txn && req.txn.state === 'inProgress') req.txn.state = 'aborted';
       return this.finishError(req, e, failData);
+    }
+  }
+
+  // While stepped down the stand-in is a secondary: writes fail with
+  // NotWritablePrimary, primary reads with NotPrimaryNoSecondaryOk, as mongod.
+  checkPrimary(name, cmd) {
+    if (!this.topology || this.topology.primary || this.standalone) return;
+    if (WRITE_CONCERN_COMMANDS.has(name)) throw new MongoError(10107, 'NotWritablePrimary', 'not primary');
+    const mode = cmd.$readPreference && cmd.$readPreference.mode;
+    if (SECONDARY_READS.has(name) && (!mode || mode === 'primary')) {
+      throw new MongoError(13435, 'NotPrimaryNoSecondaryOk', 'not primary and secondaryOk=false');
     }
   }
 

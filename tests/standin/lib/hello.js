@@ -10,8 +10,8 @@
 // isImplicitDefaultMajorityWC is only sent by shard servers, so not here.
 //
 // Awaitable hello (server-monitoring spec, "Streaming Protocol"): a request
-// carrying the current topologyVersion and maxAwaitTimeMS waits that long
-// before answering; the topology of the stand-in never changes.
+// carrying the current topologyVersion and maxAwaitTimeMS waits that long,
+// or until the topology changes (replSetStepDown), before answering.
 'use strict';
 const { ObjectId, Long, Double } = require('bson');
 const { MongoError } = require('./errors');
@@ -33,12 +33,57 @@ class Topology {
     // A fresh primary has moved through STARTUP, STARTUP2, SECONDARY and
     // PRIMARY, each step bumping the counter; the value is not meaningful.
     this.counter = Long.fromNumber(6);
-    this.electionId = ObjectId.createFromHexString('7fffffff0000000000000001');
+    this.term = 1;
+    this.electionId = electionIdFor(this.term);
+    this.primary = true;
+    this.waiters = new Set();
   }
 
   topologyVersion() {
     return { processId: this.processId, counter: this.counter };
   }
+
+  // Every state change bumps the counter and answers awaiting hellos at once
+  // (server-monitoring spec: "the server MUST respond immediately").
+  changed() {
+    this.counter = this.counter.add(1);
+    for (const wake of [...this.waiters]) wake();
+  }
+
+  // Resolves after ms, when the topology changes, or when conn closes.
+  waitForChange(ms, conn) {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        off();
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      const off = conn.onClose(done);
+      this.waiters.add(done);
+    });
+  }
+
+  // replSetStepDown on a one-member set: SECONDARY for `seconds`, then an
+  // election in a new term makes it PRIMARY again with a new electionId.
+  stepDown(seconds) {
+    this.primary = false;
+    this.changed();
+    clearTimeout(this.electionTimer);
+    this.electionTimer = setTimeout(() => {
+      this.term += 1;
+      this.electionId = electionIdFor(this.term);
+      this.primary = true;
+      this.changed();
+    }, seconds * 1000);
+    this.electionTimer.unref();
+  }
+}
+
+// electionId is an ObjectId made of 0x7fffffff and the term (protocol version 1).
+function electionIdFor(term) {
+  return ObjectId.createFromHexString(`7fffffff${term.toString(16).padStart(16, '0')}`);
 }
 
 function opTime(clock) {
@@ -91,11 +136,13 @@ function helloReply(server, conn, cmd, name, extras = {}) {
       hosts: [topology.me],
       setName: topology.setName,
       setVersion: 1,
-      [writable]: true,
-      secondary: false,
-      primary: topology.me,
+      [writable]: topology.primary,
+      secondary: !topology.primary,
+      // A secondary of a one-member set knows no primary, and only a
+      // primary reports an electionId.
+      ...(topology.primary ? { primary: topology.me } : {}),
       me: topology.me,
-      electionId: topology.electionId,
+      ...(topology.primary ? { electionId: topology.electionId } : {}),
       lastWrite: {
         opTime: opTime(clock),
         lastWriteDate: writeDate,

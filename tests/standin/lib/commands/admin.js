@@ -312,8 +312,26 @@ function serverStatus(req) {
   };
 }
 
+// replSetStepDown (admin): with one member there is no electable secondary,
+// so MongoDB refuses unless force is true; forced, the member is SECONDARY
+// for the given seconds and then elects itself again.
+function replSetStepDown(req) {
+  const { ctx, cmd, db } = req;
+  if (db !== 'admin') throw new MongoError(13, 'Unauthorized', 'replSetStepDown may only be run against the admin database.');
+  if (ctx.standalone) throw new MongoError(76, 'NoReplicationEnabled', 'not running with --replSet');
+  if (!ctx.topology.primary) throw new MongoError(10107, 'NotWritablePrimary', 'not primary so can\'t step down');
+  const seconds = Number(cmd.replSetStepDown);
+  if (!(seconds >= 1)) throw new MongoError(2, 'BadValue', 'stepdown period must be a positive integer');
+  if (!cmd.force) {
+    throw new MongoError(262, 'ExceededTimeLimit', 'No electable secondaries caught up as of ' + new Date().toISOString() + '. Please use the replSetStepDown command with the argument {force: true} to force node to step down.');
+  }
+  ctx.topology.stepDown(seconds);
+  return {};
+}
+
 module.exports = {
   commands: {
+    replSetStepDown,
     ping, buildInfo: (req) => buildInfo(req.ctx), buildinfo: (req) => buildInfo(req.ctx),
     listDatabases, listCollections, create, collMod, drop, dropDatabase, renameCollection,
     createIndexes, listIndexes, dropIndexes,
