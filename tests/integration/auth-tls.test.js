@@ -121,3 +121,39 @@ test('--check-config accepts the shipped config and rejects a bad key with exit 
     }
   }
 });
+
+test('TLS to the upstream when the connection string says tls=true, verified against tlsCAFile', async () => {
+  const certs = makeCerts();
+  const standin = await startStandin(['--tls-cert-file', path.join(certs, 'server.pem'), '--tls-key-file', path.join(certs, 'server.key')]);
+  const upstreamUri = `mongodb://127.0.0.1:${standin.port}/?replicaSet=rs0&tls=true&tlsCAFile=${path.join(certs, 'ca.pem')}`;
+  const changecast = await startChangecast(standin.port, [], { upstreamUri });
+  const client = new MongoClient(changecast.uri);
+  try {
+    assert.match(changecast.output, /upstream_tls=true/);
+    await client.db('it_tls').collection('upstream').insertOne({ _id: 1 });
+    assert.deepEqual(await client.db('it_tls').collection('upstream').findOne({}), { _id: 1 });
+  } finally {
+    await client.close();
+    await changecast.stop();
+    await standin.stop();
+  }
+  // A plain-TCP upstream connection to a TLS-only server never gets far.
+  assert.doesNotMatch(standin.output || '', /tls_handshake_failed/);
+});
+
+test('an upstream certificate that does not verify is refused', async () => {
+  const certs = makeCerts();
+  const otherCa = makeCerts();
+  const standin = await startStandin(['--tls-cert-file', path.join(certs, 'server.pem'), '--tls-key-file', path.join(certs, 'server.key')]);
+  const upstreamUri = `mongodb://127.0.0.1:${standin.port}/?replicaSet=rs0&tls=true&tlsCAFile=${path.join(otherCa, 'ca.pem')}`;
+  const changecast = await startChangecast(standin.port, ['--wire.primary_wait_ms', '300'], { upstreamUri, waitForPrimary: false });
+  const client = new MongoClient(changecast.uri, { serverSelectionTimeoutMS: 2000 });
+  try {
+    await assert.rejects(client.connect());
+    await changecast.waitFor(/certificate verify failed|TLS handshake failed|no_primary/);
+  } finally {
+    await client.close();
+    await changecast.stop();
+    await standin.stop();
+  }
+});

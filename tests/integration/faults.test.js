@@ -7,6 +7,7 @@ const assert = require('node:assert/strict');
 const net = require('node:net');
 const { MongoClient } = require('mongodb');
 const { startStandin, startChangecast } = require('./support');
+const { freePort } = require('../lib/harness');
 
 function header(length, requestId, opcode) {
   const bytes = Buffer.alloc(16);
@@ -28,14 +29,6 @@ function sendRaw(port, bytes) {
       resolve();
     });
   });
-}
-
-async function freePort() {
-  const server = net.createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 test('malformed frames close only their own client, with one log line saying why', async () => {

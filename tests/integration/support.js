@@ -3,7 +3,8 @@
 // on a free loopback port in front of a stand-in, and the evidence it leaves
 // (its log, the stand-in's connection log).
 'use strict';
-const { spawn, execFileSync } = require('node:child_process');
+const { execFileSync } = require('node:child_process');
+const harness = require('../lib/harness');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -18,59 +19,45 @@ function tempDir(prefix) {
   return fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
 }
 
-// Spawns a process and resolves once a line of its output matches
-// readyPattern; the returned handle collects all output for assertions.
-function startProcess(command, args, { readyPattern, timeoutMs = 15000, env } = {}) {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    const handle = { proc, output: '', exited: null };
-    const exited = new Promise((done) => proc.on('exit', (code, signal) => done((handle.exited = { code, signal }))));
-    handle.waitExit = () => exited;
-    handle.stop = async (signal = 'SIGTERM') => {
-      if (!handle.exited) proc.kill(signal);
-      return exited;
-    };
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`${path.basename(command)} not ready in ${timeoutMs} ms:\n${handle.output}`));
-    }, timeoutMs);
-    const onData = (chunk) => {
-      handle.output += chunk;
-      const match = readyPattern && handle.output.match(readyPattern);
-      if (match && !handle.match) {
-        handle.match = match;
-        clearTimeout(timer);
-        resolve(handle);
-      }
-    };
-    proc.stdout.setEncoding('utf8').on('data', onData);
-    proc.stderr.setEncoding('utf8').on('data', onData);
-    proc.on('exit', () => {
-      if (!handle.match) {
-        clearTimeout(timer);
-        reject(new Error(`${path.basename(command)} exited before ready:\n${handle.output}`));
-      }
-    });
+// The harness's process handle in the shape these tests read: output (both
+// streams), waitExit() and stop() resolving to {code, signal}.
+function adapt(started) {
+  const handle = {
+    proc: started.proc,
+    match: started.match,
+    get output() {
+      return started.stdout() + started.stderr();
+    },
+  };
+  const exited = new Promise((resolve) => {
+    if (started.proc.exitCode !== null || started.proc.signalCode !== null) {
+      resolve({ code: started.proc.exitCode, signal: started.proc.signalCode });
+    } else {
+      started.proc.on('exit', (code, signal) => resolve({ code, signal }));
+    }
   });
+  handle.waitExit = () => exited;
+  handle.stop = async () => {
+    await started.stop();
+    return exited;
+  };
+  return handle;
 }
 
 async function startStandin(args = []) {
-  const handle = await startProcess('node', [path.join(ROOT, 'tests/standin/server.js'), '--port', '0', ...args], {
-    readyPattern: /ready port=(\d+)/,
-  });
-  handle.port = Number(handle.match[1]);
-  handle.uri = `mongodb://127.0.0.1:${handle.port}/?replicaSet=rs0`;
-  return handle;
+  const started = await harness.startStandin(args);
+  return Object.assign(adapt(started), { port: started.port, uri: started.uri });
 }
 
 // changecast in front of an upstream port; the client URI names changecast
 // as a router would be named: no replicaSet.
 async function startChangecast(upstreamPort, flags = [], { upstreamUri, waitForPrimary = true } = {}) {
   const upstream = upstreamUri || `mongodb://127.0.0.1:${upstreamPort}/?replicaSet=rs0`;
-  const handle = await startProcess(
-    CHANGECAST,
-    ['--wire.listen', '127.0.0.1:0', '--wire.upstream', upstream, ...flags],
-    { readyPattern: /event=ready .*wire=127\.0\.0\.1:(\d+)/ },
+  const handle = adapt(
+    await harness.startProcess(CHANGECAST, ['--wire.listen', '127.0.0.1:0', '--wire.upstream', upstream, ...flags], {
+      readyPattern: /event=ready .*wire=127\.0\.0\.1:(\d+)/,
+      readyStream: 'stderr',
+    }),
   );
   handle.port = Number(handle.match[1]);
   handle.uri = `mongodb://127.0.0.1:${handle.port}/`;
@@ -126,4 +113,4 @@ function useChangecast({ standinArgs = [], flags = [] } = {}) {
   return fixture;
 }
 
-module.exports = { ROOT, useChangecast, BIN_DIR, CHANGECAST, startProcess, startStandin, startChangecast, makeCerts, tempDir, changecastUpstreamPorts };
+module.exports = { ROOT, useChangecast, BIN_DIR, CHANGECAST, startStandin, startChangecast, makeCerts, tempDir, changecastUpstreamPorts };

@@ -24,11 +24,12 @@ function freePort() {
   });
 }
 
-// Spawns cmd with args and resolves once a stdout line matches readyPattern:
-// {proc, match, stdout(), stderr(), stop()}. Rejects (and kills the process)
+// Spawns cmd with args and resolves once its output on readyStream
+// ('stdout', the default, or 'stderr' for programs that log there) matches
+// readyPattern: {proc, match, stdout(), stderr(), stop()}. Rejects (and kills the process)
 // if it exits or times out first. stop() sends SIGTERM, then SIGKILL after
 // killTimeoutMs, and resolves with the exit code.
-function startProcess(cmd, args, { readyPattern, env, cwd, timeoutMs = 15000, killTimeoutMs = 5000 } = {}) {
+function startProcess(cmd, args, { readyPattern, readyStream = 'stdout', env, cwd, timeoutMs = 15000, killTimeoutMs = 5000 } = {}) {
   return new Promise((resolve, reject) => {
     const proc = spawn(cmd, args, { env: env || process.env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(proc);
@@ -56,18 +57,22 @@ function startProcess(cmd, args, { readyPattern, env, cwd, timeoutMs = 15000, ki
       stop().then(() => reject(new Error(`${msg}\n--- stdout ---\n${out}\n--- stderr ---\n${err}`)));
     };
     const timer = setTimeout(() => fail(`${cmd} not ready within ${timeoutMs} ms`), timeoutMs);
-    proc.stdout.on('data', (d) => {
-      out += d;
+    const checkReady = () => {
       if (settled || !readyPattern) return;
-      const match = out.match(readyPattern);
+      const match = (readyStream === 'stderr' ? err : out).match(readyPattern);
       if (match) {
         settled = true;
         clearTimeout(timer);
         resolve({ proc, match, stdout: () => out, stderr: () => err, stop, exited });
       }
+    };
+    proc.stdout.on('data', (d) => {
+      out += d;
+      checkReady();
     });
     proc.stderr.on('data', (d) => {
       err += d;
+      checkReady();
     });
     proc.on('error', (e) => fail(`${cmd} failed to start: ${e.message}`));
     proc.on('exit', (code) => fail(`${cmd} exited with ${code} before it was ready`));
@@ -92,7 +97,7 @@ async function startStandin(args = [], opts = {}) {
   const i = args.indexOf('--replset');
   const setName = i >= 0 ? args[i + 1] : 'rs0';
   const uri = standalone ? `mongodb://127.0.0.1:${port}/` : `mongodb://127.0.0.1:${port}/?replicaSet=${setName}`;
-  return { port, uri, version: p.match[2], proc: p.proc, stop: p.stop, stderr: p.stderr, exited: p.exited };
+  return { port, uri, version: p.match[2], proc: p.proc, stop: p.stop, stdout: p.stdout, stderr: p.stderr, exited: p.exited };
 }
 
 // Children never outlive the test process.
