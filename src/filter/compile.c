@@ -115,7 +115,6 @@ static cc_node_t *comparison_new(cc_node_kind_t kind, const char *path, const bs
     cc_node_t *n = leaf_new(kind, path);
     n->operand = bson_new();
     bson_append_iter(n->operand, "v", 1, value);
-    bson_iter_init_find(&n->rhs, n->operand, "v");
     /* "{field: null} matches documents whose field is null or missing" (MongoDB manual, Query for
      * Null or Missing Fields); $gte/$lte null include equality, so they do too. */
     n->matches_null = BSON_ITER_HOLDS_NULL(value) &&

@@ -59,10 +59,9 @@ struct cc_node {
     char *path;
     char **parts;
     size_t n_parts;
-    /* EQ/LT/LTE/GT/GTE operand, held as {"v": operand} with `rhs` pointing at it; IN operands
-     * (regexes excepted) as an array document in `values`. */
+    /* EQ/LT/LTE/GT/GTE operand, held as {"v": operand} (read it with cc_node_operand()); IN
+     * operands (regexes excepted) as an array document in `values`. */
     bson_t *operand;
-    bson_iter_t rhs;
     bson_t *values;
     cc_regex_t **regexes; /* IN: compiled regex operands; REGEX: regexes[0] */
     size_t n_regexes;
@@ -80,6 +79,13 @@ struct cc_filter {
 };
 
 void cc_node_destroy(cc_node_t *node);
+
+/* Points `it` at a comparison node's operand. bson_iter_t asks for 128-byte alignment, which heap
+ * nodes do not get, so iterators live on the stack only. */
+static inline void cc_node_operand(const cc_node_t *node, bson_iter_t *it)
+{
+    bson_iter_init_find(it, node->operand, "v");
+}
 bool cc_node_matches_document(const cc_node_t *node, const bson_t *document);
 
 #endif

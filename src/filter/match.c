@@ -141,19 +141,21 @@ static bool compare_matches(const cc_node_t *n, const bson_iter_t *v)
 {
     if (!v)
         return n->matches_null;
+    bson_iter_t rhs;
+    cc_node_operand(n, &rhs);
     if (n->kind == CC_NODE_EQ)
-        return values_equal(v, &n->rhs);
-    bson_type_t tr = bson_iter_type(&n->rhs);
+        return values_equal(v, &rhs);
+    bson_type_t tr = bson_iter_type(&rhs);
     /* Comparisons stay within one type bracket ($gt: 5 never matches a string), except against
      * MinKey and MaxKey, which bound every type ("Comparison/Sort Order"). */
     if (tr != BSON_TYPE_MINKEY && tr != BSON_TYPE_MAXKEY &&
         cc_bson_canonical_type(bson_iter_type(v)) != cc_bson_canonical_type(tr))
         return false;
     /* The server's matcher lets NaN equal NaN but never order against anything. */
-    bool nan_v = is_nan(v), nan_r = is_nan(&n->rhs);
+    bool nan_v = is_nan(v), nan_r = is_nan(&rhs);
     if (nan_v || nan_r)
         return (n->kind == CC_NODE_LTE || n->kind == CC_NODE_GTE) && nan_v && nan_r;
-    int c = cc_bson_compare_values(v, &n->rhs);
+    int c = cc_bson_compare_values(v, &rhs);
     switch (n->kind) {
     case CC_NODE_LT:
         return c < 0;

@@ -43,8 +43,12 @@ static bool pinned_in_and(const cc_node_t *and, bson_t *out)
         if (!is_document_key_id(c))
             continue;
         uint32_t count = 0;
-        if (c->kind == CC_NODE_EQ && is_pinnable(&c->rhs)) {
-            append_value(out, &count, &c->rhs);
+        if (c->kind == CC_NODE_EQ) {
+            bson_iter_t rhs;
+            cc_node_operand(c, &rhs);
+            if (!is_pinnable(&rhs))
+                continue;
+            append_value(out, &count, &rhs);
             return true;
         }
         if (c->kind == CC_NODE_IN && c->n_regexes == 0) {
