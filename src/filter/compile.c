@@ -3,10 +3,9 @@
  * subscriber filter does not support ($where, $expr, $text, geo and bitwise operators, ...) with
  * a message naming the operator or path, never ignoring it. Parsing rules follow the server's
  * MatchExpressionParser as documented in the MongoDB manual ("Query and Projection Operators").
- * Calls libbson and regex.c. */
+ * Calls libbson, operands.c and regex.c. */
 #include "filter_internal.h"
 
-#include <math.h>
 #include <string.h>
 
 static cc_node_t *node_new(cc_node_kind_t kind)
@@ -42,8 +41,7 @@ void cc_node_destroy(cc_node_t *node)
     bson_free(node);
 }
 
-/* A leaf under `path` (NULL inside a value-form $elemMatch, where it applies to the element). */
-static cc_node_t *leaf_new(cc_node_kind_t kind, const char *path)
+cc_node_t *cc_node_leaf_new(cc_node_kind_t kind, const char *path)
 {
     cc_node_t *n = node_new(kind);
     if (!path)
@@ -112,7 +110,7 @@ static bool compile_operators(cc_node_t *parent, const char *path, const bson_it
 /* Comparison leaves keep a private copy of their operand. */
 static cc_node_t *comparison_new(cc_node_kind_t kind, const char *path, const bson_iter_t *value)
 {
-    cc_node_t *n = leaf_new(kind, path);
+    cc_node_t *n = cc_node_leaf_new(kind, path);
     n->operand = bson_new();
     bson_append_iter(n->operand, "v", 1, value);
     /* "{field: null} matches documents whose field is null or missing" (MongoDB manual, Query for
@@ -128,7 +126,7 @@ static cc_node_t *regex_new(const char *path, const char *pattern, const char *o
     cc_regex_t *re = cc_regex_compile(pattern, options, error);
     if (!re)
         return NULL;
-    cc_node_t *n = leaf_new(CC_NODE_REGEX, path);
+    cc_node_t *n = cc_node_leaf_new(CC_NODE_REGEX, path);
     n->regexes = bson_malloc(sizeof *n->regexes);
     n->regexes[0] = re;
     n->n_regexes = 1;
@@ -160,7 +158,7 @@ static cc_node_t *compile_in(const char *op, const char *path, const bson_iter_t
         bson_set_error(error, 0, 0, "%s needs an array", op);
         return NULL;
     }
-    cc_node_t *n = leaf_new(CC_NODE_IN, path);
+    cc_node_t *n = cc_node_leaf_new(CC_NODE_IN, path);
     n->values = bson_new();
     uint32_t count = 0;
     while (bson_iter_next(&it)) {
@@ -190,157 +188,6 @@ static cc_node_t *compile_in(const char *op, const char *path, const bson_iter_t
 fail:
     cc_node_destroy(n);
     return NULL;
-}
-
-static bool type_bit(const bson_iter_t *t, uint32_t *mask, bson_error_t *error)
-{
-    /* Aliases and codes from the $type page of the MongoDB manual; "number" is the four numeric
-     * types. */
-    static const struct {
-        const char *alias;
-        int code;
-    } aliases[] = {{"double", 1},      {"string", 2},     {"object", 3},
-                   {"array", 4},       {"binData", 5},    {"undefined", 6},
-                   {"objectId", 7},    {"bool", 8},       {"date", 9},
-                   {"null", 10},       {"regex", 11},     {"dbPointer", 12},
-                   {"javascript", 13}, {"symbol", 14},    {"javascriptWithScope", 15},
-                   {"int", 16},        {"timestamp", 17}, {"long", 18},
-                   {"decimal", 19},    {"minKey", -1},    {"maxKey", 127}};
-    int code;
-    if (BSON_ITER_HOLDS_UTF8(t)) {
-        const char *name = bson_iter_utf8(t, NULL);
-        if (!strcmp(name, "number")) {
-            *mask |= (1u << 1) | (1u << 16) | (1u << 18) | (1u << 19);
-            return true;
-        }
-        for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++) {
-            if (!strcmp(name, aliases[i].alias)) {
-                code = aliases[i].code;
-                goto found;
-            }
-        }
-        bson_set_error(error, 0, 0, "$type: unknown type name alias \"%s\"", name);
-        return false;
-    }
-    if (!BSON_ITER_HOLDS_NUMBER(t)) {
-        bson_set_error(error, 0, 0, "$type needs a type name, a type code or an array of them");
-        return false;
-    }
-    double d = bson_iter_as_double(t);
-    if (d != trunc(d) || !((d >= 1 && d <= 19) || d == -1 || d == 127)) {
-        bson_set_error(error, 0, 0, "$type: invalid numerical type code %g", d);
-        return false;
-    }
-    code = (int)d;
-found:
-    if (code == -1)
-        *mask |= CC_TYPE_BIT_MINKEY;
-    else if (code == 127)
-        *mask |= CC_TYPE_BIT_MAXKEY;
-    else
-        *mask |= UINT32_C(1) << code;
-    return true;
-}
-
-static cc_node_t *compile_type(const char *path, const bson_iter_t *value, bson_error_t *error)
-{
-    uint32_t mask = 0;
-    if (BSON_ITER_HOLDS_ARRAY(value)) {
-        bson_iter_t it;
-        bson_iter_recurse(value, &it);
-        while (bson_iter_next(&it)) {
-            if (!type_bit(&it, &mask, error))
-                return NULL;
-        }
-        if (!mask) {
-            bson_set_error(error, 0, 0, "$type must match at least one type");
-            return NULL;
-        }
-    } else if (!type_bit(value, &mask, error)) {
-        return NULL;
-    }
-    cc_node_t *n = leaf_new(CC_NODE_TYPE, path);
-    n->type_mask = mask;
-    return n;
-}
-
-static cc_node_t *compile_size(const char *path, const bson_iter_t *value, bson_error_t *error)
-{
-    if (!BSON_ITER_HOLDS_NUMBER(value) || BSON_ITER_HOLDS_DECIMAL128(value)) {
-        bson_set_error(error, 0, 0, "$size needs a number");
-        return NULL;
-    }
-    double d = bson_iter_as_double(value);
-    if (d != trunc(d) || isinf(d)) {
-        bson_set_error(error, 0, 0, "$size must be a whole number");
-        return NULL;
-    }
-    if (d < 0) {
-        bson_set_error(error, 0, 0, "$size may not be negative");
-        return NULL;
-    }
-    if (d > INT32_MAX) {
-        bson_set_error(error, 0, 0, "$size must be representable as a 32-bit integer");
-        return NULL;
-    }
-    cc_node_t *n = leaf_new(CC_NODE_SIZE, path);
-    n->size = (int32_t)d;
-    return n;
-}
-
-static bool mod_operand(const bson_iter_t *it, const char *what, int64_t *out, bson_error_t *error)
-{
-    if (!BSON_ITER_HOLDS_NUMBER(it)) {
-        bson_set_error(error, 0, 0, "malformed mod, %s not a number", what);
-        return false;
-    }
-    if (BSON_ITER_HOLDS_INT32(it) || BSON_ITER_HOLDS_INT64(it)) {
-        *out = bson_iter_as_int64(it);
-        return true;
-    }
-    /* Since MongoDB 5.1 non-integral operands are truncated toward zero and NaN, infinities and
-     * values outside int64 are refused ($mod in the MongoDB manual). */
-    double d = bson_iter_as_double(it);
-    if (!isfinite(d) || d >= 9223372036854775808.0 || d < -9223372036854775808.0) {
-        bson_set_error(error, 0, 0, "malformed mod, %s value is invalid: %g", what, d);
-        return false;
-    }
-    *out = (int64_t)trunc(d);
-    return true;
-}
-
-static cc_node_t *compile_mod(const char *path, const bson_iter_t *value, bson_error_t *error)
-{
-    bson_iter_t it;
-    int64_t divisor, remainder;
-    if (!BSON_ITER_HOLDS_ARRAY(value) || !bson_iter_recurse(value, &it)) {
-        bson_set_error(error, 0, 0, "malformed mod, needs to be an array");
-        return NULL;
-    }
-    if (!bson_iter_next(&it)) {
-        bson_set_error(error, 0, 0, "malformed mod, not enough elements");
-        return NULL;
-    }
-    if (!mod_operand(&it, "divisor", &divisor, error))
-        return NULL;
-    if (!bson_iter_next(&it)) {
-        bson_set_error(error, 0, 0, "malformed mod, not enough elements");
-        return NULL;
-    }
-    if (!mod_operand(&it, "remainder", &remainder, error))
-        return NULL;
-    if (bson_iter_next(&it)) {
-        bson_set_error(error, 0, 0, "malformed mod, too many elements");
-        return NULL;
-    }
-    if (divisor == 0) {
-        bson_set_error(error, 0, 0, "$mod: divisor cannot be 0");
-        return NULL;
-    }
-    cc_node_t *n = leaf_new(CC_NODE_MOD, path);
-    n->divisor = divisor;
-    n->remainder = remainder;
-    return n;
 }
 
 /* $regex with its sibling $options, or a BSON regex carrying its own flags. */
@@ -396,7 +243,7 @@ static cc_node_t *compile_elem_match(const char *path, const bson_iter_t *value,
     bool value_form = key && is_operator(key) && strcmp(key, "$and") && strcmp(key, "$or") &&
                       strcmp(key, "$nor") && strcmp(key, "$comment") && !is_dbref_key(key);
     if (value_form) {
-        cc_node_t *n = leaf_new(CC_NODE_ELEM_VALUE, path);
+        cc_node_t *n = cc_node_leaf_new(CC_NODE_ELEM_VALUE, path);
         if (!compile_operators(n, NULL, value, depth + 1, error)) {
             cc_node_destroy(n);
             return NULL;
@@ -406,7 +253,7 @@ static cc_node_t *compile_elem_match(const char *path, const bson_iter_t *value,
     cc_node_t *query = compile_query(value, depth + 1, error);
     if (!query)
         return NULL;
-    cc_node_t *n = leaf_new(CC_NODE_ELEM_OBJECT, path);
+    cc_node_t *n = cc_node_leaf_new(CC_NODE_ELEM_OBJECT, path);
     node_add(n, query);
     return n;
 }
@@ -516,17 +363,17 @@ static bool compile_operator(cc_node_t *parent, const char *path, const char *op
         if (n && op[1] == 'n')
             n = not_new(n);
     } else if (!strcmp(op, "$exists")) {
-        n = leaf_new(CC_NODE_EXISTS, path);
+        n = cc_node_leaf_new(CC_NODE_EXISTS, path);
         /* Any falsy operand (false, 0, null) means $exists: false. */
         bool want = bson_iter_as_bool(value);
         if (!want)
             n = not_new(n);
     } else if (!strcmp(op, "$type")) {
-        n = compile_type(path, value, error);
+        n = cc_filter_compile_type(path, value, error);
     } else if (!strcmp(op, "$size")) {
-        n = compile_size(path, value, error);
+        n = cc_filter_compile_size(path, value, error);
     } else if (!strcmp(op, "$mod")) {
-        n = compile_mod(path, value, error);
+        n = cc_filter_compile_mod(path, value, error);
     } else if (!strcmp(op, "$regex")) {
         n = compile_regex(path, value, ops, error);
     } else if (!strcmp(op, "$options")) {

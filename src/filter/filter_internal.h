@@ -79,6 +79,12 @@ struct cc_filter {
 };
 
 void cc_node_destroy(cc_node_t *node);
+/* A leaf under the dotted `path` (NULL inside a value-form $elemMatch: it applies to the element).
+ */
+cc_node_t *cc_node_leaf_new(cc_node_kind_t kind, const char *path);
+cc_node_t *cc_filter_compile_type(const char *path, const bson_iter_t *value, bson_error_t *error);
+cc_node_t *cc_filter_compile_size(const char *path, const bson_iter_t *value, bson_error_t *error);
+cc_node_t *cc_filter_compile_mod(const char *path, const bson_iter_t *value, bson_error_t *error);
 
 /* Points `it` at a comparison node's operand. bson_iter_t asks for 128-byte alignment, which heap
  * nodes do not get, so iterators live on the stack only. */
