@@ -23,6 +23,26 @@ typedef struct cc_config {
         int64_t drain_timeout_ms;
     } wire;
     struct {
+        char *expose;
+        char *full_document;
+        char *full_document_before_change;
+        char *token_file;
+        int64_t token_save_ms;
+        int64_t max_await_ms;
+        int64_t ring_events;
+        int64_t ring_bytes;
+    } changes;
+    struct {
+        char *listen; /* empty: no push port */
+        int64_t flush_ms;
+        int64_t heartbeat_ms;
+        int64_t idle_timeout_ms;
+        int64_t max_queue_bytes;
+        int64_t max_message_bytes;
+        int64_t max_subscriptions;
+        int64_t retry_ms;
+    } push;
+    struct {
         char *level;
         char *file;
     } log;

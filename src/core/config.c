@@ -11,7 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum key_type { KEY_STRING, KEY_HOSTPORT, KEY_INT, KEY_LOG_LEVEL } key_type_t;
+typedef enum key_type {
+    KEY_STRING,
+    KEY_HOSTPORT,
+    KEY_OPTIONAL_HOSTPORT, /* host:port, or empty for "off" */
+    KEY_INT,
+    KEY_LOG_LEVEL
+} key_type_t;
 
 typedef struct config_key {
     const char *section;
@@ -45,6 +51,39 @@ static const config_key_t config_keys[] = {
      "limit for connecting (and TLS handshaking) to the primary"},
     {"wire", "drain_timeout_ms", KEY_INT, FIELD(wire.drain_timeout_ms), "10000", 0, 3600000,
      "on SIGTERM, how long in-flight requests may take before connections are cut"},
+    {"changes", "expose", KEY_STRING, FIELD(changes.expose), "", 0, 0,
+     "namespaces the push port may serve, e.g. \"shop.orders, chat.*\"; nothing else is streamed"},
+    {"changes", "full_document", KEY_STRING, FIELD(changes.full_document), "updateLookup", 0, 0,
+     "fullDocument of the change stream: default, updateLookup, whenAvailable or required"},
+    {"changes", "full_document_before_change", KEY_STRING,
+     FIELD(changes.full_document_before_change), "off", 0, 0,
+     "fullDocumentBeforeChange: off, whenAvailable or required (MongoDB 6.0+ pre-images)"},
+    {"changes", "token_file", KEY_STRING, FIELD(changes.token_file), "changecast.token", 0, 0,
+     "where the capture stream's resume token is kept across restarts; empty = not kept"},
+    {"changes", "token_save_ms", KEY_INT, FIELD(changes.token_save_ms), "1000", 0, 3600000,
+     "at most one token write per this many milliseconds"},
+    {"changes", "max_await_ms", KEY_INT, FIELD(changes.max_await_ms), "1000", 1, 60000,
+     "maxAwaitTimeMS of the change stream's getMore: how often a quiet stream reports progress"},
+    {"changes", "ring_events", KEY_INT, FIELD(changes.ring_events), "10000", 1, 100000000,
+     "recent events kept in memory for reconnecting subscribers"},
+    {"changes", "ring_bytes", KEY_INT, FIELD(changes.ring_bytes), "67108864", 1024,
+     INT64_C(1099511627776), "bound on the bytes those events take"},
+    {"push", "listen", KEY_OPTIONAL_HOSTPORT, FIELD(push.listen), "", 0, 0,
+     "address of the push port (SSE and WebSocket), e.g. 127.0.0.1:8080; empty = no push port"},
+    {"push", "flush_ms", KEY_INT, FIELD(push.flush_ms), "5", 0, 10000,
+     "events for one connection leave together at most this long after the first; 0 = at once"},
+    {"push", "heartbeat_ms", KEY_INT, FIELD(push.heartbeat_ms), "15000", 100, 3600000,
+     "SSE heartbeat comment and WebSocket ping interval"},
+    {"push", "idle_timeout_ms", KEY_INT, FIELD(push.idle_timeout_ms), "60000", 1000, 86400000,
+     "a WebSocket that sends nothing (not even a pong) for this long is closed"},
+    {"push", "max_queue_bytes", KEY_INT, FIELD(push.max_queue_bytes), "1048576", 1024,
+     INT64_C(1073741824), "a connection this far behind is dropped (slow_consumer)"},
+    {"push", "max_message_bytes", KEY_INT, FIELD(push.max_message_bytes), "65536", 256, 16777216,
+     "largest WebSocket message or request accepted from a client"},
+    {"push", "max_subscriptions", KEY_INT, FIELD(push.max_subscriptions), "100", 1, 100000,
+     "subscriptions one WebSocket may hold"},
+    {"push", "retry_ms", KEY_INT, FIELD(push.retry_ms), "2000", 0, 3600000,
+     "the SSE retry: hint, how long EventSource waits before reconnecting"},
     {"log", "level", KEY_LOG_LEVEL, FIELD(log.level), "info", 0, 0, "debug, info, warn or error"},
     {"log", "file", KEY_STRING, FIELD(log.file), "", 0, 0,
      "log file, reopened on SIGHUP; empty = standard error"},
@@ -70,9 +109,10 @@ static bool set_key(cc_config_t *config, const config_key_t *key, const char *va
     bson_error_t detail;
 
     switch (key->type) {
+    case KEY_OPTIONAL_HOSTPORT:
     case KEY_HOSTPORT: {
         cc_hostport_t hp;
-        if (!cc_hostport_parse(value, &hp, &detail)) {
+        if ((key->type == KEY_HOSTPORT || *value) && !cc_hostport_parse(value, &hp, &detail)) {
             bson_set_error(error, 0, 0, "%s.%s: %s", key->section, key->name, detail.message);
             return false;
         }

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* core/event: one captured change event, parsed once and serialized once,
+ * shared by reference between the ring and every subscriber that receives
+ * it. Created on the capture thread, released by whichever thread drops the
+ * last reference. Calls libbson only. */
+#ifndef CHANGECAST_EVENT_H
+#define CHANGECAST_EVENT_H
+
+#include <bson/bson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cc_event {
+    atomic_int refs;
+    char *token;     /* _id._data, upper-case hex: compares in stream order */
+    char *db;        /* ns.db */
+    char *coll;      /* ns.coll; NULL for dropDatabase */
+    char *operation; /* operationType */
+    uint32_t cluster_seconds;
+    uint32_t cluster_increment;
+    bson_t document; /* the whole change event, for subscriber filters */
+    char *json;      /* the event as one line of relaxed Extended JSON */
+    size_t json_len;
+} cc_event_t;
+
+/* Takes the fields it needs from an upstream change event; NULL when the
+ * event lacks a resume token or namespace. */
+cc_event_t *cc_event_new(const bson_t *change, bson_error_t *error);
+cc_event_t *cc_event_ref(cc_event_t *event);
+void cc_event_unref(cc_event_t *event);
+
+/* Bytes the event holds, for ring and queue accounting. */
+size_t cc_event_size(const cc_event_t *event);
+
+/* Resume tokens of one deployment order as their upper-cased hex strings
+ * (MongoDB's KeyString encoding is built to compare bytewise). */
+int cc_token_compare(const char *a, const char *b);
+
+/* Copies a client-supplied token into out (upper case); false unless it is
+ * 2 to 1024 hex digits. */
+bool cc_token_normalize(const char *text, char *out, size_t out_size);
+
+#endif

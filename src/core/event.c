@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Serialization happens here, once per event, on the capture thread: the
+ * push thread only copies bytes (see the fan-out notes in design.md). */
+#include "changecast/event.h"
+
+#include <ctype.h>
+#include <string.h>
+
+static char *dup_upper(const char *text)
+{
+    char *out = bson_strdup(text);
+    for (char *p = out; *p; p++) {
+        *p = (char)toupper((unsigned char)*p);
+    }
+    return out;
+}
+
+static const char *utf8_at(const bson_t *doc, const char *path)
+{
+    bson_iter_t iter, found;
+    if (bson_iter_init(&iter, doc) && bson_iter_find_descendant(&iter, path, &found) &&
+        BSON_ITER_HOLDS_UTF8(&found)) {
+        return bson_iter_utf8(&found, NULL);
+    }
+    return NULL;
+}
+
+cc_event_t *cc_event_new(const bson_t *change, bson_error_t *error)
+{
+    const char *token = utf8_at(change, "_id._data");
+    const char *db = utf8_at(change, "ns.db");
+    const char *operation = utf8_at(change, "operationType");
+    if (!token || !operation) {
+        bson_set_error(error, 0, 0, "change event without _id._data or operationType");
+        return NULL;
+    }
+    cc_event_t *event = bson_malloc0(sizeof *event);
+    atomic_init(&event->refs, 1);
+    event->token = dup_upper(token);
+    event->operation = bson_strdup(operation);
+    /* invalidate events carry no ns; they still travel so streams end cleanly */
+    event->db = bson_strdup(db ? db : "");
+    const char *coll = utf8_at(change, "ns.coll");
+    event->coll = coll ? bson_strdup(coll) : NULL;
+    bson_iter_t iter;
+    if (bson_iter_init_find(&iter, change, "clusterTime") && BSON_ITER_HOLDS_TIMESTAMP(&iter)) {
+        bson_iter_timestamp(&iter, &event->cluster_seconds, &event->cluster_increment);
+    }
+    bson_copy_to(change, &event->document);
+    event->json = bson_as_relaxed_extended_json(change, &event->json_len);
+    return event;
+}
+
+cc_event_t *cc_event_ref(cc_event_t *event)
+{
+    atomic_fetch_add_explicit(&event->refs, 1, memory_order_relaxed);
+    return event;
+}
+
+void cc_event_unref(cc_event_t *event)
+{
+    if (!event || atomic_fetch_sub_explicit(&event->refs, 1, memory_order_acq_rel) != 1) {
+        return;
+    }
+    bson_free(event->token);
+    bson_free(event->db);
+    bson_free(event->coll);
+    bson_free(event->operation);
+    bson_destroy(&event->document);
+    bson_free(event->json);
+    bson_free(event);
+}
+
+size_t cc_event_size(const cc_event_t *event)
+{
+    return sizeof *event + event->document.len + event->json_len + strlen(event->token);
+}
+
+int cc_token_compare(const char *a, const char *b)
+{
+    return strcmp(a, b);
+}
+
+bool cc_token_normalize(const char *text, char *out, size_t out_size)
+{
+    size_t len = strlen(text);
+    if (len < 2 || len > 1024 || len >= out_size) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!isxdigit((unsigned char)text[i])) {
+            return false;
+        }
+        out[i] = (char)toupper((unsigned char)text[i]);
+    }
+    out[len] = '\0';
+    return true;
+}
