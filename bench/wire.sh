@@ -26,6 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
+command_line="bench/wire.sh $*"
 runs=5 seconds=2 warmup=0.5 clients_list="1 16 64" ops_list="ping insertfind"
 out="" standin=false write_docs=false
 while (($#)); do
@@ -63,6 +64,12 @@ if ((${#need_apt[@]})); then
     log "wire.sh: installing ${need_apt[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}" >/dev/null ||
         { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}" >/dev/null; }
+fi
+# What the binaries are built from, said in the results: other work in
+# progress in the same tree gets built in too.
+source_state="$(git rev-parse --short HEAD)"
+if [[ -n $(git status --porcelain -- src include CMakeLists.txt 2>/dev/null) ]]; then
+    source_state+=" plus uncommitted changes in src/, include/ or CMakeLists.txt"
 fi
 build=$(scripts/build)
 bin=$root/$build
@@ -314,10 +321,11 @@ done
 {
     echo "- CPUs: $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
     echo "- kernel: $(uname -r); Debian $(cat /etc/debian_version 2>/dev/null || echo '?')"
-    echo "- changecast $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src include 2>/dev/null || echo ' (src/ has uncommitted changes)'), build dir $build/ ($(grep -m1 CMAKE_BUILD_TYPE "$build/CMakeCache.txt" | cut -d= -f2)), $(cc --version | head -1)"
+    echo "- changecast $source_state, build dir $build/ ($(grep -m1 CMAKE_BUILD_TYPE "$build/CMakeCache.txt" | cut -d= -f2)), $(cc --version | head -1)"
     echo "- libmongoc $(pkg-config --modversion libmongoc-1.0), libevent $(pkg-config --modversion libevent), $(haproxy -v | head -1 | cut -d' ' -f1-3)"
     echo "- pinning: servers (upstream, changecast, haproxy) on CPU $server_cpus, wire_load on CPU $load_cpus"
     echo "- load average (1/5/15 min; the benchmark's own client threads count too) before: $load_start; after: $load_end"
+    echo "- command: \`$command_line\`"
     echo "- $runs rounds x ${seconds}s measured (+${warmup}s warm-up) per case; $(date -u +%Y-%m-%d)"
 } >"$out/wire-machine.txt"
 
