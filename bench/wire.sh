@@ -158,8 +158,10 @@ start_standin() { # VAR
 # nothing per frame.
 start_changecast() { # VAR NAME UPSTREAM_PORT
     local err=$tmp/run/changecast-$2.err line
-    "${pin_server[@]}" "$bin/changecast" --wire.listen 127.0.0.1:0 \
-        --wire.upstream "mongodb://127.0.0.1:$3/?replicaSet=rs0" --log.level info 2>"$err" &
+    # Run from the temp dir, so whatever it writes (a resume-token file)
+    # lands there. No changes.expose: only the wire proxy is measured.
+    (cd "$tmp/run" && exec "${pin_server[@]}" "$bin/changecast" --wire.listen 127.0.0.1:0 \
+        --wire.upstream "mongodb://127.0.0.1:$3/?replicaSet=rs0" --log.level info) 2>"$err" &
     pids+=($!)
     line=$(wait_for_line "$err" 'event=ready .*wire=127\.0\.0\.1:[0-9]+' 15 $!)
     line=${line##*wire=127.0.0.1:}
@@ -208,6 +210,7 @@ EOF
 
 # --- servers --------------------------------------------------------------
 declare -A uri server_pid
+mini_port="" cc_port="" hp_port="" standin_port=""
 upstreams=(mini)
 start_mini_upstream mini_port
 server_pid[mini/upstream]=${pids[-1]}
