@@ -38,4 +38,12 @@ bool cc_filter_pinned_ids(const cc_filter_t *filter, bson_t *out);
  * other number. Returns <0, 0 or >0. */
 int cc_bson_compare_values(const bson_iter_t *a, const bson_iter_t *b);
 
+/* Parses a filter written as Extended JSON text, keeping the query operators $type, $regex and
+ * $options that libbson's reader would take for legacy Extended JSON. `out` is initialised
+ * either way. */
+bool cc_filter_parse_json(const char *json, size_t len, bson_t *out, bson_error_t *error);
+
+/* Copies the rest of `iter`'s document into `out`, renaming keys $__name back to $name. */
+void cc_filter_unescape_keys(bson_iter_t *iter, bson_t *out);
+
 #endif

@@ -61,6 +61,12 @@ async function startChangecast(upstreamPort, flags = [], { upstreamUri, waitForP
   );
   handle.port = Number(handle.match[1]);
   handle.uri = `mongodb://127.0.0.1:${handle.port}/`;
+  // With --push.listen, the ready line also names the push port.
+  const push = handle.output.match(/event=ready .*push=127\.0\.0\.1:(\d+)/);
+  if (push) {
+    handle.pushPort = Number(push[1]);
+    handle.pushUrl = `http://127.0.0.1:${handle.pushPort}`;
+  }
   // Under the sanitizer build a report is a failure of whichever test
   // stopped this changecast, whatever its exit status.
   const stopProcess = handle.stop;

@@ -11,31 +11,6 @@
 
 /* libbson's JSON reader takes {$type: ...} and {$regex: ..., $options: ...} for legacy Extended
  * JSON, so the test spells those operators $__type, $__regex and $__options in filters. */
-static void copy_unescaped(bson_t *out, bson_iter_t *it)
-{
-    while (bson_iter_next(it)) {
-        const char *key = bson_iter_key(it);
-        char name[64];
-        if (!strncmp(key, "$__", 3) && strlen(key) < sizeof name) {
-            snprintf(name, sizeof name, "$%s", key + 3);
-            key = name;
-        }
-        bson_iter_t child;
-        bson_t sub;
-        if (BSON_ITER_HOLDS_DOCUMENT(it) && bson_iter_recurse(it, &child)) {
-            bson_append_document_begin(out, key, -1, &sub);
-            copy_unescaped(&sub, &child);
-            bson_append_document_end(out, &sub);
-        } else if (BSON_ITER_HOLDS_ARRAY(it) && bson_iter_recurse(it, &child)) {
-            bson_append_array_begin(out, key, -1, &sub);
-            copy_unescaped(&sub, &child);
-            bson_append_array_end(out, &sub);
-        } else {
-            bson_append_iter(out, key, -1, it);
-        }
-    }
-}
-
 static void answer(const char *line, size_t len)
 {
     bson_error_t error;
@@ -56,7 +31,7 @@ static void answer(const char *line, size_t len)
     bson_init_static(&raw_filter, data, dlen);
     bson_iter_t fields;
     bson_iter_init(&fields, &raw_filter);
-    copy_unescaped(&filter, &fields);
+    cc_filter_unescape_keys(&fields, &filter);
     if (!bson_iter_init_find(&it, pair, "doc") || !BSON_ITER_HOLDS_DOCUMENT(&it)) {
         printf("E bad input: no doc document\n");
         goto done;
