@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: Apache-2.0
+// Faults around change capture and the push port: the upstream dropping the
+// capture stream's connection, changecast killed with SIGKILL and restarted
+// under a writer, a subscriber that stops reading, and an upstream that
+// cannot stream changes at all. No gap and no duplicate are proven with a
+// per-document `seq` written by the writer: every subscriber's sequence of
+// fullDocument.seq must equal 1..N exactly.
+'use strict';
+const { test, afterEach } = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const { MongoClient } = require('mongodb');
+const { startStandin, startChangecast, tempDir } = require('./support');
+const {
+  startPush, pushFlags, waitUntil, range, sleep, openCurlSse, openEventSource, openWs, openSse, openStalledSse, closeAll, httpGet, metrics, sseUrl,
+} = require('./push-support');
+
+afterEach(() => closeAll());
+
+test('the upstream closing the capture stream connection (failCommand closeConnection on getMore, 3 times) loses and repeats nothing', async () => {
+  const s = await startPush();
+  const ns = 'it.orders';
+  const N = 300;
+  try {
+    const sse = openEventSource(sseUrl(s.pushUrl, { ns }));
+    await sse.opened;
+    const ws = await openWs(s.wsUrl);
+    assert.equal((await ws.subscribe('o', ns)).type, 'subscribed');
+    const orders = s.client.db('it').collection('orders');
+    const admin = s.client.db('admin');
+    for (let seq = 1; seq <= N; seq++) {
+      if (seq === 51) {
+        await admin.command({ configureFailPoint: 'failCommand', mode: { times: 3 }, data: { failCommands: ['getMore'], closeConnection: true } });
+      }
+      await orders.insertOne({ _id: seq, seq });
+    }
+    await waitUntil(() => sse.changes.length >= N, () => `${N} events on SSE (got ${sse.changes.length}, last seqs ${sse.seqs.slice(-5)})`);
+    await waitUntil(() => ws.changes('o').length >= N, () => `${N} events on WS (got ${ws.changes('o').length})`);
+    const { count } = await admin.command({ configureFailPoint: 'failCommand', mode: 'off' });
+    assert.equal(count, 3, 'the fail point closed the capture getMore connection 3 times');
+    assert.deepEqual(sse.seqs, range(1, N), 'SSE: every seq once, in order');
+    assert.deepEqual(ws.seqs('o'), range(1, N), 'WS: every seq once, in order');
+    assert.deepEqual(sse.resets, []);
+    assert.deepEqual(ws.of('reset'), []);
+    // Tokens strictly increase: no replayed event slipped in.
+    const tokens = sse.changes.map((e) => e.id);
+    for (let i = 1; i < tokens.length; i++) assert.ok(tokens[i - 1] < tokens[i], `token ${i} increases`);
+    assert.equal((await httpGet(`${s.pushUrl}/healthz`)).status, 200, 'capture is live again');
+  } finally {
+    closeAll();
+    await s.stop();
+  }
+});
+
+test('changecast killed with SIGKILL and restarted while a writer keeps writing: each subscriber reconnecting with its last token gets every event exactly once', async () => {
+  const standin = await startStandin();
+  const tokenFile = path.join(tempDir('cc-token'), 'token');
+  const ns = 'it.orders';
+  // The writer goes to the stand-in directly: it must keep writing while
+  // changecast (and so its wire port) is down.
+  const writerClient = new MongoClient(standin.uri, { serverSelectionTimeoutMS: 15000 });
+  let a;
+  let b;
+  let stopWriting = false;
+  let written = 0;
+  let writer;
+  try {
+    await writerClient.connect();
+    const orders = writerClient.db('it').collection('orders');
+    a = await startPush({ standin, tokenFile, flags: ['--changes.token_save_ms', '50'] });
+    const subscribers = {
+      eventsource: openEventSource(sseUrl(a.pushUrl, { ns })),
+      curl: await openCurlSse(sseUrl(a.pushUrl, { ns })),
+      ws: await openWs(a.wsUrl),
+    };
+    await subscribers.eventsource.opened;
+    assert.equal(subscribers.curl.status, 200);
+    assert.equal((await subscribers.ws.subscribe('o', ns)).type, 'subscribed');
+    writer = (async () => {
+      while (!stopWriting) {
+        written += 1;
+        await orders.insertOne({ _id: written, seq: written });
+        await sleep(2);
+      }
+    })();
+    const got = {
+      eventsource: () => subscribers.eventsource.seqs,
+      curl: () => subscribers.curl.seqs,
+      ws: () => subscribers.ws.seqs('o'),
+    };
+    const seen = {};
+    await waitUntil(() => Object.values(got).every((f) => f().length >= 100), () => `100 events on each subscriber before the kill (${Object.entries(got).map(([k, f]) => `${k} ${f().length}`)})`);
+
+    a.changecast.proc.kill('SIGKILL');
+    assert.deepEqual(await a.changecast.waitExit(), { code: null, signal: 'SIGKILL' });
+    await a.client.close().catch(() => {});
+    const atKill = written;
+    // Each subscriber notices and keeps what it had.
+    await waitUntil(() => subscribers.curl.ended && !subscribers.ws.open && subscribers.eventsource.ended, 'every subscriber to notice the kill');
+    subscribers.eventsource.close();
+    for (const [k, f] of Object.entries(got)) seen[k] = f();
+    const last = {
+      eventsource: subscribers.eventsource.lastEventId,
+      curl: subscribers.curl.lastEventId,
+      ws: subscribers.ws.lastToken('o'),
+    };
+    // Writes keep coming while changecast is down.
+    await waitUntil(() => written >= atKill + 100, 'the writer to write 100 documents while changecast is down');
+
+    b = await startPush({ standin, tokenFile, flags: ['--changes.token_save_ms', '50'] });
+    assert.notEqual(b.changecast.pushPort, undefined);
+    const again = {
+      eventsource: openEventSource(sseUrl(b.pushUrl, { ns }), { lastEventId: last.eventsource }),
+      curl: await openCurlSse(sseUrl(b.pushUrl, { ns }), { headers: { 'Last-Event-ID': last.curl } }),
+      ws: await openWs(b.wsUrl),
+    };
+    await again.eventsource.opened;
+    assert.equal(again.curl.status, 200);
+    assert.equal((await again.ws.subscribe('o', ns, { after: last.ws })).type, 'subscribed');
+    const atRestart = written;
+    await waitUntil(() => written >= atRestart + 100, 'the writer to write 100 documents after the restart');
+    stopWriting = true;
+    await writer;
+    const N = written;
+    const after = {
+      eventsource: () => again.eventsource.seqs,
+      curl: () => again.curl.seqs,
+      ws: () => again.ws.seqs('o'),
+    };
+    await waitUntil(
+      () => Object.keys(after).every((k) => seen[k].length + after[k]().length >= N),
+      () => `every subscriber at ${N} (${Object.keys(after).map((k) => `${k} ${seen[k].length}+${after[k]().length}`)})`,
+    );
+    for (const k of Object.keys(after)) {
+      assert.deepEqual([...seen[k], ...after[k]()], range(1, N), `${k}: every seq exactly once across the restart`);
+    }
+    assert.deepEqual(again.eventsource.resets, []);
+    assert.deepEqual(again.curl.resets, []);
+    assert.deepEqual(again.ws.of('reset'), []);
+  } finally {
+    stopWriting = true;
+    await writer?.catch(() => {});
+    closeAll();
+    await writerClient.close().catch(() => {});
+    if (a) await a.changecast.stop().catch(() => {});
+    if (b) await b.stop();
+    await standin.stop();
+  }
+});
+
+test('a subscriber that stops reading is dropped (slow_consumer) while a fast one receives every event', async () => {
+  const s = await startPush({ flags: ['--push.max_queue_bytes', '65536'] });
+  const ns = 'it.chat';
+  try {
+    const fast = openEventSource(sseUrl(s.pushUrl, { ns }));
+    await fast.opened;
+    // The slow subscriber sends its request and never reads a byte.
+    const slow = await openStalledSse(s.changecast.pushPort, `/v1/events?ns=${ns}`);
+    const chat = s.client.db('it').collection('chat');
+    const body = 'x'.repeat(8 * 1024);
+    const dropped = async () => {
+      if (/slow_consumer/.test(s.changecast.output)) return true;
+      const m = await metrics(s.pushUrl);
+      return m.samples.some((x) => Object.values(x.labels).includes('slow_consumer') && x.value >= 1);
+    };
+    let n = 0;
+    // Far more than the queue bound plus what the kernel buffers on loopback.
+    while (n < 3000) {
+      n += 1;
+      await chat.insertOne({ _id: n, seq: n, body });
+      if (n % 25 === 0 && (await dropped())) break;
+    }
+    assert.ok(await dropped(), `the slow subscriber was dropped with reason slow_consumer after ${n} events of 8 KiB (log or /metrics):\n${(await metrics(s.pushUrl)).text}`);
+    for (let k = 0; k < 20; k++) {
+      n += 1;
+      await chat.insertOne({ _id: n, seq: n, body });
+    }
+    await waitUntil(() => fast.changes.length >= n, () => `${n} events on the fast subscriber (got ${fast.changes.length})`, 60000);
+    assert.deepEqual(fast.seqs, range(1, n), 'the fast subscriber got every event once');
+    assert.deepEqual(fast.resets, []);
+    // Reading what is left of the slow connection reaches its end.
+    slow.drain();
+    await waitUntil(() => slow.closed, () => `the slow subscriber's connection to be closed (read ${slow.received.length} bytes)`);
+    const events = slow.received.split(/\r?\n\r?\n/).filter((b) => /^event: change$/m.test(b)).length;
+    assert.ok(events < n, `the slow subscriber did not get everything (${events} of ${n})`);
+    const resets = slow.received.split(/\r?\n\r?\n/).filter((b) => /^event: reset$/m.test(b));
+    for (const r of resets) assert.match(r, /"reason"\s*:\s*"slow_consumer"/);
+    const text = (await metrics(s.pushUrl)).text;
+    assert.match(text, /slow_consumer/, '/metrics counts the drop by reason');
+  } finally {
+    closeAll();
+    await s.stop();
+  }
+});
+
+test('an upstream that cannot stream changes (standalone): /healthz 503, /v1/events 503 capture_unavailable, WS error; the wire proxy still works', async () => {
+  const standin = await startStandin(['--standalone']);
+  let changecast;
+  let client;
+  try {
+    changecast = await startChangecast(standin.port, pushFlags(), { upstreamUri: `mongodb://127.0.0.1:${standin.port}/` });
+    assert.ok(changecast.pushUrl, 'the ready line names the push port');
+    client = new MongoClient(changecast.uri, { serverSelectionTimeoutMS: 10000 });
+    const orders = client.db('it').collection('orders');
+    await orders.insertOne({ _id: 1, seq: 1 });
+    assert.deepEqual(await orders.findOne({ _id: 1 }), { _id: 1, seq: 1 });
+
+    const health = await waitUntil(async () => {
+      const r = await httpGet(`${changecast.pushUrl}/healthz`);
+      return r.status === 503 ? r : null;
+    }, '/healthz to answer 503');
+    assert.equal(health.json?.status, 'unavailable', health.body);
+    assert.equal(typeof health.json?.reason, 'string', health.body);
+
+    const sse = await openSse(sseUrl(changecast.pushUrl, { ns: 'it.orders' }));
+    if (sse.status === 200) sse.close();
+    assert.equal(sse.status, 503, `GET /v1/events: ${sse.status} ${sse.body ?? '(event stream)'}`);
+    assert.equal(sse.json?.error, 'capture_unavailable', sse.body);
+    assert.equal(typeof sse.json?.message, 'string');
+
+    const ws = await openWs(`ws://127.0.0.1:${changecast.pushPort}/v1/ws`);
+    const answer = await ws.subscribe('o', 'it.orders');
+    assert.deepEqual({ type: answer.type, id: answer.id, code: answer.code }, { type: 'error', id: 'o', code: 'capture_unavailable' });
+
+    // Still serving applications, and still unavailable for push.
+    await orders.updateOne({ _id: 1 }, { $set: { seq: 2 } });
+    assert.equal((await orders.findOne({ _id: 1 })).seq, 2);
+    assert.equal((await httpGet(`${changecast.pushUrl}/healthz`)).status, 503);
+    assert.doesNotMatch(changecast.output, /event=capture_started/);
+  } finally {
+    closeAll();
+    await client?.close();
+    await changecast?.stop();
+    await standin.stop();
+  }
+});

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: Apache-2.0
+// The push port over WebSocket, subprotocol changecast.v1
+// (docs/push-protocol.md): subscribe / change / unsubscribe, many
+// subscriptions on one socket, errors that leave the socket open, close
+// codes, pings and the idle timeout. Clients are npm `ws`.
+'use strict';
+const { test, afterEach } = require('node:test');
+const assert = require('node:assert/strict');
+const { usePush, waitUntil, openWs, closeAll } = require('./push-support');
+
+const MAX_SUBS = 4;
+const stack = usePush({
+  flags: [
+    '--push.max_subscriptions', String(MAX_SUBS),
+    '--push.max_message_bytes', '4096',
+    '--push.heartbeat_ms', '250',
+    '--push.idle_timeout_ms', '2000',
+  ],
+});
+afterEach(() => closeAll());
+
+const coll = (ns) => {
+  const [db, c] = ns.split('.');
+  return stack.client.db(db).collection(c);
+};
+
+function waitChanges(ws, id, n) {
+  return waitUntil(
+    () => ws.changes(id).length >= n,
+    () => `${n} change messages for subscription ${id} (got ${ws.changes(id).length}; messages ${JSON.stringify(ws.messages.map((m) => ({ ...m, event: m.event && m.event.documentKey }))).slice(0, 600)}; closed ${JSON.stringify(ws.closed)})`,
+  );
+}
+
+const keys = (ws, id) => ws.changes(id).map((m) => m.event.documentKey._id);
+
+test('subscribe is answered `subscribed`; each change comes as {type: change, id, token, event} with token = event._id._data', async () => {
+  const ws = await openWs(stack.wsUrl);
+  assert.equal(ws.ws.protocol, 'changecast.v1', 'the server selects the changecast.v1 subprotocol');
+  assert.deepEqual(await ws.subscribe('orders', ['shop.ws1']), { type: 'subscribed', id: 'orders' });
+  await coll('shop.ws1').insertOne({ _id: 1, seq: 1, when: new Date('2026-01-02T03:04:05Z') });
+  await coll('shop.ws1').updateOne({ _id: 1 }, { $set: { seq: 2 } });
+  await waitChanges(ws, 'orders', 2);
+  const [insert, update] = ws.changes('orders');
+  assert.deepEqual(Object.keys(insert).sort(), ['event', 'id', 'token', 'type']);
+  assert.equal(insert.token, insert.event._id._data);
+  assert.equal(update.token, update.event._id._data);
+  assert.ok(insert.token < update.token, 'tokens increase as strings');
+  assert.equal(insert.event.operationType, 'insert');
+  assert.deepEqual(insert.event.fullDocument, { _id: 1, seq: 1, when: { $date: '2026-01-02T03:04:05Z' } });
+  assert.deepEqual(insert.event.ns, { db: 'shop', coll: 'ws1' });
+  assert.equal(update.event.operationType, 'update');
+  assert.deepEqual(update.event.updateDescription.updatedFields, { seq: 2 });
+  // ns as a plain string works too.
+  assert.deepEqual(await ws.subscribe('single', 'shop.ws1'), { type: 'subscribed', id: 'single' });
+});
+
+test('one socket, many subscriptions: an event matching several is sent once per subscription; filters apply per subscription', async () => {
+  const ws = await openWs(stack.wsUrl);
+  assert.equal((await ws.subscribe('a', ['it.orders'])).type, 'subscribed');
+  assert.equal((await ws.subscribe('b', 'it.chat')).type, 'subscribed');
+  assert.equal((await ws.subscribe('c', ['it.orders', 'it.chat'], { filter: { 'fullDocument.seq': { $gte: 2 } } })).type, 'subscribed');
+  assert.equal((await ws.subscribe('d', ['shop.*'], { ops: ['delete'] })).type, 'subscribed');
+  await coll('it.orders').insertOne({ _id: 'w1', seq: 1 });
+  await coll('it.chat').insertOne({ _id: 'w2', seq: 2 });
+  await coll('it.orders').insertOne({ _id: 'w3', seq: 3 });
+  await coll('shop.many').insertOne({ _id: 'w4', seq: 4 });
+  await coll('shop.many').deleteOne({ _id: 'w4' });
+  await coll('it.chat').insertOne({ _id: 'w5', seq: 5 });
+  await waitChanges(ws, 'c', 3);
+  await waitChanges(ws, 'b', 2);
+  await waitChanges(ws, 'd', 1);
+  assert.deepEqual(keys(ws, 'a'), ['w1', 'w3']);
+  assert.deepEqual(keys(ws, 'b'), ['w2', 'w5']);
+  assert.deepEqual(keys(ws, 'c'), ['w2', 'w3', 'w5']);
+  assert.deepEqual(ws.changes('d').map((m) => `${m.event.operationType}:${m.event.documentKey._id}`), ['delete:w4']);
+  // Same event, same token, on both subscriptions.
+  const w3a = ws.changes('a')[1];
+  const w3c = ws.changes('c')[1];
+  assert.equal(w3a.token, w3c.token);
+  assert.deepEqual(w3a.event, w3c.event);
+});
+
+test('unsubscribe is answered `unsubscribed` and stops that subscription only', async () => {
+  const ws = await openWs(stack.wsUrl);
+  await ws.subscribe('x', 'shop.unsub');
+  await ws.subscribe('y', 'shop.unsub');
+  await coll('shop.unsub').insertOne({ _id: 1 });
+  await waitChanges(ws, 'x', 1);
+  await waitChanges(ws, 'y', 1);
+  assert.deepEqual(await ws.request({ type: 'unsubscribe', id: 'x' }, ['unsubscribed', 'error']), { type: 'unsubscribed', id: 'x' });
+  await coll('shop.unsub').insertOne({ _id: 2 });
+  await coll('shop.unsub').insertOne({ _id: 3 });
+  await waitChanges(ws, 'y', 3);
+  assert.deepEqual(keys(ws, 'x'), [1]);
+  assert.deepEqual(keys(ws, 'y'), [1, 2, 3]);
+  // The id is free again.
+  assert.deepEqual(await ws.subscribe('x', 'shop.unsub'), { type: 'subscribed', id: 'x' });
+});
+
+test('a message that cannot be accepted gets an `error` with its code; the socket and its other subscriptions stay', async () => {
+  const ws = await openWs(stack.wsUrl);
+  await ws.subscribe('keep', 'shop.errors');
+  const long = 'x'.repeat(65);
+  const cases = [
+    ['not JSON', 'this is not json', 'bad_message'],
+    ['a JSON array', '[1, 2]', 'bad_message'],
+    ['a JSON string', '"subscribe"', 'bad_message'],
+    ['no type', { id: 'n1', ns: 'it.orders' }, 'bad_message'],
+    ['unknown type', { type: 'publish', id: 'n2' }, 'bad_message'],
+    ['subscribe without ns', { type: 'subscribe', id: 'e1' }, 'bad_request'],
+    ['unknown ops value', { type: 'subscribe', id: 'e2', ns: 'it.orders', ops: ['insert', 'upsert'] }, 'bad_request'],
+    ['malformed after token', { type: 'subscribe', id: 'e3', ns: 'it.orders', after: 'not-a-token' }, 'bad_request'],
+    ['$where refused', { type: 'subscribe', id: 'e4', ns: 'it.orders', filter: { $where: 'true' } }, 'bad_filter'],
+    ['$expr refused', { type: 'subscribe', id: 'e5', ns: 'it.orders', filter: { $expr: { $eq: [1, 1] } } }, 'bad_filter'],
+    ['filter not an object', { type: 'subscribe', id: 'e6', ns: 'it.orders', filter: 'status' }, 'bad_filter'],
+    ['unexposed namespace', { type: 'subscribe', id: 'e7', ns: ['it.orders', 'secret.keys'] }, 'not_exposed'],
+    ['duplicate id', { type: 'subscribe', id: 'keep', ns: 'it.orders' }, 'duplicate_id'],
+    ['unsubscribe of an unknown id', { type: 'unsubscribe', id: 'never' }, 'unknown_id'],
+  ];
+  const failures = [];
+  for (const [name, message, code] of cases) {
+    const answer = await ws.request(message, ['error', 'subscribed', 'unsubscribed']);
+    const id = typeof message === 'object' ? message.id : undefined;
+    const ok = answer.type === 'error' && answer.code === code && typeof answer.message === 'string' && (id === undefined || answer.id === id);
+    if (!ok) failures.push(`${name}: sent ${JSON.stringify(message)} got ${JSON.stringify(answer)}; want {"type":"error"${id ? `,"id":"${id}"` : ''},"code":"${code}",...}`);
+    if (!ws.open) {
+      failures.push(`${name}: the socket was closed (${JSON.stringify(ws.closed)})`);
+      break;
+    }
+  }
+  // id must be a string of 1 to 64 characters (the code is not specified by
+  // the protocol doc; bad_request or bad_message are both reasonable).
+  for (const id of ['', long, 7]) {
+    const answer = await ws.request({ type: 'subscribe', id, ns: 'it.orders' }, ['error', 'subscribed']);
+    if (answer.type !== 'error' || !['bad_request', 'bad_message'].includes(answer.code)) failures.push(`id ${JSON.stringify(id)}: got ${JSON.stringify(answer)}`);
+  }
+  assert.equal((await ws.subscribe('y'.repeat(64), 'shop.errors')).type, 'subscribed', 'a 64-character id is accepted');
+  assert.deepEqual(failures, []);
+  assert.ok(ws.open, 'the socket stays open');
+  await coll('shop.errors').insertOne({ _id: 'after-errors' });
+  await waitChanges(ws, 'keep', 1);
+  assert.deepEqual(keys(ws, 'keep'), ['after-errors']);
+});
+
+test('ping is answered pong', async () => {
+  const ws = await openWs(stack.wsUrl);
+  assert.deepEqual(await ws.request({ type: 'ping' }, ['pong']), { type: 'pong' });
+});
+
+test('more than push.max_subscriptions on one socket: error too_many_subscriptions; unsubscribing makes room', async () => {
+  const ws = await openWs(stack.wsUrl);
+  for (let i = 1; i <= MAX_SUBS; i++) assert.equal((await ws.subscribe(`s${i}`, 'shop.limit')).type, 'subscribed');
+  const over = await ws.subscribe('over', 'shop.limit');
+  assert.equal(over.type, 'error');
+  assert.equal(over.code, 'too_many_subscriptions');
+  assert.equal(over.id, 'over');
+  assert.equal((await ws.request({ type: 'unsubscribe', id: 's1' }, ['unsubscribed', 'error'])).type, 'unsubscribed');
+  assert.equal((await ws.subscribe('over', 'shop.limit')).type, 'subscribed');
+  // The limit is per socket.
+  const other = await openWs(stack.wsUrl);
+  assert.equal((await other.subscribe('s1', 'shop.limit')).type, 'subscribed');
+});
+
+test('a binary frame closes the socket with 1002; other sockets are unaffected', async () => {
+  const bystander = await openWs(stack.wsUrl);
+  await bystander.subscribe('b', 'shop.close');
+  const ws = await openWs(stack.wsUrl);
+  ws.ws.send(Buffer.from([1, 2, 3]), { binary: true });
+  await waitUntil(() => ws.closed, 'the socket closed after a binary frame');
+  assert.equal(ws.closed.code, 1002);
+  await coll('shop.close').insertOne({ _id: 'b1' });
+  await waitChanges(bystander, 'b', 1);
+});
+
+test('a message larger than push.max_message_bytes closes the socket with 1009', async () => {
+  const ws = await openWs(stack.wsUrl);
+  ws.send({ type: 'subscribe', id: 'big', ns: 'shop.close', filter: { 'fullDocument.note': 'x'.repeat(5000) } });
+  await waitUntil(() => ws.closed, 'the socket closed after a 5 KB message');
+  assert.equal(ws.closed.code, 1009);
+});
+
+test('the server pings every push.heartbeat_ms; a client that never answers is closed after push.idle_timeout_ms, one that pongs stays', async () => {
+  const live = await openWs(stack.wsUrl);
+  await live.subscribe('l', 'shop.idle');
+  const silent = await openWs(stack.wsUrl, { autoPong: false });
+  await silent.subscribe('s', 'shop.idle');
+  await waitUntil(() => silent.closed, () => `the silent client closed (pings it got: ${silent.pings})`, 20000);
+  assert.ok(silent.pings >= 1, 'the silent client was pinged');
+  assert.ok(live.pings >= 1, 'the answering client was pinged');
+  assert.ok(live.open, `the answering client stays (${JSON.stringify(live.closed)})`);
+  await coll('shop.idle').insertOne({ _id: 1 });
+  await waitChanges(live, 'l', 1);
+});
