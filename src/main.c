@@ -2,8 +2,10 @@
 /* Start-up, threads and signals. The main thread runs the wire proxy's
  * event loop; mongo-c-driver's monitors run on threads of their own and
  * tell the wire loop where the primary is. */
+#include "changecast/capture.h"
 #include "changecast/config.h"
 #include "changecast/log.h"
+#include "changecast/push.h"
 #include "changecast/topology.h"
 #include "changecast/wire.h"
 
@@ -19,6 +21,7 @@ typedef struct daemon {
     cc_config_t config;
     struct event_base *base;
     cc_wire_t *wire;
+    cc_push_t *push;
     bool stopping;
 } daemon_t;
 
@@ -70,6 +73,12 @@ static bool check_config(const cc_config_t *config, bson_error_t *error)
         bson_set_error(error, 0, 0, "wire.tls_client_ca_file needs wire.tls_cert_file");
         return false;
     }
+    if (*config->push.listen && !*config->changes.expose) {
+        bson_set_error(error, 0, 0,
+                       "changes.expose: the push port needs at least one exposed namespace "
+                       "(e.g. shop.orders or shop.*)");
+        return false;
+    }
     return true;
 }
 
@@ -101,6 +110,48 @@ static void on_signal(evutil_socket_t signal_number, short what, void *arg)
     daemon->stopping = true;
     cc_info("event=stopping signal=%d", (int)signal_number);
     cc_wire_drain(daemon->wire, daemon->config.wire.drain_timeout_ms, on_drained, daemon);
+}
+
+static bool start_push(daemon_t *daemon, cc_channel_t *channel, cc_capture_t **capture,
+                       bson_error_t *error)
+{
+    const cc_config_t *c = &daemon->config;
+    cc_push_options_t push = {
+        .listen = c->push.listen,
+        .expose = c->changes.expose,
+        .ring_events = c->changes.ring_events,
+        .ring_bytes = c->changes.ring_bytes,
+        .flush_ms = c->push.flush_ms,
+        .heartbeat_ms = c->push.heartbeat_ms,
+        .idle_timeout_ms = c->push.idle_timeout_ms,
+        .max_queue_bytes = c->push.max_queue_bytes,
+        .max_message_bytes = c->push.max_message_bytes,
+        .max_subscriptions = c->push.max_subscriptions,
+        .retry_ms = c->push.retry_ms,
+    };
+    daemon->push = cc_push_start(&push, channel, error);
+    if (!daemon->push) {
+        return false;
+    }
+    cc_capture_options_t options = {
+        .uri = c->wire.upstream,
+        .expose = c->changes.expose,
+        .full_document = c->changes.full_document,
+        .full_document_before_change = c->changes.full_document_before_change,
+        .token_file = c->changes.token_file,
+        .token_save_ms = c->changes.token_save_ms,
+        .max_await_ms = c->changes.max_await_ms,
+    };
+    *capture = cc_capture_start(&options, channel, error);
+    return *capture != NULL;
+}
+
+static void on_metrics_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    daemon_t *daemon = arg;
+    cc_push_set_wire_connections(daemon->push, (int64_t)cc_wire_session_count(daemon->wire));
 }
 
 static int run(daemon_t *daemon, bool check_only)
@@ -135,6 +186,9 @@ static int run(daemon_t *daemon, bool check_only)
     cc_topology_t *topology = NULL;
     int status = EXIT_FAILURE;
     struct event *signals[3] = {0};
+    struct event *metrics_timer = NULL;
+    cc_channel_t *channel = NULL;
+    cc_capture_t *capture = NULL;
     const int signal_numbers[3] = {SIGTERM, SIGINT, SIGHUP};
 
     daemon->wire = cc_wire_new(daemon->base, &options, primary, &error);
@@ -149,19 +203,37 @@ static int run(daemon_t *daemon, bool check_only)
         status = EXIT_CONFIG;
         goto done;
     }
+    if (*daemon->config.push.listen) {
+        channel = cc_channel_new();
+        if (!start_push(daemon, channel, &capture, &error)) {
+            fprintf(stderr, "changecast: %s\n", error.message);
+            status = EXIT_CONFIG;
+            goto done;
+        }
+        metrics_timer = event_new(daemon->base, -1, EV_PERSIST, on_metrics_timer, daemon);
+        struct timeval second = {1, 0};
+        event_add(metrics_timer, &second);
+    }
     for (size_t i = 0; i < 3; i++) {
         signals[i] = evsignal_new(daemon->base, signal_numbers[i], on_signal, daemon);
         evsignal_add(signals[i], NULL);
     }
     const mongoc_host_list_t *hosts = mongoc_uri_get_hosts(uri);
-    cc_info("event=ready version=%s wire=%s wire_tls=%s upstream=%s upstream_tls=%s", CC_VERSION,
-            cc_wire_address(daemon->wire), *options.tls_cert_file ? "true" : "false",
-            hosts ? hosts->host_and_port : "srv", options.upstream_tls ? "true" : "false");
+    cc_info("event=ready version=%s wire=%s wire_tls=%s upstream=%s upstream_tls=%s push=%s",
+            CC_VERSION, cc_wire_address(daemon->wire), *options.tls_cert_file ? "true" : "false",
+            hosts ? hosts->host_and_port : "srv", options.upstream_tls ? "true" : "false",
+            daemon->push ? cc_push_address(daemon->push) : "off");
     event_base_dispatch(daemon->base);
     status = EXIT_SUCCESS;
     cc_info("event=stopped");
 
 done:
+    if (metrics_timer) {
+        event_free(metrics_timer);
+    }
+    cc_capture_stop(capture);
+    cc_push_stop(daemon->push);
+    cc_channel_free(channel);
     cc_topology_stop(topology);
     cc_wire_free(daemon->wire);
     for (size_t i = 0; i < 3; i++) {

@@ -47,6 +47,9 @@ bool cc_wire_reload_tls(cc_wire_t *wire, bson_error_t *error);
  * client, or when timeout_ms passes. done runs when none are left. */
 void cc_wire_drain(cc_wire_t *wire, int64_t timeout_ms, void (*done)(void *arg), void *arg);
 
+/* Client connections open now. */
+size_t cc_wire_session_count(const cc_wire_t *wire);
+
 void cc_wire_free(cc_wire_t *wire);
 
 #endif

@@ -140,6 +140,11 @@ fail:
     return NULL;
 }
 
+size_t cc_wire_session_count(const cc_wire_t *wire)
+{
+    return wire->session_count;
+}
+
 const char *cc_wire_address(const cc_wire_t *wire)
 {
     return wire->address;

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* push: the libwebsockets server on its own thread: Server-Sent Events on
+ * /v1/events, WebSocket on /v1/ws, /healthz and /metrics. Owns the ring,
+ * the subscriptions and every subscriber connection. Receives events from
+ * capture through a cc_channel_t; uses core and filter. */
+#ifndef CHANGECAST_PUSH_H
+#define CHANGECAST_PUSH_H
+
+#include "changecast/channel.h"
+
+#include <bson/bson.h>
+#include <stdint.h>
+
+typedef struct cc_push_options {
+    const char *listen;
+    const char *expose;
+    int64_t ring_events;
+    int64_t ring_bytes;
+    int64_t flush_ms;
+    int64_t heartbeat_ms;
+    int64_t idle_timeout_ms;
+    int64_t max_queue_bytes;
+    int64_t max_message_bytes;
+    int64_t max_subscriptions;
+    int64_t retry_ms;
+} cc_push_options_t;
+
+typedef struct cc_push cc_push_t;
+
+/* Starts the push thread and returns once it listens (or failed to). */
+cc_push_t *cc_push_start(const cc_push_options_t *options, cc_channel_t *channel,
+                         bson_error_t *error);
+const char *cc_push_address(const cc_push_t *push);
+
+/* Wire-side numbers for /metrics, updated by the wire thread. */
+void cc_push_set_wire_connections(cc_push_t *push, int64_t connections);
+
+void cc_push_stop(cc_push_t *push);
+
+#endif

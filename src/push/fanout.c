@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Delivery. Every subscription keeps a position: the token of the last
+ * event it examined. An event is offered to a subscription only if its
+ * token is after that position, which is what makes reconnects exact (no
+ * gap, no duplicate) whichever way the events come: live from capture, from
+ * the ring, or from a private catch-up stream. A subscription older than the
+ * ring catches up from its own stream until its position reaches what the
+ * ring holds, then continues from the ring, then live. */
+#include "changecast/log.h"
+#include "push_internal.h"
+
+#include <string.h>
+
+static bool namespace_matches(const cc_sub_t *sub, const cc_event_t *event)
+{
+    for (size_t i = 0; i < sub->namespace_count; i++) {
+        if (cc_ns_pattern_matches(&sub->namespaces[i], event->db, event->coll)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void deliver(cc_sub_t *sub, cc_event_t *event)
+{
+    cc_conn_t *conn = sub->conn;
+    if (conn->closing) {
+        return;
+    }
+    if (conn->kind == CC_CONN_SSE) {
+        static const char middle[] = "\nevent: change\ndata: ";
+        cc_conn_append(conn, "id: ", 4);
+        cc_conn_append(conn, event->token, strlen(event->token));
+        cc_conn_append(conn, middle, sizeof middle - 1);
+        cc_conn_append(conn, event->json, event->json_len);
+        cc_conn_append(conn, "\n\n", 2);
+    } else {
+        static const char open[] = "{\"type\":\"change\",\"id\":\"", token[] = "\",\"token\":\"",
+                          body[] = "\",\"event\":", close[] = "}";
+        const char *parts[] = {open, sub->id, token, event->token, body, event->json, close};
+        const size_t lens[] = {sizeof open - 1,      strlen(sub->id), sizeof token - 1,
+                               strlen(event->token), sizeof body - 1, event->json_len,
+                               sizeof close - 1};
+        cc_conn_append_ws_text(conn, parts, lens, 7);
+    }
+    conn->push->metrics.events_delivered++;
+    if (cc_conn_over_limit(conn)) {
+        /* Never let one slow reader hold memory or delay the others: what it
+         * has not read is discarded and it is told to start over. */
+        conn->push->metrics.drops_slow_consumer++;
+        conn->out.len = 0;
+        cc_fanout_send_reset(sub, "slow_consumer",
+                             "the client fell more than push.max_queue_bytes behind");
+        cc_conn_drop(conn, 1013, "slow_consumer");
+        return;
+    }
+    cc_conn_mark_dirty(conn);
+}
+
+/* Examines one event for one subscription, in stream order. */
+static void offer(cc_sub_t *sub, cc_event_t *event)
+{
+    if (sub->position && cc_token_compare(event->token, sub->position) <= 0) {
+        return;
+    }
+    bson_free(sub->position);
+    sub->position = bson_strdup(event->token);
+    if ((sub->ops & cc_op_bit(event->operation)) && namespace_matches(sub, event) &&
+        (!sub->filter || cc_filter_matches(sub->filter, &event->document))) {
+        deliver(sub, event);
+    }
+}
+
+void cc_fanout_send_reset(cc_sub_t *sub, const char *reason, const char *message)
+{
+    cc_conn_t *conn = sub->conn;
+    bson_t doc = BSON_INITIALIZER;
+    if (conn->kind == CC_CONN_WS) {
+        BSON_APPEND_UTF8(&doc, "type", "reset");
+        BSON_APPEND_UTF8(&doc, "id", sub->id);
+    }
+    BSON_APPEND_UTF8(&doc, "reason", reason);
+    BSON_APPEND_UTF8(&doc, "message", message ? message : "");
+    if (conn->kind == CC_CONN_WS) {
+        cc_ws_send_json(conn, &doc);
+    } else {
+        size_t len;
+        char *json = bson_as_relaxed_extended_json(&doc, &len);
+        cc_conn_append(conn, "event: reset\ndata: ", 19);
+        cc_conn_append(conn, json, len);
+        cc_conn_append(conn, "\n\n", 2);
+        bson_free(json);
+        cc_conn_mark_dirty(conn);
+    }
+    bson_destroy(&doc);
+}
+
+/* From the ring onwards, once the ring holds everything after the
+ * subscription's position. */
+static bool join_ring(struct cc_push *push, cc_sub_t *sub)
+{
+    size_t index;
+    if (!sub->position || !cc_ring_position_after(push->ring, sub->position, &index)) {
+        return false;
+    }
+    if (sub->state == CC_SUB_CATCHING_UP) {
+        cc_channel_cancel_catchup(push->channel, sub->catchup_id);
+        cc_debug("push_conn=%llu event=catchup_done", (unsigned long long)sub->conn->id);
+    }
+    sub->state = CC_SUB_LIVE;
+    sub->catchup_id = 0;
+    for (size_t count = cc_ring_count(push->ring); index < count; index++) {
+        offer(sub, cc_ring_at(push->ring, index));
+    }
+    return true;
+}
+
+static void start_catchup(struct cc_push *push, cc_sub_t *sub)
+{
+    sub->state = CC_SUB_CATCHING_UP;
+    sub->catchup_id = ++push->next_catchup_id;
+    push->metrics.catchups_started++;
+    cc_info("push_conn=%llu event=catchup_started", (unsigned long long)sub->conn->id);
+    cc_channel_request_catchup(push->channel, sub->catchup_id, sub->position);
+}
+
+void cc_fanout_start(struct cc_push *push, cc_sub_t *sub, const char *after)
+{
+    cc_index_add(push->index, sub);
+    sub->state = CC_SUB_LIVE;
+    if (!after) {
+        return; /* from now: the next live event is the first */
+    }
+    sub->position = bson_strdup(after);
+    if (!join_ring(push, sub)) {
+        start_catchup(push, sub);
+    }
+}
+
+void cc_fanout_stop(struct cc_push *push, cc_sub_t *sub)
+{
+    cc_index_remove(push->index, sub);
+    if (sub->state == CC_SUB_CATCHING_UP) {
+        cc_channel_cancel_catchup(push->channel, sub->catchup_id);
+    }
+}
+
+typedef struct live_dispatch {
+    cc_event_t *event;
+    uint64_t sequence;
+} live_dispatch_t;
+
+static void offer_live(cc_sub_t *sub, void *arg)
+{
+    live_dispatch_t *dispatch = arg;
+    /* A subscription listed under both "db.coll" and "db.*" sees it once. */
+    if (sub->seen_sequence == dispatch->sequence || sub->state != CC_SUB_LIVE) {
+        return;
+    }
+    sub->seen_sequence = dispatch->sequence;
+    offer(sub, dispatch->event);
+}
+
+static cc_sub_t *find_catchup(struct cc_push *push, uint64_t id)
+{
+    cc_conn_t *conn;
+    TAILQ_FOREACH(conn, &push->conns, link)
+    {
+        cc_sub_t *sub;
+        TAILQ_FOREACH(sub, &conn->subs, conn_link)
+        {
+            if (sub->state == CC_SUB_CATCHING_UP && sub->catchup_id == id) {
+                return sub;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Every subscription starts over from now, told why. */
+static void reset_all(struct cc_push *push, const char *reason, const char *message)
+{
+    cc_conn_t *conn;
+    TAILQ_FOREACH(conn, &push->conns, link)
+    {
+        cc_sub_t *sub;
+        TAILQ_FOREACH(sub, &conn->subs, conn_link)
+        {
+            if (sub->state == CC_SUB_CATCHING_UP) {
+                cc_channel_cancel_catchup(push->channel, sub->catchup_id);
+                sub->state = CC_SUB_LIVE;
+            }
+            bson_free(sub->position);
+            sub->position = NULL;
+            cc_fanout_send_reset(sub, reason, message);
+        }
+    }
+}
+
+static void on_catchup_message(struct cc_push *push, cc_msg_t *msg)
+{
+    cc_sub_t *sub = find_catchup(push, msg->catchup_id);
+    if (!sub) {
+        return; /* the subscriber left meanwhile */
+    }
+    if (msg->kind == CC_MSG_CATCHUP_EVENT) {
+        offer(sub, msg->event);
+        join_ring(push, sub);
+    } else if (msg->kind == CC_MSG_CATCHUP_CURRENT) {
+        if (msg->token && (!sub->position || cc_token_compare(msg->token, sub->position) > 0)) {
+            bson_free(sub->position);
+            sub->position = bson_strdup(msg->token);
+        }
+        if (!join_ring(push, sub)) {
+            /* The ring moved past us while we caught up: go round again. */
+            start_catchup(push, sub);
+        }
+    } else {
+        push->metrics.resets_history_lost++;
+        cc_fanout_send_reset(sub, "history_lost", msg->reason);
+        sub->state = CC_SUB_LIVE;
+        sub->catchup_id = 0;
+        size_t newest = cc_ring_count(push->ring);
+        bson_free(sub->position);
+        sub->position = newest ? bson_strdup(cc_ring_at(push->ring, newest - 1)->token) : NULL;
+    }
+}
+
+void cc_fanout_drain_channel(struct cc_push *push)
+{
+    cc_msg_t *msg = cc_channel_take(push->channel), *next;
+    for (; msg; msg = next) {
+        next = msg->next;
+        switch (msg->kind) {
+        case CC_MSG_EVENT: {
+            push->metrics.events_captured++;
+            push->metrics.last_cluster_time = msg->event->cluster_seconds;
+            cc_ring_append(push->ring, msg->event);
+            live_dispatch_t dispatch = {msg->event, ++push->dispatch_sequence};
+            cc_index_visit(push->index, msg->event->db, msg->event->coll, offer_live, &dispatch);
+            break;
+        }
+        case CC_MSG_STARTED:
+            push->capture_state = CC_CAPTURE_LIVE;
+            if (msg->token) {
+                cc_ring_advance_floor(push->ring, msg->token);
+            }
+            break;
+        case CC_MSG_PROGRESS:
+            cc_ring_advance_floor(push->ring, msg->token);
+            break;
+        case CC_MSG_RESTARTED:
+            push->metrics.resets_capture_restarted++;
+            cc_ring_reset(push->ring, NULL);
+            reset_all(push, "capture_restarted", msg->reason);
+            break;
+        case CC_MSG_UNAVAILABLE:
+            push->capture_state = CC_CAPTURE_UNAVAILABLE;
+            bson_strncpy(push->capture_reason, msg->reason ? msg->reason : "",
+                         sizeof push->capture_reason);
+            break;
+        default:
+            on_catchup_message(push, msg);
+            break;
+        }
+        cc_msg_free(msg);
+    }
+}

@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Plain HTTP answers: errors as JSON {error, message}, /healthz and
+ * /metrics. Headers go out at once; the body at the next writable
+ * callback, as libwebsockets wants. */
+#include "push_internal.h"
+
+#include <string.h>
+
+int cc_http_reply(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, unsigned status,
+                  const char *content_type, const char *body)
+{
+    uint8_t buffer[LWS_PRE + 1024];
+    uint8_t *start = buffer + LWS_PRE, *p = start, *end = buffer + sizeof buffer - 1;
+    size_t len = strlen(body);
+    if (lws_add_http_common_headers(wsi, status, content_type, len, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                     (const unsigned char *)"no-store", 8, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end)) {
+        return -1;
+    }
+    cc_conn_t *conn = cc_conn_new(push, wsi, CC_CONN_HTTP);
+    conn->http_body = bson_strdup(body);
+    conn->http_body_len = len;
+    *slot = conn;
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+int cc_http_error(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, unsigned status,
+                  const char *code, const char *message)
+{
+    bson_t doc = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&doc, "error", code);
+    BSON_APPEND_UTF8(&doc, "message", message);
+    char *json = bson_as_relaxed_extended_json(&doc, NULL);
+    push->metrics.requests_rejected++;
+    int rc = cc_http_reply(push, wsi, slot, status, "application/json", json);
+    bson_free(json);
+    bson_destroy(&doc);
+    return rc;
+}
+
+static int serve_health(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
+{
+    if (push->capture_state == CC_CAPTURE_LIVE) {
+        return cc_http_reply(push, wsi, slot, 200, "application/json", "{\"status\":\"ok\"}");
+    }
+    bson_t doc = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&doc, "status", "unavailable");
+    BSON_APPEND_UTF8(&doc, "reason",
+                     push->capture_state == CC_CAPTURE_STARTING ? "the capture stream is starting"
+                                                                : push->capture_reason);
+    char *json = bson_as_relaxed_extended_json(&doc, NULL);
+    int rc = cc_http_reply(push, wsi, slot, 503, "application/json", json);
+    bson_free(json);
+    bson_destroy(&doc);
+    return rc;
+}
+
+/* Prometheus text exposition format 0.0.4. */
+static int serve_metrics(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
+{
+    const cc_metrics_t *m = &push->metrics;
+    double lag = 0;
+    if (m->last_cluster_time > 0) {
+        lag = (double)time(NULL) - m->last_cluster_time;
+    }
+    char body[4096];
+    snprintf(
+        body, sizeof body,
+        "# HELP changecast_subscribers Open subscriber connections.\n"
+        "# TYPE changecast_subscribers gauge\n"
+        "changecast_subscribers{transport=\"sse\"} %zu\n"
+        "changecast_subscribers{transport=\"ws\"} %zu\n"
+        "# HELP changecast_events_captured_total Change events read from MongoDB.\n"
+        "# TYPE changecast_events_captured_total counter\n"
+        "changecast_events_captured_total %llu\n"
+        "# HELP changecast_events_delivered_total Change events queued to subscribers.\n"
+        "# TYPE changecast_events_delivered_total counter\n"
+        "changecast_events_delivered_total %llu\n"
+        "# HELP changecast_drops_total Subscriber connections dropped.\n"
+        "# TYPE changecast_drops_total counter\n"
+        "changecast_drops_total{reason=\"slow_consumer\"} %llu\n"
+        "# HELP changecast_resets_total Resets sent to subscribers.\n"
+        "# TYPE changecast_resets_total counter\n"
+        "changecast_resets_total{reason=\"history_lost\"} %llu\n"
+        "changecast_resets_total{reason=\"capture_restarted\"} %llu\n"
+        "# HELP changecast_catchups_total Private catch-up streams opened.\n"
+        "# TYPE changecast_catchups_total counter\n"
+        "changecast_catchups_total %llu\n"
+        "# HELP changecast_requests_rejected_total Push requests answered with an error.\n"
+        "# TYPE changecast_requests_rejected_total counter\n"
+        "changecast_requests_rejected_total %llu\n"
+        "# HELP changecast_ring_events Events held for reconnecting subscribers.\n"
+        "# TYPE changecast_ring_events gauge\n"
+        "changecast_ring_events %zu\n"
+        "# HELP changecast_ring_bytes Bytes those events take.\n"
+        "# TYPE changecast_ring_bytes gauge\n"
+        "changecast_ring_bytes %zu\n"
+        "# HELP changecast_capture_lag_seconds Now minus the clusterTime of the last event.\n"
+        "# TYPE changecast_capture_lag_seconds gauge\n"
+        "changecast_capture_lag_seconds %.0f\n"
+        "# HELP changecast_capture_up Whether the capture stream is live.\n"
+        "# TYPE changecast_capture_up gauge\n"
+        "changecast_capture_up %d\n"
+        "# HELP changecast_wire_connections Application connections to the wire proxy.\n"
+        "# TYPE changecast_wire_connections gauge\n"
+        "changecast_wire_connections %lld\n",
+        push->sse_count, push->ws_count, (unsigned long long)m->events_captured,
+        (unsigned long long)m->events_delivered, (unsigned long long)m->drops_slow_consumer,
+        (unsigned long long)m->resets_history_lost, (unsigned long long)m->resets_capture_restarted,
+        (unsigned long long)m->catchups_started, (unsigned long long)m->requests_rejected,
+        cc_ring_count(push->ring), cc_ring_bytes(push->ring), lag,
+        push->capture_state == CC_CAPTURE_LIVE, (long long)atomic_load(&push->wire_connections));
+    return cc_http_reply(push, wsi, slot, 200, "text/plain; version=0.0.4", body);
+}
+
+int cc_http_serve(struct cc_push *push, struct lws *wsi, const char *path, cc_conn_t **slot)
+{
+    if (strcmp(path, "/healthz") == 0) {
+        return serve_health(push, wsi, slot);
+    }
+    if (strcmp(path, "/metrics") == 0) {
+        return serve_metrics(push, wsi, slot);
+    }
+    if (strcmp(path, "/v1/events") == 0) {
+        return cc_sse_open(push, wsi, slot);
+    }
+    return cc_http_error(push, wsi, slot, 404, "not_found", "no such endpoint");
+}

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The push subsystem's shared state. server.c owns the lws context and the
+ * thread; conn.c a connection's outbound bytes; subscription.c parsing and
+ * the namespace index; fanout.c delivery from capture, ring and catch-up;
+ * sse.c, ws.c and http.c the three kinds of requests. */
+#ifndef CC_PUSH_INTERNAL_H
+#define CC_PUSH_INTERNAL_H
+
+#include "changecast/expose.h"
+#include "changecast/filter.h"
+#include "changecast/push.h"
+#include "changecast/ring.h"
+
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/queue.h>
+
+typedef enum cc_conn_kind { CC_CONN_HTTP, CC_CONN_SSE, CC_CONN_WS } cc_conn_kind_t;
+
+enum {
+    CC_OP_INSERT = 1 << 0,
+    CC_OP_UPDATE = 1 << 1,
+    CC_OP_REPLACE = 1 << 2,
+    CC_OP_DELETE = 1 << 3,
+    CC_OP_DROP = 1 << 4,
+    CC_OP_RENAME = 1 << 5,
+    CC_OP_DROP_DATABASE = 1 << 6,
+    CC_OP_INVALIDATE = 1 << 7,
+    CC_OP_OTHER = 1 << 8,
+    CC_OP_ALL = 0x1ff,
+};
+
+typedef enum cc_sub_state { CC_SUB_LIVE, CC_SUB_CATCHING_UP } cc_sub_state_t;
+
+typedef struct cc_conn cc_conn_t;
+
+typedef struct cc_sub {
+    cc_conn_t *conn;
+    char *id; /* the client's name for it (WebSocket); NULL for SSE */
+    cc_ns_pattern_t *namespaces;
+    size_t namespace_count;
+    cc_filter_t *filter;
+    uint32_t ops;
+    char *position; /* token of the last event examined; NULL = from now */
+    cc_sub_state_t state;
+    uint64_t catchup_id;
+    uint64_t seen_sequence; /* dispatch number of the last event offered */
+    TAILQ_ENTRY(cc_sub) conn_link;
+} cc_sub_t;
+
+typedef struct cc_out {
+    uint8_t *data; /* LWS_PRE bytes of headroom, then pending bytes */
+    size_t len;
+    size_t cap;
+} cc_out_t;
+
+struct cc_conn {
+    struct cc_push *push;
+    struct lws *wsi;
+    cc_conn_kind_t kind;
+    uint64_t id;
+    TAILQ_HEAD(, cc_sub) subs;
+    size_t sub_count;
+    cc_out_t out;
+    bool dirty;     /* in the flush list */
+    bool closing;   /* close at the next writable callback */
+    int close_code; /* WebSocket close code */
+    char close_reason[64];
+    int64_t last_rx_us;
+    /* assembling a fragmented WebSocket message */
+    uint8_t *rx;
+    size_t rx_len;
+    /* a plain HTTP answer waiting for its writable callback */
+    char *http_body;
+    size_t http_body_len;
+    TAILQ_ENTRY(cc_conn) link;
+    TAILQ_ENTRY(cc_conn) dirty_link;
+};
+
+typedef enum cc_capture_state {
+    CC_CAPTURE_STARTING,
+    CC_CAPTURE_LIVE,
+    CC_CAPTURE_UNAVAILABLE
+} cc_capture_state_t;
+
+typedef struct cc_index cc_index_t;
+
+typedef struct cc_metrics {
+    uint64_t events_captured;
+    uint64_t events_delivered;
+    uint64_t drops_slow_consumer;
+    uint64_t resets_history_lost;
+    uint64_t resets_capture_restarted;
+    uint64_t catchups_started;
+    uint64_t requests_rejected;
+    double last_cluster_time;
+} cc_metrics_t;
+
+struct cc_push {
+    cc_push_options_t options;
+    char *strings[2];
+    cc_channel_t *channel;
+    cc_expose_t expose;
+    cc_ring_t *ring;
+    cc_index_t *index;
+    struct lws_context *context;
+    struct lws_vhost *vhost;
+    char address[300];
+    pthread_t thread;
+    pthread_mutex_t start_lock;
+    pthread_cond_t started;
+    bool start_done;
+    bool start_failed;
+    bson_error_t start_error;
+    atomic_bool stopping;
+    TAILQ_HEAD(, cc_conn) conns;
+    TAILQ_HEAD(, cc_conn) dirty;
+    size_t sse_count;
+    size_t ws_count;
+    uint64_t next_conn_id;
+    uint64_t next_catchup_id;
+    uint64_t dispatch_sequence;
+    cc_capture_state_t capture_state;
+    char capture_reason[256];
+    cc_metrics_t metrics;
+    atomic_llong wire_connections;
+    lws_sorted_usec_list_t flush_timer;
+    bool flush_scheduled;
+    lws_sorted_usec_list_t heartbeat_timer;
+};
+
+/* conn.c */
+cc_conn_t *cc_conn_new(struct cc_push *push, struct lws *wsi, cc_conn_kind_t kind);
+void cc_conn_free(cc_conn_t *conn);
+void cc_conn_append(cc_conn_t *conn, const void *bytes, size_t len);
+void cc_conn_append_ws_text(cc_conn_t *conn, const char *const *parts, const size_t *lens,
+                            size_t count);
+void cc_conn_mark_dirty(cc_conn_t *conn);
+/* Writes every pending byte in one lws_write; -1 to close. */
+int cc_conn_flush(cc_conn_t *conn);
+void cc_conn_drop(cc_conn_t *conn, int ws_code, const char *reason);
+bool cc_conn_over_limit(const cc_conn_t *conn);
+
+/* subscription.c */
+cc_sub_t *cc_sub_new(cc_conn_t *conn, const char *id);
+void cc_sub_free(cc_sub_t *sub);
+bool cc_sub_add_namespace(struct cc_push *push, cc_sub_t *sub, const char *text, const char **code,
+                          bson_error_t *error);
+bool cc_sub_set_ops(cc_sub_t *sub, const char *comma_separated, bson_error_t *error);
+bool cc_sub_set_filter_json(cc_sub_t *sub, const char *json, size_t len, bson_error_t *error);
+uint32_t cc_op_bit(const char *operation);
+cc_index_t *cc_index_new(void);
+void cc_index_free(cc_index_t *index);
+void cc_index_add(cc_index_t *index, cc_sub_t *sub);
+void cc_index_remove(cc_index_t *index, cc_sub_t *sub);
+/* Calls fn for each subscription whose namespaces may match. */
+void cc_index_visit(cc_index_t *index, const char *db, const char *coll,
+                    void (*fn)(cc_sub_t *sub, void *arg), void *arg);
+
+/* fanout.c */
+/* Positions a new subscription after `after` (NULL = from now) and adds it. */
+void cc_fanout_start(struct cc_push *push, cc_sub_t *sub, const char *after);
+void cc_fanout_stop(struct cc_push *push, cc_sub_t *sub);
+void cc_fanout_drain_channel(struct cc_push *push);
+void cc_fanout_send_reset(cc_sub_t *sub, const char *reason, const char *message);
+
+/* sse.c, ws.c, http.c */
+int cc_sse_open(struct cc_push *push, struct lws *wsi, cc_conn_t **slot);
+int cc_ws_receive(cc_conn_t *conn, const void *in, size_t len);
+void cc_ws_send_json(cc_conn_t *conn, const bson_t *message);
+int cc_http_serve(struct cc_push *push, struct lws *wsi, const char *path, cc_conn_t **slot);
+int cc_http_reply(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, unsigned status,
+                  const char *content_type, const char *body);
+int cc_http_error(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, unsigned status,
+                  const char *code, const char *message);
+
+#endif

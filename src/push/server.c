@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The push thread: one libwebsockets context on lws's own poll loop.
+ * Capture wakes it with lws_cancel_service() (the only lws call that is
+ * safe from another thread); it then drains the channel. Two timers: the
+ * flush window (events wait at most push.flush_ms, then leave together),
+ * and the heartbeat, which also finds SSE clients that left: lws stops
+ * reading an HTTP/1 connection once an event-stream response has begun, so
+ * a gone client would otherwise only show when a write fails. */
+#include "changecast/hostport.h"
+#include "changecast/log.h"
+#include "push_internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+static struct cc_push *push_of(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
+}
+
+static void on_flush_timer(lws_sorted_usec_list_t *sul)
+{
+    struct cc_push *push = lws_container_of(sul, struct cc_push, flush_timer);
+    push->flush_scheduled = false;
+    cc_conn_t *conn;
+    while ((conn = TAILQ_FIRST(&push->dirty))) {
+        TAILQ_REMOVE(&push->dirty, conn, dirty_link);
+        conn->dirty = false;
+        lws_callback_on_writable(conn->wsi);
+    }
+}
+
+static void schedule_flush(struct cc_push *push)
+{
+    if (!push->flush_scheduled && TAILQ_FIRST(&push->dirty)) {
+        push->flush_scheduled = true;
+        lws_sul_schedule(push->context, 0, &push->flush_timer, on_flush_timer,
+                         push->options.flush_ms * LWS_US_PER_MS);
+    }
+}
+
+/* recv(MSG_PEEK) returning 0 means the peer closed; it costs one syscall
+ * per SSE connection per heartbeat and reads nothing. */
+static bool peer_closed(struct lws *wsi)
+{
+    char byte;
+    ssize_t n = recv(lws_get_socket_fd(wsi), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+static void on_heartbeat(lws_sorted_usec_list_t *sul)
+{
+    struct cc_push *push = lws_container_of(sul, struct cc_push, heartbeat_timer);
+    int64_t now = bson_get_monotonic_time();
+    cc_conn_t *conn;
+    TAILQ_FOREACH(conn, &push->conns, link)
+    {
+        if (conn->closing) {
+            continue;
+        }
+        if (conn->kind == CC_CONN_SSE) {
+            if (peer_closed(conn->wsi)) {
+                cc_conn_drop(conn, 0, "client_gone");
+                continue;
+            }
+            cc_conn_append(conn, ": heartbeat\n\n", 13);
+            cc_conn_mark_dirty(conn);
+        } else if (conn->kind == CC_CONN_WS) {
+            if (now - conn->last_rx_us > push->options.idle_timeout_ms * 1000) {
+                cc_conn_drop(conn, LWS_CLOSE_STATUS_NORMAL, "idle_timeout");
+                continue;
+            }
+            static const uint8_t ping[2] = {0x89, 0x00};
+            cc_conn_append(conn, ping, 2);
+            cc_conn_mark_dirty(conn);
+        }
+    }
+    schedule_flush(push);
+    lws_sul_schedule(push->context, 0, &push->heartbeat_timer, on_heartbeat,
+                     push->options.heartbeat_ms * LWS_US_PER_MS);
+}
+
+static int on_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                   size_t len)
+{
+    struct cc_push *push = push_of(wsi);
+    cc_conn_t **slot = user;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        if (!lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) {
+            return cc_http_error(push, wsi, slot, 405, "method_not_allowed",
+                                 "the push port answers GET only");
+        }
+        return cc_http_serve(push, wsi, (const char *)in, slot);
+    case LWS_CALLBACK_HTTP_BODY:
+        /* No endpoint takes a body; refusing it also keeps pipelined bodies
+         * (which lws 4.1 mishandles) away. */
+        return -1;
+    case LWS_CALLBACK_HTTP_WRITEABLE: {
+        cc_conn_t *conn = *slot;
+        if (!conn) {
+            return 0;
+        }
+        if (conn->kind == CC_CONN_HTTP) {
+            cc_conn_append(conn, conn->http_body, conn->http_body_len);
+            int written =
+                lws_write(wsi, conn->out.data + LWS_PRE, conn->out.len, LWS_WRITE_HTTP_FINAL);
+            conn->out.len = 0;
+            if (written < 0 || lws_http_transaction_completed(wsi)) {
+                return -1;
+            }
+            return 0;
+        }
+        return cc_conn_flush(conn);
+    }
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        if (slot && *slot) {
+            cc_conn_free(*slot);
+            *slot = NULL;
+        }
+        return 0;
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        /* A WebSocket upgrade without our subprotocol lands here. */
+        return 1;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        cc_fanout_drain_channel(push);
+        schedule_flush(push);
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+static int on_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                 size_t len)
+{
+    struct cc_push *push = push_of(wsi);
+    cc_conn_t **slot = user;
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+        char uri[64];
+        if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
+            strcmp(uri, "/v1/ws") != 0) {
+            return 1;
+        }
+        return 0;
+    }
+    case LWS_CALLBACK_ESTABLISHED:
+        *slot = cc_conn_new(push, wsi, CC_CONN_WS);
+        cc_info("push_conn=%llu event=ws_open", (unsigned long long)(*slot)->id);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        if (*slot) {
+            cc_ws_receive(*slot, in, len);
+            schedule_flush(push);
+        }
+        return 0;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (*slot) {
+            (*slot)->last_rx_us = bson_get_monotonic_time();
+        }
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return *slot ? cc_conn_flush(*slot) : 0;
+    case LWS_CALLBACK_CLOSED:
+        if (*slot) {
+            cc_conn_free(*slot);
+            *slot = NULL;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static void wake_push(void *arg)
+{
+    struct cc_push *push = arg;
+    lws_cancel_service(push->context);
+}
+
+static void report_start(struct cc_push *push, bool failed)
+{
+    pthread_mutex_lock(&push->start_lock);
+    push->start_done = true;
+    push->start_failed = failed;
+    pthread_cond_signal(&push->started);
+    pthread_mutex_unlock(&push->start_lock);
+}
+
+static void lws_to_log(int level, const char *line)
+{
+    char trimmed[512];
+    bson_strncpy(trimmed, line, sizeof trimmed);
+    trimmed[strcspn(trimmed, "\r\n")] = '\0';
+    cc_log(level == LLL_ERR ? CC_LOG_ERROR : CC_LOG_WARN, "event=lws_log message=\"%s\"", trimmed);
+}
+
+static void *push_thread(void *arg)
+{
+    struct cc_push *push = arg;
+    cc_hostport_t hp;
+    cc_hostport_parse(push->options.listen, &hp, &push->start_error);
+    static const struct lws_protocols protocols[] = {
+        {"http", on_http, sizeof(cc_conn_t *), 0, 0, NULL, 0},
+        {"changecast.v1", on_ws, sizeof(cc_conn_t *), 4096, 0, NULL, 4096},
+        {NULL, NULL, 0, 0, 0, NULL, 0},
+    };
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = hp.port;
+    info.iface = hp.host;
+    info.protocols = protocols;
+    info.user = push;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.max_http_header_data = 8192;
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_to_log);
+    push->context = lws_create_context(&info);
+    push->vhost = push->context ? lws_get_vhost_by_name(push->context, "default") : NULL;
+    if (!push->context || !push->vhost) {
+        bson_set_error(&push->start_error, 0, 0, "push.listen: cannot listen on %s",
+                       push->options.listen);
+        if (push->context) {
+            lws_context_destroy(push->context);
+            push->context = NULL;
+        }
+        report_start(push, true);
+        return NULL;
+    }
+    snprintf(push->address, sizeof push->address, "%s:%d", hp.host,
+             lws_get_vhost_listen_port(push->vhost));
+    cc_channel_on_post(push->channel, wake_push, push);
+    lws_sul_schedule(push->context, 0, &push->heartbeat_timer, on_heartbeat,
+                     push->options.heartbeat_ms * LWS_US_PER_MS);
+    report_start(push, false);
+    cc_fanout_drain_channel(push);
+    while (!atomic_load(&push->stopping)) {
+        if (lws_service(push->context, 0) < 0) {
+            break;
+        }
+    }
+    cc_channel_on_post(push->channel, NULL, NULL);
+    lws_context_destroy(push->context);
+    return NULL;
+}
+
+cc_push_t *cc_push_start(const cc_push_options_t *options, cc_channel_t *channel,
+                         bson_error_t *error)
+{
+    struct cc_push *push = bson_malloc0(sizeof *push);
+    push->options = *options;
+    push->strings[0] = bson_strdup(options->listen);
+    push->strings[1] = bson_strdup(options->expose);
+    push->options.listen = push->strings[0];
+    push->options.expose = push->strings[1];
+    push->channel = channel;
+    TAILQ_INIT(&push->conns);
+    TAILQ_INIT(&push->dirty);
+    pthread_mutex_init(&push->start_lock, NULL);
+    pthread_cond_init(&push->started, NULL);
+    bson_error_t detail;
+    if (!cc_expose_parse(options->expose, &push->expose, &detail)) {
+        bson_set_error(error, 0, 0, "changes.expose: %s", detail.message);
+        cc_push_stop(push);
+        return NULL;
+    }
+    push->ring = cc_ring_new((size_t)options->ring_events, (size_t)options->ring_bytes);
+    push->index = cc_index_new();
+    pthread_create(&push->thread, NULL, push_thread, push);
+    pthread_mutex_lock(&push->start_lock);
+    while (!push->start_done) {
+        pthread_cond_wait(&push->started, &push->start_lock);
+    }
+    pthread_mutex_unlock(&push->start_lock);
+    if (push->start_failed) {
+        *error = push->start_error;
+        cc_push_stop(push);
+        return NULL;
+    }
+    return push;
+}
+
+const char *cc_push_address(const cc_push_t *push)
+{
+    return push->address;
+}
+
+void cc_push_set_wire_connections(cc_push_t *push, int64_t connections)
+{
+    atomic_store(&push->wire_connections, connections);
+}
+
+void cc_push_stop(cc_push_t *push)
+{
+    if (!push) {
+        return;
+    }
+    if (push->thread) {
+        atomic_store(&push->stopping, true);
+        if (push->context) {
+            lws_cancel_service(push->context);
+        }
+        pthread_join(push->thread, NULL);
+    }
+    cc_index_free(push->index);
+    cc_ring_free(push->ring);
+    cc_expose_destroy(&push->expose);
+    bson_free(push->strings[0]);
+    bson_free(push->strings[1]);
+    pthread_mutex_destroy(&push->start_lock);
+    pthread_cond_destroy(&push->started);
+    bson_free(push);
+}

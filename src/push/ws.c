@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The changecast.v1 WebSocket protocol (docs/push-protocol.md): JSON text
+ * messages, many subscriptions per socket. A message that cannot be
+ * accepted gets an error reply and the socket stays; only protocol
+ * violations close it. JSON is parsed by libbson. */
+#include "changecast/log.h"
+#include "push_internal.h"
+
+#include <ctype.h>
+#include <string.h>
+
+void cc_ws_send_json(cc_conn_t *conn, const bson_t *message)
+{
+    size_t len;
+    char *json = bson_as_relaxed_extended_json(message, &len);
+    const char *parts[] = {json};
+    cc_conn_append_ws_text(conn, parts, &len, 1);
+    bson_free(json);
+    cc_conn_mark_dirty(conn);
+}
+
+static void send_simple(cc_conn_t *conn, const char *type, const char *id)
+{
+    bson_t doc = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&doc, "type", type);
+    if (id) {
+        BSON_APPEND_UTF8(&doc, "id", id);
+    }
+    cc_ws_send_json(conn, &doc);
+    bson_destroy(&doc);
+}
+
+static void send_error(cc_conn_t *conn, const char *id, const char *code, const char *message)
+{
+    bson_t doc = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&doc, "type", "error");
+    if (id) {
+        BSON_APPEND_UTF8(&doc, "id", id);
+    } else {
+        BSON_APPEND_NULL(&doc, "id");
+    }
+    BSON_APPEND_UTF8(&doc, "code", code);
+    BSON_APPEND_UTF8(&doc, "message", message);
+    cc_ws_send_json(conn, &doc);
+    bson_destroy(&doc);
+    conn->push->metrics.requests_rejected++;
+}
+
+/* Ids go into replies unescaped, so they are kept to a safe alphabet. */
+static bool valid_id(const char *id)
+{
+    size_t len = strlen(id);
+    if (len == 0 || len > 64) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!isalnum((unsigned char)id[i]) && !strchr("_-.:", id[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static cc_sub_t *find_sub(cc_conn_t *conn, const char *id)
+{
+    cc_sub_t *sub;
+    TAILQ_FOREACH(sub, &conn->subs, conn_link)
+    {
+        if (strcmp(sub->id, id) == 0) {
+            return sub;
+        }
+    }
+    return NULL;
+}
+
+static bool add_namespaces(cc_conn_t *conn, cc_sub_t *sub, bson_iter_t *iter, const char **code,
+                           bson_error_t *error)
+{
+    if (BSON_ITER_HOLDS_UTF8(iter)) {
+        return cc_sub_add_namespace(conn->push, sub, bson_iter_utf8(iter, NULL), code, error);
+    }
+    bson_iter_t item;
+    if (!BSON_ITER_HOLDS_ARRAY(iter) || !bson_iter_recurse(iter, &item)) {
+        *code = "bad_request";
+        bson_set_error(error, 0, 0, "ns must be a string or an array of strings");
+        return false;
+    }
+    while (bson_iter_next(&item)) {
+        if (!BSON_ITER_HOLDS_UTF8(&item)) {
+            *code = "bad_request";
+            bson_set_error(error, 0, 0, "ns must be a string or an array of strings");
+            return false;
+        }
+        if (!cc_sub_add_namespace(conn->push, sub, bson_iter_utf8(&item, NULL), code, error)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool set_ops(cc_sub_t *sub, bson_iter_t *iter, bson_error_t *error)
+{
+    if (BSON_ITER_HOLDS_UTF8(iter)) {
+        return cc_sub_set_ops(sub, bson_iter_utf8(iter, NULL), error);
+    }
+    bson_iter_t item;
+    char joined[256] = "";
+    if (!BSON_ITER_HOLDS_ARRAY(iter) || !bson_iter_recurse(iter, &item)) {
+        bson_set_error(error, 0, 0, "ops must be an array of operation types");
+        return false;
+    }
+    while (bson_iter_next(&item)) {
+        if (!BSON_ITER_HOLDS_UTF8(&item) || strlen(joined) + 20 > sizeof joined) {
+            bson_set_error(error, 0, 0, "ops must be an array of operation types");
+            return false;
+        }
+        strcat(joined, bson_iter_utf8(&item, NULL));
+        strcat(joined, ",");
+    }
+    return cc_sub_set_ops(sub, joined, error);
+}
+
+static void subscribe(cc_conn_t *conn, const bson_t *message, const char *id)
+{
+    bson_iter_t iter;
+    bson_error_t error;
+    const char *code = "bad_request";
+    if (!valid_id(id)) {
+        send_error(conn, NULL, "bad_request", "id must be 1 to 64 of A-Z a-z 0-9 _ - . :");
+        return;
+    }
+    if (find_sub(conn, id)) {
+        send_error(conn, id, "duplicate_id", "a subscription with this id exists on this socket");
+        return;
+    }
+    if (conn->sub_count >= (size_t)conn->push->options.max_subscriptions) {
+        send_error(conn, id, "too_many_subscriptions", "push.max_subscriptions reached");
+        return;
+    }
+    cc_sub_t *sub = cc_sub_new(conn, id);
+    char token[1100];
+    const char *after = NULL;
+    if (!bson_iter_init_find(&iter, message, "ns")) {
+        bson_set_error(&error, 0, 0, "ns is required");
+        goto fail;
+    }
+    if (!add_namespaces(conn, sub, &iter, &code, &error)) {
+        goto fail;
+    }
+    code = "bad_filter";
+    if (bson_iter_init_find(&iter, message, "filter")) {
+        bson_t filter;
+        const uint8_t *data;
+        uint32_t len;
+        if (!BSON_ITER_HOLDS_DOCUMENT(&iter)) {
+            bson_set_error(&error, 0, 0, "filter must be an object");
+            goto fail;
+        }
+        bson_iter_document(&iter, &len, &data);
+        bson_init_static(&filter, data, len);
+        bson_error_t detail;
+        sub->filter = cc_filter_compile(&filter, &detail);
+        if (!sub->filter) {
+            bson_set_error(&error, 0, 0, "filter: %s", detail.message);
+            goto fail;
+        }
+    }
+    code = "bad_request";
+    if (bson_iter_init_find(&iter, message, "ops") && !set_ops(sub, &iter, &error)) {
+        goto fail;
+    }
+    if (bson_iter_init_find(&iter, message, "after") && !BSON_ITER_HOLDS_NULL(&iter)) {
+        if (!BSON_ITER_HOLDS_UTF8(&iter) ||
+            !cc_token_normalize(bson_iter_utf8(&iter, NULL), token, sizeof token)) {
+            bson_set_error(&error, 0, 0, "after must be a token (hex digits)");
+            goto fail;
+        }
+        after = token;
+    }
+    TAILQ_INSERT_TAIL(&conn->subs, sub, conn_link);
+    conn->sub_count++;
+    send_simple(conn, "subscribed", id);
+    cc_fanout_start(conn->push, sub, after);
+    return;
+fail:
+    cc_sub_free(sub);
+    send_error(conn, id, code, error.message);
+}
+
+static void unsubscribe(cc_conn_t *conn, const char *id)
+{
+    cc_sub_t *sub = find_sub(conn, id);
+    if (!sub) {
+        send_error(conn, id, "unknown_id", "no subscription with this id on this socket");
+        return;
+    }
+    TAILQ_REMOVE(&conn->subs, sub, conn_link);
+    conn->sub_count--;
+    cc_fanout_stop(conn->push, sub);
+    cc_sub_free(sub);
+    send_simple(conn, "unsubscribed", id);
+}
+
+static void handle_message(cc_conn_t *conn, const char *text, size_t len)
+{
+    bson_t message;
+    bson_error_t error;
+    bson_iter_t iter;
+    if (!cc_filter_parse_json(text, len, &message, &error)) {
+        send_error(conn, NULL, "bad_message", error.message);
+        bson_destroy(&message);
+        return;
+    }
+    const char *type = bson_iter_init_find(&iter, &message, "type") && BSON_ITER_HOLDS_UTF8(&iter)
+                           ? bson_iter_utf8(&iter, NULL)
+                           : "";
+    const char *id = bson_iter_init_find(&iter, &message, "id") && BSON_ITER_HOLDS_UTF8(&iter)
+                         ? bson_iter_utf8(&iter, NULL)
+                         : NULL;
+    if (strcmp(type, "ping") == 0) {
+        send_simple(conn, "pong", NULL);
+    } else if (strcmp(type, "subscribe") == 0 || strcmp(type, "unsubscribe") == 0) {
+        if (!id) {
+            send_error(conn, NULL, "bad_request", "id is required and must be a string");
+        } else if (type[0] == 's') {
+            subscribe(conn, &message, id);
+        } else {
+            unsubscribe(conn, id);
+        }
+    } else {
+        send_error(conn, id, "bad_message", "type must be one of subscribe, unsubscribe, ping");
+    }
+    bson_destroy(&message);
+}
+
+int cc_ws_receive(cc_conn_t *conn, const void *in, size_t len)
+{
+    struct lws *wsi = conn->wsi;
+    conn->last_rx_us = bson_get_monotonic_time();
+    if (lws_frame_is_binary(wsi)) {
+        cc_conn_drop(conn, LWS_CLOSE_STATUS_PROTOCOL_ERR, "binary frames are not accepted");
+        return 0;
+    }
+    if (conn->rx_len + len > (size_t)conn->push->options.max_message_bytes) {
+        cc_conn_drop(conn, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
+        return 0;
+    }
+    conn->rx = bson_realloc(conn->rx, conn->rx_len + len + 1);
+    memcpy(conn->rx + conn->rx_len, in, len);
+    conn->rx_len += len;
+    if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+        handle_message(conn, (const char *)conn->rx, conn->rx_len);
+        conn->rx_len = 0;
+    }
+    return 0;
+}
