@@ -70,6 +70,7 @@ async function startPush({ standinArgs = [], flags = [], tokenFile, standin, ups
   const client = new MongoClient(changecast.uri, { serverSelectionTimeoutMS: 15000, appName: 'it-push-writer' });
   await client.connect();
   const stack = {
+    fixture: false,
     standin,
     changecast,
     client,
@@ -82,6 +83,7 @@ async function startPush({ standinArgs = [], flags = [], tokenFile, standin, ups
         status = await changecast.stop();
       } finally {
         if (own) await standin.stop();
+        if (!stack.fixture) dumpLogs(stack);
       }
       return status;
     },
@@ -89,16 +91,31 @@ async function startPush({ standinArgs = [], flags = [], tokenFile, standin, ups
   return stack;
 }
 
+// With PUSH_TEST_LOGDIR set, leaves changecast's and the stand-in's logs
+// there (for reading a failure after the run).
+function dumpLogs(s, name = path.basename(require.main?.filename || process.argv[1] || 'push', '.js')) {
+  const dir = process.env.PUSH_TEST_LOGDIR;
+  if (!dir || !s?.changecast) return;
+  require('node:fs').mkdirSync(dir, { recursive: true });
+  const stamp = `${name}-${process.pid}-${Date.now()}`;
+  require('node:fs').writeFileSync(path.join(dir, `${stamp}.changecast.log`), s.changecast.output);
+  if (s.standin?.output !== undefined) require('node:fs').writeFileSync(path.join(dir, `${stamp}.standin.log`), s.standin.output);
+}
+
 // Registers before/after hooks running one push stack for a whole file.
 function usePush(options = {}) {
   const { before, after } = require('node:test');
   const fixture = {};
   before(async () => {
-    Object.assign(fixture, await startPush(options));
+    Object.assign(fixture, await startPush(options), { fixture: true });
   });
   after(async () => {
     closeAll();
-    await fixture.stop?.();
+    try {
+      await fixture.stop?.();
+    } finally {
+      dumpLogs(fixture);
+    }
   });
   return fixture;
 }
@@ -373,7 +390,7 @@ function openWs(wsUrl, { autoPong = true, protocol = 'changecast.v1' } = {}) {
       async request(obj, types) {
         const start = this.messages.length;
         this.send(obj);
-        const answer = () => this.messages.slice(start).find((m) => types.includes(m.type) && (obj.id === undefined || m.id === undefined || m.id === obj.id));
+        const answer = () => this.messages.slice(start).find((m) => types.includes(m.type) && (obj.id === undefined || m.id == null || m.id === obj.id));
         return waitUntil(answer, () => `a ${types.join('/')} answering ${JSON.stringify(obj).slice(0, 200)}; got ${JSON.stringify(this.messages.slice(start)).slice(0, 500)}`);
       },
       subscribe(id, ns, more = {}) {
@@ -530,6 +547,7 @@ module.exports = {
   openWs,
   openStalledSse,
   closeAll,
+  dumpLogs,
   httpGet,
   parseMetrics,
   metrics,
