@@ -40,10 +40,14 @@ async function liveRun(s, ns, n) {
 }
 
 const token = (live, seq) => live.changes[seq - 1].id;
+// changecast logs event=catchup_started when it opens a private stream
+// upstream for a token its ring no longer holds.
+const catchups = (s) => (s.changecast.output.match(/event=catchup_started/g) || []).length;
 
 test('curl reconnecting with Last-Event-ID still in the ring gets exactly the events after it, then the live stream', async () => {
   const ns = 'shop.ring';
   const live = await liveRun(stack, ns, 20);
+  const catchupsBefore = catchups(stack);
   const resumed = await openCurlSse(sseUrl(stack.pushUrl, { ns }), { headers: { 'Last-Event-ID': token(live, 16) } });
   assert.equal(resumed.status, 200);
   await waitSeqs(resumed, 4, 'replayed from the ring');
@@ -52,11 +56,13 @@ test('curl reconnecting with Last-Event-ID still in the ring gets exactly the ev
   assert.deepEqual(resumed.seqs, range(17, 25));
   assert.deepEqual(resumed.resets, []);
   assert.equal(resumed.changes[0].id > token(live, 16), true);
+  assert.equal(catchups(stack), catchupsBefore, 'served from the ring: no catch-up stream upstream');
 });
 
 test('EventSource reconnecting with a token older than the ring gets every later event once (caught up from upstream), then the live stream', async () => {
   const ns = 'shop.beyond';
   const live = await liveRun(stack, ns, 30);
+  const catchupsBefore = catchups(stack);
   const resumed = openEventSource(sseUrl(stack.pushUrl, { ns }), { lastEventId: token(live, 3) });
   await resumed.opened;
   await waitSeqs(resumed, 27, 'caught up from beyond the ring');
@@ -66,6 +72,7 @@ test('EventSource reconnecting with a token older than the ring gets every later
   assert.deepEqual(resumed.resets, []);
   await waitSeqs(live, 35, 'live');
   assert.deepEqual(resumed.changes.map((e) => e.id), live.changes.slice(3).map((e) => e.id), 'the same tokens the live subscriber saw');
+  assert.equal(catchups(stack), catchupsBefore + 1, 'beyond the ring: one catch-up stream upstream');
 });
 
 test('the lastEventId query parameter resumes; the Last-Event-ID header takes precedence over it', async () => {
