@@ -12,7 +12,7 @@ const path = require('node:path');
 const { MongoClient } = require('mongodb');
 const { startStandin, startChangecast, tempDir } = require('./support');
 const {
-  startPush, pushFlags, waitUntil, range, sleep, openCurlSse, openEventSource, openWs, openSse, openStalledSse, closeAll, httpGet, metrics, sseUrl,
+  startPush, pushFlags, waitUntil, range, sleep, writeSeq, openCurlSse, openEventSource, openWs, openSse, openStalledSse, closeAll, httpGet, metrics, sseUrl,
 } = require('./push-support');
 
 afterEach(() => closeAll());
@@ -108,7 +108,7 @@ test('changecast killed with SIGKILL and restarted while a writer keeps writing:
     await waitUntil(() => written >= atKill + 100, 'the writer to write 100 documents while changecast is down');
 
     b = await startPush({ standin, tokenFile, flags: ['--changes.token_save_ms', '50'] });
-    assert.notEqual(b.changecast.pushPort, undefined);
+    assert.match(b.changecast.output, /event=capture_started resumed=true/, 'the restarted capture resumes from the token file');
     const again = {
       eventsource: openEventSource(sseUrl(b.pushUrl, { ns }), { lastEventId: last.eventsource }),
       curl: await openCurlSse(sseUrl(b.pushUrl, { ns }), { headers: { 'Last-Event-ID': last.curl } }),
@@ -145,6 +145,44 @@ test('changecast killed with SIGKILL and restarted while a writer keeps writing:
     if (a) await a.changecast.stop().catch(() => {});
     if (b) await b.stop();
     await standin.stop();
+  }
+});
+
+test("changecast's own stream falling out of the upstream history (286 on its getMore) gives every subscriber `reset` capture_restarted, then the live stream", async () => {
+  const s = await startPush({ standinArgs: ['--oplog-size', '30'] });
+  const ns = 'it.orders';
+  try {
+    const sse = openEventSource(sseUrl(s.pushUrl, { ns }));
+    await sse.opened;
+    const ws = await openWs(s.wsUrl);
+    assert.equal((await ws.subscribe('o', ns)).type, 'subscribed');
+    const orders = s.client.db('it').collection('orders');
+    await writeSeq(orders, 1, 5);
+    await waitUntil(() => sse.changes.length >= 5 && ws.changes('o').length >= 5, 'the first 5 events on both subscribers');
+    // The capture stream's next getMore waits 3 s while 150 writes push its
+    // position out of a 30-event history.
+    await s.client.db('admin').command({ configureFailPoint: 'failCommand', mode: { times: 1 }, data: { failCommands: ['getMore'], blockConnection: true, blockTimeMS: 3000 } });
+    await writeSeq(orders, 6, 155);
+    await waitUntil(() => sse.resets.length >= 1 && ws.of('reset', 'o').length >= 1, () => `a reset on both subscribers (SSE ${JSON.stringify(sse.events.filter((e) => e.type !== 'change'))}, WS ${JSON.stringify(ws.of('reset'))}); log:\n${s.changecast.output.split('\n').filter((l) => !/event=(accepted|closed|upstream_connected)/.test(l)).slice(-15).join('\n')}`, 30000);
+    assert.equal(sse.resets[0].json?.reason, 'capture_restarted', sse.resets[0].data);
+    assert.equal(ws.of('reset', 'o')[0].reason, 'capture_restarted');
+    // Before the reset: a gap-free prefix. After it: the live stream.
+    const cut = sse.events.findIndex((e) => e.type === 'reset');
+    const before = sse.events.slice(0, cut).map((e) => e.json.fullDocument.seq);
+    assert.deepEqual(before, range(1, before.length));
+    const wsCut = ws.messages.findIndex((m) => m.type === 'reset');
+    const wsBefore = ws.messages.slice(0, wsCut).filter((m) => m.type === 'change').map((m) => m.event.fullDocument.seq);
+    assert.deepEqual(wsBefore, range(1, wsBefore.length));
+    await waitUntil(async () => (await httpGet(`${s.pushUrl}/healthz`)).status === 200, '/healthz 200 again');
+    await writeSeq(orders, 1001, 1005);
+    await waitUntil(() => sse.seqs.includes(1005) && ws.seqs('o').includes(1005), 'the writes after the restart on both subscribers');
+    const after = (list) => list.filter((n) => n > 1000);
+    assert.deepEqual(after(sse.seqs), range(1001, 1005));
+    assert.deepEqual(after(ws.seqs('o')), range(1001, 1005));
+    assert.ok(ws.open);
+  } finally {
+    closeAll();
+    await s.stop();
   }
 });
 
