@@ -280,3 +280,20 @@ test('an upstream that cannot stream changes (standalone): /healthz 503, /v1/eve
     await standin.stop();
   }
 });
+
+test('SIGTERM: WebSocket subscribers are closed with 1001, SSE streams end, changecast exits 0', async () => {
+  const s = await startPush();
+  try {
+    const ws = await openWs(s.wsUrl);
+    assert.equal((await ws.subscribe('o', 'it.orders')).type, 'subscribed');
+    const sse = await openSse(sseUrl(s.pushUrl, { ns: 'it.orders' }));
+    assert.equal(sse.status, 200);
+    s.changecast.proc.kill('SIGTERM');
+    assert.deepEqual(await s.changecast.waitExit(), { code: 0, signal: null }, s.changecast.output);
+    await waitUntil(() => ws.closed && sse.ended, 'the WebSocket closed and the SSE stream ended');
+    assert.equal(ws.closed.code, 1001, JSON.stringify(ws.closed));
+  } finally {
+    closeAll();
+    await s.stop();
+  }
+});

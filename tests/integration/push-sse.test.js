@@ -120,6 +120,25 @@ test('a `filter` delivers exactly the events it matches ($eq, $in on documentKey
   assert.deepEqual(keys(all), [1, 2, 3, 4, 5, 6, 100]);
 });
 
+test('a filter in Extended JSON compares BSON values: $oid and $date', async () => {
+  const ns = 'shop.ejson';
+  const alice = new ObjectId();
+  const bob = new ObjectId();
+  const byOwner = await openSse(sseUrl(stack.pushUrl, { ns, filter: { 'fullDocument.owner': { $oid: alice.toHexString() } } }));
+  const recent = await openSse(sseUrl(stack.pushUrl, { ns, filter: { 'fullDocument.at': { $gte: { $date: '2026-06-01T00:00:00Z' } } } }));
+  assert.equal(byOwner.status, 200, byOwner.body);
+  assert.equal(recent.status, 200, recent.body);
+  const c = coll(ns);
+  await c.insertOne({ _id: 1, owner: bob, at: new Date('2026-07-01T00:00:00Z') });
+  await c.insertOne({ _id: 2, owner: alice, at: new Date('2026-01-01T00:00:00Z') });
+  await c.insertOne({ _id: 3, owner: alice.toHexString(), at: '2026-07-01T00:00:00Z' });
+  await c.insertOne({ _id: 4, owner: alice, at: new Date('2026-06-01T00:00:00Z') });
+  await waitChanges(byOwner, 2, 'owner = ObjectId');
+  await waitChanges(recent, 2, 'at >= Date');
+  assert.deepEqual(keys(byOwner), [2, 4], 'an ObjectId equals only an ObjectId, not its hex string');
+  assert.deepEqual(keys(recent), [1, 4], 'a Date compares only with dates, not with a string');
+});
+
 test('`ops` restricts the operation types a connection receives', async () => {
   const ns = 'shop.ops';
   const inserts = await openSse(sseUrl(stack.pushUrl, { ns, ops: 'insert' }));
