@@ -18,6 +18,7 @@ typedef enum cc_msg_kind {
     CC_MSG_PROGRESS,        /* token: postBatchResumeToken of an empty batch */
     CC_MSG_RESTARTED,       /* own position lost upstream; started from now */
     CC_MSG_UNAVAILABLE,     /* reason: why no change stream can run */
+    CC_MSG_INTERRUPTED,     /* reason: the stream failed; capture retries */
     CC_MSG_CATCHUP_EVENT,   /* an event of catch-up `catchup_id` */
     CC_MSG_CATCHUP_CURRENT, /* catch-up `catchup_id` has read up to token */
     CC_MSG_CATCHUP_LOST,    /* catch-up `catchup_id`: token older than the history */

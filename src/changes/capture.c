@@ -183,7 +183,7 @@ static void *capture_thread(void *arg)
         int64_t wait = backoff_ms(attempt++);
         cc_warn("event=capture_interrupted error=\"%s\" retry_in_ms=%lld", error.message,
                 (long long)wait);
-        cc_channel_post(capture->channel, CC_MSG_UNAVAILABLE, NULL, NULL, error.message, 0);
+        cc_channel_post(capture->channel, CC_MSG_INTERRUPTED, NULL, NULL, error.message, 0);
         pause_ms(capture, wait);
     }
     save_token(capture, true);

@@ -78,6 +78,9 @@ mongoc_client_t *cc_stream_client_new(const cc_stream_config_t *config, const ch
 {
     mongoc_uri_t *uri = mongoc_uri_copy(config->uri);
     mongoc_uri_set_appname(uri, app_name);
+    /* Keep selecting (up to serverSelectionTimeoutMS) instead of failing at
+     * once during an election: single-threaded clients try once by default. */
+    mongoc_uri_set_option_as_bool(uri, MONGOC_URI_SERVERSELECTIONTRYONCE, false);
     /* A change stream needs no retryable reads of its own: it resumes. */
     mongoc_client_t *client = mongoc_client_new_from_uri(uri);
     mongoc_client_set_error_api(client, MONGOC_ERROR_API_VERSION_2);

@@ -119,6 +119,14 @@ bool cc_conn_over_limit(const cc_conn_t *conn)
     return conn->out.len > (size_t)conn->push->options.max_queue_bytes;
 }
 
+/* Behind, not merely busy: the socket refused part of the last write, or
+ * the queue grew to eight times its bound within a single burst. */
+bool cc_conn_stalled(cc_conn_t *conn)
+{
+    return lws_partial_buffered(conn->wsi) ||
+           conn->out.len > 8 * (size_t)conn->push->options.max_queue_bytes;
+}
+
 void cc_conn_drop(cc_conn_t *conn, int ws_code, const char *reason)
 {
     if (conn->closing) {

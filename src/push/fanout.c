@@ -45,6 +45,11 @@ static void deliver(cc_sub_t *sub, cc_event_t *event)
     }
     conn->push->metrics.events_delivered++;
     if (cc_conn_over_limit(conn)) {
+        if (!cc_conn_stalled(conn)) {
+            /* Over the bound within one burst but still reading: send now. */
+            lws_callback_on_writable(conn->wsi);
+            return;
+        }
         /* Never let one slow reader hold memory or delay the others: what it
          * has not read is discarded and it is told to start over. */
         conn->push->metrics.drops_slow_consumer++;
@@ -255,7 +260,9 @@ void cc_fanout_drain_channel(struct cc_push *push)
             reset_all(push, "capture_restarted", msg->reason);
             break;
         case CC_MSG_UNAVAILABLE:
-            push->capture_state = CC_CAPTURE_UNAVAILABLE;
+        case CC_MSG_INTERRUPTED:
+            push->capture_state =
+                msg->kind == CC_MSG_UNAVAILABLE ? CC_CAPTURE_UNAVAILABLE : CC_CAPTURE_INTERRUPTED;
             bson_strncpy(push->capture_reason, msg->reason ? msg->reason : "",
                          sizeof push->capture_reason);
             break;

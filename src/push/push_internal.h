@@ -81,7 +81,8 @@ struct cc_conn {
 typedef enum cc_capture_state {
     CC_CAPTURE_STARTING,
     CC_CAPTURE_LIVE,
-    CC_CAPTURE_UNAVAILABLE
+    CC_CAPTURE_INTERRUPTED, /* retrying: subscribers wait, nothing is lost */
+    CC_CAPTURE_UNAVAILABLE  /* cannot stream at all (standalone upstream) */
 } cc_capture_state_t;
 
 typedef struct cc_index cc_index_t;
@@ -141,6 +142,7 @@ void cc_conn_mark_dirty(cc_conn_t *conn);
 int cc_conn_flush(cc_conn_t *conn);
 void cc_conn_drop(cc_conn_t *conn, int ws_code, const char *reason);
 bool cc_conn_over_limit(const cc_conn_t *conn);
+bool cc_conn_stalled(cc_conn_t *conn);
 
 /* subscription.c */
 cc_sub_t *cc_sub_new(cc_conn_t *conn, const char *id);

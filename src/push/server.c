@@ -19,6 +19,14 @@ static struct cc_push *push_of(struct lws *wsi)
     return lws_context_user(lws_get_context(wsi));
 }
 
+/* Keeps lws_service() returning while connections close at shutdown. */
+static void on_shutdown_tick(lws_sorted_usec_list_t *sul)
+{
+    struct cc_push *push = lws_container_of(sul, struct cc_push, heartbeat_timer);
+    lws_sul_schedule(push->context, 0, &push->heartbeat_timer, on_shutdown_tick,
+                     100 * LWS_US_PER_MS);
+}
+
 static void on_flush_timer(lws_sorted_usec_list_t *sul)
 {
     struct cc_push *push = lws_container_of(sul, struct cc_push, flush_timer);
@@ -71,8 +79,9 @@ static void on_heartbeat(lws_sorted_usec_list_t *sul)
                 cc_conn_drop(conn, LWS_CLOSE_STATUS_NORMAL, "idle_timeout");
                 continue;
             }
-            static const uint8_t ping[2] = {0x89, 0x00};
-            cc_conn_append(conn, ping, 2);
+            /* A ping with a payload: lws 4.1 passes an empty pong to nobody. */
+            static const uint8_t ping[3] = {0x89, 0x01, 'c'};
+            cc_conn_append(conn, ping, sizeof ping);
             cc_conn_mark_dirty(conn);
         }
     }
@@ -158,6 +167,7 @@ static int on_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         }
         return 0;
     case LWS_CALLBACK_RECEIVE_PONG:
+        cc_debug("push_conn=%llu event=pong", *slot ? (unsigned long long)(*slot)->id : 0ULL);
         if (*slot) {
             (*slot)->last_rx_us = bson_get_monotonic_time();
         }
@@ -237,6 +247,20 @@ static void *push_thread(void *arg)
     report_start(push, false);
     cc_fanout_drain_channel(push);
     while (!atomic_load(&push->stopping)) {
+        if (lws_service(push->context, 0) < 0) {
+            break;
+        }
+    }
+    /* Say goodbye properly (WebSocket close 1001) before the context goes. */
+    cc_conn_t *conn;
+    TAILQ_FOREACH(conn, &push->conns, link)
+    {
+        cc_conn_drop(conn, LWS_CLOSE_STATUS_GOINGAWAY, "shutting down");
+    }
+    lws_sul_schedule(push->context, 0, &push->heartbeat_timer, on_shutdown_tick,
+                     100 * LWS_US_PER_MS);
+    int64_t deadline = bson_get_monotonic_time() + 1000 * 1000;
+    while (TAILQ_FIRST(&push->conns) && bson_get_monotonic_time() < deadline) {
         if (lws_service(push->context, 0) < 0) {
             break;
         }

@@ -29,9 +29,6 @@ static bool read_token(const char *text, sse_request_t *request)
 
 int cc_sse_open(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
 {
-    if (push->capture_state == CC_CAPTURE_UNAVAILABLE) {
-        return cc_http_error(push, wsi, slot, 503, "capture_unavailable", push->capture_reason);
-    }
     cc_sub_t *sub = cc_sub_new(NULL, NULL);
     sse_request_t request = {0};
     bson_error_t error;
@@ -68,6 +65,9 @@ int cc_sse_open(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
     if (sub->namespace_count == 0) {
         return reject(push, wsi, slot, sub, 400, "bad_request",
                       "ns is required: ?ns=db.collection (repeatable; db.* for a database)");
+    }
+    if (push->capture_state == CC_CAPTURE_UNAVAILABLE) {
+        return reject(push, wsi, slot, sub, 503, "capture_unavailable", push->capture_reason);
     }
     /* The header EventSource sends on reconnect wins over the parameter. */
     char header[1100];

@@ -95,6 +95,11 @@ bool cc_sub_set_filter_json(cc_sub_t *sub, const char *json, size_t len, bson_er
 {
     bson_t query;
     bson_error_t detail;
+    size_t start = strspn(json, " \t\r\n");
+    if (start >= len || json[start] != '{') {
+        bson_set_error(error, 0, 0, "filter must be a query document: {...}");
+        return false;
+    }
     if (!cc_filter_parse_json(json, len, &query, &detail)) {
         bson_destroy(&query);
         bson_set_error(error, 0, 0, "filter is not valid Extended JSON: %s", detail.message);

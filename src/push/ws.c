@@ -177,6 +177,11 @@ static void subscribe(cc_conn_t *conn, const bson_t *message, const char *id)
         }
         after = token;
     }
+    if (conn->push->capture_state == CC_CAPTURE_UNAVAILABLE) {
+        code = "capture_unavailable";
+        bson_set_error(&error, 0, 0, "%s", conn->push->capture_reason);
+        goto fail;
+    }
     TAILQ_INSERT_TAIL(&conn->subs, sub, conn_link);
     conn->sub_count++;
     send_simple(conn, "subscribed", id);
