@@ -210,7 +210,13 @@ static void *catchup_thread_main(void *arg)
 cc_capture_t *cc_capture_start(const cc_capture_options_t *options, cc_channel_t *channel,
                                bson_error_t *error)
 {
-    cc_capture_t *capture = bson_malloc0(sizeof *capture);
+    /* The stream config holds a bson_t, which asks for 128-byte alignment. */
+    void *memory = NULL;
+    if (posix_memalign(&memory, BSON_ALIGNOF(bson_t), sizeof(cc_capture_t)) != 0) {
+        bson_set_error(error, 0, 0, "out of memory");
+        return NULL;
+    }
+    cc_capture_t *capture = memset(memory, 0, sizeof(cc_capture_t));
     capture->options = *options;
     capture->channel = channel;
     pthread_mutex_init(&capture->lock, NULL);
@@ -219,7 +225,7 @@ cc_capture_t *cc_capture_start(const cc_capture_options_t *options, cc_channel_t
         (*options->token_file &&
          !cc_token_store_load(options->token_file, &capture->token, error))) {
         cc_stream_config_destroy(&capture->config);
-        bson_free(capture);
+        free(capture);
         return NULL;
     }
     if (capture->token) {
@@ -246,5 +252,5 @@ void cc_capture_stop(cc_capture_t *capture)
     bson_free(capture->token);
     pthread_mutex_destroy(&capture->lock);
     pthread_cond_destroy(&capture->wake);
-    bson_free(capture);
+    free(capture);
 }

@@ -4,6 +4,7 @@
 #include "changecast/event.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
 static char *dup_upper(const char *text)
@@ -34,7 +35,13 @@ cc_event_t *cc_event_new(const bson_t *change, bson_error_t *error)
         bson_set_error(error, 0, 0, "change event without _id._data or operationType");
         return NULL;
     }
-    cc_event_t *event = bson_malloc0(sizeof *event);
+    /* bson_t asks for 128-byte alignment, which malloc does not give. */
+    void *memory = NULL;
+    if (posix_memalign(&memory, BSON_ALIGNOF(bson_t), sizeof(cc_event_t)) != 0) {
+        bson_set_error(error, 0, 0, "out of memory");
+        return NULL;
+    }
+    cc_event_t *event = memset(memory, 0, sizeof(cc_event_t));
     atomic_init(&event->refs, 1);
     event->token = dup_upper(token);
     event->operation = bson_strdup(operation);
@@ -68,7 +75,7 @@ void cc_event_unref(cc_event_t *event)
     bson_free(event->operation);
     bson_destroy(&event->document);
     bson_free(event->json);
-    bson_free(event);
+    free(event);
 }
 
 size_t cc_event_size(const cc_event_t *event)

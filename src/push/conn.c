@@ -39,6 +39,9 @@ void cc_conn_free(cc_conn_t *conn)
     if (conn->dirty) {
         TAILQ_REMOVE(&push->dirty, conn, dirty_link);
     }
+    if (conn->kind == CC_CONN_SSE) {
+        cc_hangup_unwatch(push, conn);
+    }
     TAILQ_REMOVE(&push->conns, conn, link);
     if (conn->kind == CC_CONN_SSE) {
         push->sse_count--;

@@ -129,6 +129,7 @@ struct cc_push {
     lws_sorted_usec_list_t flush_timer;
     bool flush_scheduled;
     lws_sorted_usec_list_t heartbeat_timer;
+    int hangup_fd;
 };
 
 /* conn.c */
@@ -166,6 +167,14 @@ void cc_fanout_start(struct cc_push *push, cc_sub_t *sub, const char *after);
 void cc_fanout_stop(struct cc_push *push, cc_sub_t *sub);
 void cc_fanout_drain_channel(struct cc_push *push);
 void cc_fanout_send_reset(cc_sub_t *sub, const char *reason, const char *message);
+
+/* hangup.c */
+bool cc_hangup_init(struct cc_push *push);
+void cc_hangup_watch(struct cc_push *push, cc_conn_t *conn);
+void cc_hangup_unwatch(struct cc_push *push, cc_conn_t *conn);
+int cc_hangup_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                       size_t len);
+void cc_hangup_close(struct cc_push *push);
 
 /* sse.c, ws.c, http.c */
 int cc_sse_open(struct cc_push *push, struct lws *wsi, cc_conn_t **slot);

@@ -3,16 +3,13 @@
  * Capture wakes it with lws_cancel_service() (the only lws call that is
  * safe from another thread); it then drains the channel. Two timers: the
  * flush window (events wait at most push.flush_ms, then leave together),
- * and the heartbeat, which also finds SSE clients that left: lws stops
- * reading an HTTP/1 connection once an event-stream response has begun, so
- * a gone client would otherwise only show when a write fails. */
+ * and the heartbeat (SSE comments, WebSocket pings, idle checks). SSE
+ * clients that leave are noticed by hangup.c. */
 #include "changecast/hostport.h"
 #include "changecast/log.h"
 #include "push_internal.h"
 
-#include <errno.h>
 #include <string.h>
-#include <sys/socket.h>
 
 static struct cc_push *push_of(struct lws *wsi)
 {
@@ -48,15 +45,6 @@ static void schedule_flush(struct cc_push *push)
     }
 }
 
-/* recv(MSG_PEEK) returning 0 means the peer closed; it costs one syscall
- * per SSE connection per heartbeat and reads nothing. */
-static bool peer_closed(struct lws *wsi)
-{
-    char byte;
-    ssize_t n = recv(lws_get_socket_fd(wsi), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
-}
-
 static void on_heartbeat(lws_sorted_usec_list_t *sul)
 {
     struct cc_push *push = lws_container_of(sul, struct cc_push, heartbeat_timer);
@@ -68,10 +56,6 @@ static void on_heartbeat(lws_sorted_usec_list_t *sul)
             continue;
         }
         if (conn->kind == CC_CONN_SSE) {
-            if (peer_closed(conn->wsi)) {
-                cc_conn_drop(conn, 0, "client_gone");
-                continue;
-            }
             cc_conn_append(conn, ": heartbeat\n\n", 13);
             cc_conn_mark_dirty(conn);
         } else if (conn->kind == CC_CONN_WS) {
@@ -216,6 +200,7 @@ static void *push_thread(void *arg)
     static const struct lws_protocols protocols[] = {
         {"http", on_http, sizeof(cc_conn_t *), 0, 0, NULL, 0},
         {"changecast.v1", on_ws, sizeof(cc_conn_t *), 4096, 0, NULL, 4096},
+        {"changecast-hangup", cc_hangup_callback, 0, 0, 0, NULL, 0},
         {NULL, NULL, 0, 0, 0, NULL, 0},
     };
     struct lws_context_creation_info info;
@@ -236,6 +221,13 @@ static void *push_thread(void *arg)
             lws_context_destroy(push->context);
             push->context = NULL;
         }
+        report_start(push, true);
+        return NULL;
+    }
+    if (!cc_hangup_init(push)) {
+        bson_set_error(&push->start_error, 0, 0, "push: cannot watch for client hangups");
+        lws_context_destroy(push->context);
+        push->context = NULL;
         report_start(push, true);
         return NULL;
     }
@@ -267,6 +259,7 @@ static void *push_thread(void *arg)
     }
     cc_channel_on_post(push->channel, NULL, NULL);
     lws_context_destroy(push->context);
+    cc_hangup_close(push);
     return NULL;
 }
 
@@ -280,6 +273,7 @@ cc_push_t *cc_push_start(const cc_push_options_t *options, cc_channel_t *channel
     push->options.listen = push->strings[0];
     push->options.expose = push->strings[1];
     push->channel = channel;
+    push->hangup_fd = -1;
     TAILQ_INIT(&push->conns);
     TAILQ_INIT(&push->dirty);
     pthread_mutex_init(&push->start_lock, NULL);

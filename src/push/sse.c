@@ -93,6 +93,7 @@ int cc_sse_open(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
     lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
     cc_conn_t *conn = cc_conn_new(push, wsi, CC_CONN_SSE);
     *slot = conn;
+    cc_hangup_watch(push, conn);
     sub->conn = conn;
     TAILQ_INSERT_TAIL(&conn->subs, sub, conn_link);
     conn->sub_count = 1;

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Noticing SSE clients that leave. libwebsockets 4.1 stops reading an
+ * HTTP/1 connection once an event-stream response has begun, so when the
+ * client closes, its socket stays readable and the poll loop spins at full
+ * CPU until a write fails. An epoll set of our own, watching only for
+ * hangups (EPOLLRDHUP), is adopted into the lws loop as a raw file: it
+ * becomes readable exactly when some SSE client has gone, and costs nothing
+ * otherwise. */
+#include "changecast/log.h"
+#include "push_internal.h"
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+bool cc_hangup_init(struct cc_push *push)
+{
+    push->hangup_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (push->hangup_fd < 0) {
+        return false;
+    }
+    lws_sock_file_fd_type fd = {.filefd = push->hangup_fd};
+    return lws_adopt_descriptor_vhost(push->vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "changecast-hangup",
+                                      NULL) != NULL;
+}
+
+void cc_hangup_watch(struct cc_push *push, cc_conn_t *conn)
+{
+    struct epoll_event event = {.events = EPOLLRDHUP | EPOLLONESHOT, .data.ptr = conn};
+    epoll_ctl(push->hangup_fd, EPOLL_CTL_ADD, lws_get_socket_fd(conn->wsi), &event);
+}
+
+void cc_hangup_unwatch(struct cc_push *push, cc_conn_t *conn)
+{
+    epoll_ctl(push->hangup_fd, EPOLL_CTL_DEL, lws_get_socket_fd(conn->wsi), NULL);
+}
+
+int cc_hangup_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                       size_t len)
+{
+    (void)user;
+    (void)in;
+    (void)len;
+    if (reason != LWS_CALLBACK_RAW_RX_FILE) {
+        return 0;
+    }
+    struct cc_push *push = lws_context_user(lws_get_context(wsi));
+    struct epoll_event events[64];
+    int n = epoll_wait(push->hangup_fd, events, 64, 0);
+    for (int i = 0; i < n; i++) {
+        /* A watched connection is unwatched before it is freed, and this
+         * runs on the push thread, so the pointer is live. */
+        cc_conn_drop(events[i].data.ptr, 0, "client_gone");
+    }
+    return 0;
+}
+
+void cc_hangup_close(struct cc_push *push)
+{
+    if (push->hangup_fd >= 0) {
+        close(push->hangup_fd);
+        push->hangup_fd = -1;
+    }
+}
