@@ -151,6 +151,7 @@ void cc_fanout_stop(struct cc_push *push, cc_sub_t *sub)
 }
 
 typedef struct live_dispatch {
+    struct cc_push *push;
     cc_event_t *event;
     uint64_t sequence;
 } live_dispatch_t;
@@ -163,6 +164,7 @@ static void offer_live(cc_sub_t *sub, void *arg)
         return;
     }
     sub->seen_sequence = dispatch->sequence;
+    dispatch->push->metrics.subscription_checks++;
     offer(sub, dispatch->event);
 }
 
@@ -241,8 +243,8 @@ void cc_fanout_drain_channel(struct cc_push *push)
             push->metrics.events_captured++;
             push->metrics.last_cluster_time = msg->event->cluster_seconds;
             cc_ring_append(push->ring, msg->event);
-            live_dispatch_t dispatch = {msg->event, ++push->dispatch_sequence};
-            cc_index_visit(push->index, msg->event->db, msg->event->coll, offer_live, &dispatch);
+            live_dispatch_t dispatch = {push, msg->event, ++push->dispatch_sequence};
+            cc_index_visit(push->index, msg->event, offer_live, &dispatch);
             break;
         }
         case CC_MSG_STARTED:

@@ -66,52 +66,57 @@ static int serve_metrics(struct cc_push *push, struct lws *wsi, cc_conn_t **slot
         lag = (double)time(NULL) - m->last_cluster_time;
     }
     char body[4096];
-    snprintf(
-        body, sizeof body,
-        "# HELP changecast_subscribers Open subscriber connections.\n"
-        "# TYPE changecast_subscribers gauge\n"
-        "changecast_subscribers{transport=\"sse\"} %zu\n"
-        "changecast_subscribers{transport=\"ws\"} %zu\n"
-        "# HELP changecast_events_captured_total Change events read from MongoDB.\n"
-        "# TYPE changecast_events_captured_total counter\n"
-        "changecast_events_captured_total %llu\n"
-        "# HELP changecast_events_delivered_total Change events queued to subscribers.\n"
-        "# TYPE changecast_events_delivered_total counter\n"
-        "changecast_events_delivered_total %llu\n"
-        "# HELP changecast_drops_total Subscriber connections dropped.\n"
-        "# TYPE changecast_drops_total counter\n"
-        "changecast_drops_total{reason=\"slow_consumer\"} %llu\n"
-        "# HELP changecast_resets_total Resets sent to subscribers.\n"
-        "# TYPE changecast_resets_total counter\n"
-        "changecast_resets_total{reason=\"history_lost\"} %llu\n"
-        "changecast_resets_total{reason=\"capture_restarted\"} %llu\n"
-        "# HELP changecast_catchups_total Private catch-up streams opened.\n"
-        "# TYPE changecast_catchups_total counter\n"
-        "changecast_catchups_total %llu\n"
-        "# HELP changecast_requests_rejected_total Push requests answered with an error.\n"
-        "# TYPE changecast_requests_rejected_total counter\n"
-        "changecast_requests_rejected_total %llu\n"
-        "# HELP changecast_ring_events Events held for reconnecting subscribers.\n"
-        "# TYPE changecast_ring_events gauge\n"
-        "changecast_ring_events %zu\n"
-        "# HELP changecast_ring_bytes Bytes those events take.\n"
-        "# TYPE changecast_ring_bytes gauge\n"
-        "changecast_ring_bytes %zu\n"
-        "# HELP changecast_capture_lag_seconds Now minus the clusterTime of the last event.\n"
-        "# TYPE changecast_capture_lag_seconds gauge\n"
-        "changecast_capture_lag_seconds %.0f\n"
-        "# HELP changecast_capture_up Whether the capture stream is live.\n"
-        "# TYPE changecast_capture_up gauge\n"
-        "changecast_capture_up %d\n"
-        "# HELP changecast_wire_connections Application connections to the wire proxy.\n"
-        "# TYPE changecast_wire_connections gauge\n"
-        "changecast_wire_connections %lld\n",
-        push->sse_count, push->ws_count, (unsigned long long)m->events_captured,
-        (unsigned long long)m->events_delivered, (unsigned long long)m->drops_slow_consumer,
-        (unsigned long long)m->resets_history_lost, (unsigned long long)m->resets_capture_restarted,
-        (unsigned long long)m->catchups_started, (unsigned long long)m->requests_rejected,
-        cc_ring_count(push->ring), cc_ring_bytes(push->ring), lag,
-        push->capture_state == CC_CAPTURE_LIVE, (long long)atomic_load(&push->wire_connections));
+    snprintf(body, sizeof body,
+             "# HELP changecast_subscribers Open subscriber connections.\n"
+             "# TYPE changecast_subscribers gauge\n"
+             "changecast_subscribers{transport=\"sse\"} %zu\n"
+             "changecast_subscribers{transport=\"ws\"} %zu\n"
+             "# HELP changecast_events_captured_total Change events read from MongoDB.\n"
+             "# TYPE changecast_events_captured_total counter\n"
+             "changecast_events_captured_total %llu\n"
+             "# HELP changecast_events_delivered_total Change events queued to subscribers.\n"
+             "# TYPE changecast_events_delivered_total counter\n"
+             "changecast_events_delivered_total %llu\n"
+             "# HELP changecast_drops_total Subscriber connections dropped.\n"
+             "# TYPE changecast_drops_total counter\n"
+             "changecast_drops_total{reason=\"slow_consumer\"} %llu\n"
+             "# HELP changecast_resets_total Resets sent to subscribers.\n"
+             "# TYPE changecast_resets_total counter\n"
+             "changecast_resets_total{reason=\"history_lost\"} %llu\n"
+             "changecast_resets_total{reason=\"capture_restarted\"} %llu\n"
+             "# HELP changecast_catchups_total Private catch-up streams opened.\n"
+             "# TYPE changecast_catchups_total counter\n"
+             "changecast_catchups_total %llu\n"
+             "# HELP changecast_subscription_checks_total Live events offered to subscriptions "
+             "(candidates from the namespace and _id index).\n"
+             "# TYPE changecast_subscription_checks_total counter\n"
+             "changecast_subscription_checks_total %llu\n"
+             "# HELP changecast_requests_rejected_total Push requests answered with an error.\n"
+             "# TYPE changecast_requests_rejected_total counter\n"
+             "changecast_requests_rejected_total %llu\n"
+             "# HELP changecast_ring_events Events held for reconnecting subscribers.\n"
+             "# TYPE changecast_ring_events gauge\n"
+             "changecast_ring_events %zu\n"
+             "# HELP changecast_ring_bytes Bytes those events take.\n"
+             "# TYPE changecast_ring_bytes gauge\n"
+             "changecast_ring_bytes %zu\n"
+             "# HELP changecast_capture_lag_seconds Now minus the clusterTime of the last event.\n"
+             "# TYPE changecast_capture_lag_seconds gauge\n"
+             "changecast_capture_lag_seconds %.0f\n"
+             "# HELP changecast_capture_up Whether the capture stream is live.\n"
+             "# TYPE changecast_capture_up gauge\n"
+             "changecast_capture_up %d\n"
+             "# HELP changecast_wire_connections Application connections to the wire proxy.\n"
+             "# TYPE changecast_wire_connections gauge\n"
+             "changecast_wire_connections %lld\n",
+             push->sse_count, push->ws_count, (unsigned long long)m->events_captured,
+             (unsigned long long)m->events_delivered, (unsigned long long)m->drops_slow_consumer,
+             (unsigned long long)m->resets_history_lost,
+             (unsigned long long)m->resets_capture_restarted,
+             (unsigned long long)m->catchups_started, (unsigned long long)m->subscription_checks,
+             (unsigned long long)m->requests_rejected, cc_ring_count(push->ring),
+             cc_ring_bytes(push->ring), lag, push->capture_state == CC_CAPTURE_LIVE,
+             (long long)atomic_load(&push->wire_connections));
     return cc_http_reply(push, wsi, slot, 200, "text/plain; version=0.0.4", body);
 }
 

@@ -94,6 +94,7 @@ typedef struct cc_metrics {
     uint64_t resets_history_lost;
     uint64_t resets_capture_restarted;
     uint64_t catchups_started;
+    uint64_t subscription_checks; /* live events offered to subscriptions */
     uint64_t requests_rejected;
     double last_cluster_time;
 } cc_metrics_t;
@@ -158,7 +159,7 @@ void cc_index_free(cc_index_t *index);
 void cc_index_add(cc_index_t *index, cc_sub_t *sub);
 void cc_index_remove(cc_index_t *index, cc_sub_t *sub);
 /* Calls fn for each subscription whose namespaces may match. */
-void cc_index_visit(cc_index_t *index, const char *db, const char *coll,
+void cc_index_visit(cc_index_t *index, const cc_event_t *event,
                     void (*fn)(cc_sub_t *sub, void *arg), void *arg);
 
 /* fanout.c */

@@ -156,11 +156,6 @@ static uint32_t hash(const char *key)
     return h;
 }
 
-static void key_of(const cc_ns_pattern_t *pattern, char *out, size_t size)
-{
-    snprintf(out, size, "%s.%s", pattern->db, pattern->coll ? pattern->coll : "*");
-}
-
 static index_entry_t *find(cc_index_t *index, const char *key, bool create)
 {
     index_entry_t **slot = &index->buckets[hash(key) % INDEX_BUCKETS];
@@ -179,48 +174,137 @@ static index_entry_t *find(cc_index_t *index, const char *key, bool create)
     return entry;
 }
 
+/* Equal _ids must meet under one key whatever their BSON type, as MongoDB
+ * compares them: 1, 1.0 and NumberLong(1) are the same _id. Values without
+ * a simple canonical form are not indexed by _id (the subscription is then
+ * listed under its namespace only, which is correct, just less selective). */
+static bool id_key(const bson_iter_t *iter, char *out, size_t size)
+{
+    switch (bson_iter_type(iter)) {
+    case BSON_TYPE_INT32:
+    case BSON_TYPE_INT64:
+        snprintf(out, size, "n:%lld", (long long)bson_iter_as_int64(iter));
+        return true;
+    case BSON_TYPE_DOUBLE: {
+        double value = bson_iter_double(iter);
+        if (value == (double)(long long)value && value > -9.2e18 && value < 9.2e18) {
+            snprintf(out, size, "n:%lld", (long long)value);
+        } else {
+            snprintf(out, size, "d:%.17g", value);
+        }
+        return true;
+    }
+    case BSON_TYPE_UTF8: {
+        uint32_t len;
+        const char *text = bson_iter_utf8(iter, &len);
+        if (len + 3 > size || memchr(text, 0, len)) {
+            return false;
+        }
+        snprintf(out, size, "s:%s", text);
+        return true;
+    }
+    case BSON_TYPE_OID:
+        out[0] = 'o';
+        out[1] = ':';
+        bson_oid_to_string(bson_iter_oid(iter), out + 2);
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The keys a subscription is listed under: "db.coll" (or "db.*") and, when
+ * its filter pins documentKey._id, "db.coll|<id>" for each pinned value. */
+static void for_each_key(cc_sub_t *sub, void (*fn)(cc_index_t *, const char *, cc_sub_t *),
+                         cc_index_t *index)
+{
+    bson_t ids = BSON_INITIALIZER;
+    bool pinned = sub->filter && cc_filter_pinned_ids(sub->filter, &ids);
+    bson_iter_t iter;
+    char id[600];
+    if (pinned && bson_iter_init(&iter, &ids)) {
+        while (bson_iter_next(&iter)) {
+            pinned = pinned && id_key(&iter, id, sizeof id);
+        }
+    }
+    for (size_t i = 0; i < sub->namespace_count; i++) {
+        const cc_ns_pattern_t *ns = &sub->namespaces[i];
+        char key[1200];
+        if (!pinned) {
+            snprintf(key, sizeof key, "%s.%s", ns->db, ns->coll ? ns->coll : "*");
+            fn(index, key, sub);
+            continue;
+        }
+        bson_iter_init(&iter, &ids);
+        while (bson_iter_next(&iter)) {
+            id_key(&iter, id, sizeof id);
+            snprintf(key, sizeof key, "%s.%s|%s", ns->db, ns->coll ? ns->coll : "*", id);
+            fn(index, key, sub);
+        }
+    }
+    bson_destroy(&ids);
+}
+
+static void add_under(cc_index_t *index, const char *key, cc_sub_t *sub)
+{
+    index_entry_t *entry = find(index, key, true);
+    for (size_t j = 0; j < entry->count; j++) {
+        if (entry->subs[j] == sub) {
+            return; /* a pinned value written twice */
+        }
+    }
+    if (entry->count == entry->cap) {
+        entry->cap = entry->cap ? entry->cap * 2 : 8;
+        entry->subs = bson_realloc(entry->subs, entry->cap * sizeof *entry->subs);
+    }
+    entry->subs[entry->count++] = sub;
+}
+
+static void remove_under(cc_index_t *index, const char *key, cc_sub_t *sub)
+{
+    index_entry_t *entry = find(index, key, false);
+    for (size_t j = 0; entry && j < entry->count; j++) {
+        if (entry->subs[j] == sub) {
+            entry->subs[j] = entry->subs[--entry->count];
+            break;
+        }
+    }
+}
+
 void cc_index_add(cc_index_t *index, cc_sub_t *sub)
 {
-    char key[512];
-    for (size_t i = 0; i < sub->namespace_count; i++) {
-        key_of(&sub->namespaces[i], key, sizeof key);
-        index_entry_t *entry = find(index, key, true);
-        if (entry->count == entry->cap) {
-            entry->cap = entry->cap ? entry->cap * 2 : 8;
-            entry->subs = bson_realloc(entry->subs, entry->cap * sizeof *entry->subs);
-        }
-        entry->subs[entry->count++] = sub;
-    }
+    for_each_key(sub, add_under, index);
 }
 
 void cc_index_remove(cc_index_t *index, cc_sub_t *sub)
 {
-    char key[512];
-    for (size_t i = 0; i < sub->namespace_count; i++) {
-        key_of(&sub->namespaces[i], key, sizeof key);
-        index_entry_t *entry = find(index, key, false);
-        for (size_t j = 0; entry && j < entry->count; j++) {
-            if (entry->subs[j] == sub) {
-                entry->subs[j] = entry->subs[--entry->count];
-                break;
-            }
-        }
-    }
+    for_each_key(sub, remove_under, index);
 }
 
-void cc_index_visit(cc_index_t *index, const char *db, const char *coll,
+void cc_index_visit(cc_index_t *index, const cc_event_t *event,
                     void (*fn)(cc_sub_t *sub, void *arg), void *arg)
 {
-    char key[512];
-    index_entry_t *entries[2];
-    snprintf(key, sizeof key, "%s.*", db);
+    char key[1200], id[600];
+    index_entry_t *entries[4] = {0};
+    bson_iter_t iter, found;
+    bool has_id = bson_iter_init(&iter, &event->document) &&
+                  bson_iter_find_descendant(&iter, "documentKey._id", &found) &&
+                  id_key(&found, id, sizeof id);
+    snprintf(key, sizeof key, "%s.*", event->db);
     entries[0] = find(index, key, false);
-    entries[1] = NULL;
-    if (coll) {
-        snprintf(key, sizeof key, "%s.%s", db, coll);
+    if (has_id) {
+        snprintf(key, sizeof key, "%s.*|%s", event->db, id);
         entries[1] = find(index, key, false);
     }
-    for (size_t e = 0; e < 2; e++) {
+    if (event->coll) {
+        snprintf(key, sizeof key, "%s.%s", event->db, event->coll);
+        entries[2] = find(index, key, false);
+        if (has_id) {
+            snprintf(key, sizeof key, "%s.%s|%s", event->db, event->coll, id);
+            entries[3] = find(index, key, false);
+        }
+    }
+    for (size_t e = 0; e < 4; e++) {
         /* fn may not add or remove subscriptions: delivery only queues bytes */
         for (size_t i = 0; entries[e] && i < entries[e]->count; i++) {
             fn(entries[e]->subs[i], arg);
