@@ -119,6 +119,7 @@ static bool start_push(daemon_t *daemon, cc_channel_t *channel, cc_capture_t **c
     cc_push_options_t push = {
         .listen = c->push.listen,
         .expose = c->changes.expose,
+        .full_document = c->changes.full_document,
         .ring_events = c->changes.ring_events,
         .ring_bytes = c->changes.ring_bytes,
         .flush_ms = c->push.flush_ms,

@@ -23,6 +23,11 @@ typedef struct cc_event {
     bson_t document; /* the whole change event, for subscriber filters */
     char *json;      /* the event as one line of relaxed Extended JSON */
     size_t json_len;
+    /* The second output form, made on first use by the push thread only:
+     * an update event without fullDocument, as fullDocument "default"
+     * streams give it. NULL until asked for. */
+    char *json_default;
+    size_t json_default_len;
 } cc_event_t;
 
 /* Takes the fields it needs from an upstream change event; NULL when the
@@ -30,6 +35,10 @@ typedef struct cc_event {
 cc_event_t *cc_event_new(const bson_t *change, bson_error_t *error);
 cc_event_t *cc_event_ref(cc_event_t *event);
 void cc_event_unref(cc_event_t *event);
+
+/* The JSON for a subscriber that asked fullDocument "default": the same
+ * bytes as event->json except for update events. Push thread only. */
+const char *cc_event_json_default(cc_event_t *event, size_t *len);
 
 /* Bytes the event holds, for ring and queue accounting. */
 size_t cc_event_size(const cc_event_t *event);

@@ -14,6 +14,7 @@
 typedef struct cc_push_options {
     const char *listen;
     const char *expose;
+    const char *full_document; /* what capture asks MongoDB for */
     int64_t ring_events;
     int64_t ring_bytes;
     int64_t flush_ms;

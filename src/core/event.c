@@ -75,7 +75,24 @@ void cc_event_unref(cc_event_t *event)
     bson_free(event->operation);
     bson_destroy(&event->document);
     bson_free(event->json);
+    bson_free(event->json_default);
     free(event);
+}
+
+const char *cc_event_json_default(cc_event_t *event, size_t *len)
+{
+    if (strcmp(event->operation, "update") != 0) {
+        *len = event->json_len;
+        return event->json;
+    }
+    if (!event->json_default) {
+        bson_t without = BSON_INITIALIZER;
+        bson_copy_to_excluding_noinit(&event->document, &without, "fullDocument", NULL);
+        event->json_default = bson_as_relaxed_extended_json(&without, &event->json_default_len);
+        bson_destroy(&without);
+    }
+    *len = event->json_default_len;
+    return event->json_default;
 }
 
 size_t cc_event_size(const cc_event_t *event)

@@ -27,19 +27,22 @@ static void deliver(cc_sub_t *sub, cc_event_t *event)
     if (conn->closing) {
         return;
     }
+    size_t json_len = event->json_len;
+    const char *json =
+        sub->full_document_default ? cc_event_json_default(event, &json_len) : event->json;
     if (conn->kind == CC_CONN_SSE) {
         static const char middle[] = "\nevent: change\ndata: ";
         cc_conn_append(conn, "id: ", 4);
         cc_conn_append(conn, event->token, strlen(event->token));
         cc_conn_append(conn, middle, sizeof middle - 1);
-        cc_conn_append(conn, event->json, event->json_len);
+        cc_conn_append(conn, json, json_len);
         cc_conn_append(conn, "\n\n", 2);
     } else {
         static const char open[] = "{\"type\":\"change\",\"id\":\"", token[] = "\",\"token\":\"",
                           body[] = "\",\"event\":", close[] = "}";
-        const char *parts[] = {open, sub->id, token, event->token, body, event->json, close};
+        const char *parts[] = {open, sub->id, token, event->token, body, json, close};
         const size_t lens[] = {sizeof open - 1,      strlen(sub->id), sizeof token - 1,
-                               strlen(event->token), sizeof body - 1, event->json_len,
+                               strlen(event->token), sizeof body - 1, json_len,
                                sizeof close - 1};
         cc_conn_append_ws_text(conn, parts, lens, 7);
     }

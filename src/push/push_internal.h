@@ -42,7 +42,8 @@ typedef struct cc_sub {
     size_t namespace_count;
     cc_filter_t *filter;
     uint32_t ops;
-    char *position; /* token of the last event examined; NULL = from now */
+    bool full_document_default; /* strip fullDocument from updates */
+    char *position;             /* token of the last event examined; NULL = from now */
     cc_sub_state_t state;
     uint64_t catchup_id;
     uint64_t seen_sequence; /* dispatch number of the last event offered */
@@ -101,7 +102,7 @@ typedef struct cc_metrics {
 
 struct cc_push {
     cc_push_options_t options;
-    char *strings[2];
+    char *strings[3];
     cc_channel_t *channel;
     cc_expose_t expose;
     cc_ring_t *ring;
@@ -152,6 +153,8 @@ void cc_sub_free(cc_sub_t *sub);
 bool cc_sub_add_namespace(struct cc_push *push, cc_sub_t *sub, const char *text, const char **code,
                           bson_error_t *error);
 bool cc_sub_set_ops(cc_sub_t *sub, const char *comma_separated, bson_error_t *error);
+bool cc_sub_set_full_document(struct cc_push *push, cc_sub_t *sub, const char *mode,
+                              bson_error_t *error);
 bool cc_sub_set_filter_json(cc_sub_t *sub, const char *json, size_t len, bson_error_t *error);
 uint32_t cc_op_bit(const char *operation);
 cc_index_t *cc_index_new(void);

@@ -270,8 +270,10 @@ cc_push_t *cc_push_start(const cc_push_options_t *options, cc_channel_t *channel
     push->options = *options;
     push->strings[0] = bson_strdup(options->listen);
     push->strings[1] = bson_strdup(options->expose);
+    push->strings[2] = bson_strdup(options->full_document);
     push->options.listen = push->strings[0];
     push->options.expose = push->strings[1];
+    push->options.full_document = push->strings[2];
     push->channel = channel;
     push->hangup_fd = -1;
     TAILQ_INIT(&push->conns);
@@ -325,8 +327,9 @@ void cc_push_stop(cc_push_t *push)
     cc_index_free(push->index);
     cc_ring_free(push->ring);
     cc_expose_destroy(&push->expose);
-    bson_free(push->strings[0]);
-    bson_free(push->strings[1]);
+    for (size_t i = 0; i < sizeof push->strings / sizeof push->strings[0]; i++) {
+        bson_free(push->strings[i]);
+    }
     pthread_mutex_destroy(&push->start_lock);
     pthread_cond_destroy(&push->started);
     bson_free(push);

@@ -57,6 +57,10 @@ int cc_sse_open(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
             if (!cc_sub_set_ops(sub, value, &error)) {
                 return reject(push, wsi, slot, sub, 400, "bad_request", error.message);
             }
+        } else if (strcmp(arg, "fullDocument") == 0) {
+            if (!cc_sub_set_full_document(push, sub, value, &error)) {
+                return reject(push, wsi, slot, sub, 400, "bad_request", error.message);
+            }
         } else if (strcmp(arg, "lastEventId") == 0 && !read_token(value, &request)) {
             return reject(push, wsi, slot, sub, 400, "bad_request",
                           "lastEventId is not a token (hex digits)");

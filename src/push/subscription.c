@@ -91,6 +91,26 @@ bool cc_sub_set_ops(cc_sub_t *sub, const char *comma_separated, bson_error_t *er
     return ok;
 }
 
+/* One capture stream serves everyone, so a subscriber can have what capture
+ * asks MongoDB for, or less ("default": no post-image on updates). */
+bool cc_sub_set_full_document(struct cc_push *push, cc_sub_t *sub, const char *mode,
+                              bson_error_t *error)
+{
+    if (strcmp(mode, "default") == 0) {
+        sub->full_document_default = true;
+        return true;
+    }
+    if (strcmp(mode, push->options.full_document) == 0) {
+        sub->full_document_default = false;
+        return true;
+    }
+    bson_set_error(error, 0, 0,
+                   "fullDocument: \"%s\" is not available: this changecast captures with "
+                   "fullDocument \"%s\" (changes.full_document); ask for that or \"default\"",
+                   mode, push->options.full_document);
+    return false;
+}
+
 bool cc_sub_set_filter_json(cc_sub_t *sub, const char *json, size_t len, bson_error_t *error)
 {
     bson_t query;

@@ -169,6 +169,15 @@ static void subscribe(cc_conn_t *conn, const bson_t *message, const char *id)
     if (bson_iter_init_find(&iter, message, "ops") && !set_ops(sub, &iter, &error)) {
         goto fail;
     }
+    if (bson_iter_init_find(&iter, message, "fullDocument")) {
+        if (!BSON_ITER_HOLDS_UTF8(&iter)) {
+            bson_set_error(&error, 0, 0, "fullDocument must be a string");
+            goto fail;
+        }
+        if (!cc_sub_set_full_document(conn->push, sub, bson_iter_utf8(&iter, NULL), &error)) {
+            goto fail;
+        }
+    }
     if (bson_iter_init_find(&iter, message, "after") && !BSON_ITER_HOLDS_NULL(&iter)) {
         if (!BSON_ITER_HOLDS_UTF8(&iter) ||
             !cc_token_normalize(bson_iter_utf8(&iter, NULL), token, sizeof token)) {
