@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* A session pairs one client connection with one upstream connection to the
  * primary, like PgBouncer's session pooling. Frames are read by their
- * 16-byte header and moved whole between the two evbuffers without being
- * copied or re-encoded; only handshakes and their replies are parsed and
- * rewritten (handshake.c). Cursors, sessions, transactions and exhaust
- * replies therefore pass untouched. */
+ * 16-byte header and moved whole, without being re-encoded, to a staging
+ * evbuffer that is sent once per read (socket_io.c); only handshakes and
+ * their replies are parsed and rewritten (handshake.c). Cursors, sessions,
+ * transactions and exhaust replies therefore pass untouched. */
 #include "changecast/log.h"
 #include "frame.h"
 #include "frame_buffer.h"
@@ -25,12 +25,23 @@ static const char *state_names[] = {"waiting_primary", "connecting", "proxying",
  * slow reader never makes the proxy buffer without bound. */
 #define CC_OUTPUT_HIGH_BYTES (4u * 1024 * 1024)
 
+/* Input held before reading pauses: one largest frame plus a little. */
+#define CC_INPUT_HIGH_BYTES (CC_DEFAULT_MAX_MESSAGE_BYTES + 1024)
+
+static void on_client_event(struct bufferevent *bev, short events, void *arg);
+static void on_upstream_event(struct bufferevent *bev, short events, void *arg);
+
 static void free_session(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     cc_session_t *session = arg;
     struct cc_wire *wire = session->wire;
+    cc_reader_free(&session->client_reader);
+    cc_reader_free(&session->upstream_reader);
+    if (session->staged) {
+        evbuffer_free(session->staged);
+    }
     bson_free(session);
     cc_wire_session_gone(wire);
 }
@@ -55,6 +66,8 @@ void cc_session_close(cc_session_t *session, const char *reason, const char *det
     /* bufferevent_free is safe inside the bufferevent's own callback: it
      * only drops a reference. The session itself is freed after the
      * current callback unwinds (libuv's close pattern). */
+    cc_reader_stop(&session->client_reader);
+    cc_reader_stop(&session->upstream_reader);
     if (session->client) {
         bufferevent_free(session->client);
     }
@@ -106,10 +119,10 @@ static int take_hello(cc_session_t *session, int32_t response_to, bool *load_bal
 }
 
 /* Pauses reading from `from` while `to` holds too much unsent data. */
-static void apply_backpressure(struct bufferevent *from, struct bufferevent *to)
+static void apply_backpressure(cc_reader_t *from, struct bufferevent *to)
 {
     if (to && evbuffer_get_length(bufferevent_get_output(to)) > CC_OUTPUT_HIGH_BYTES) {
-        bufferevent_disable(from, EV_READ);
+        cc_reader_pause(from);
     }
 }
 
@@ -122,7 +135,7 @@ static void send_rewritten_request(cc_session_t *session, const cc_frame_header_
         return;
     }
     session->handshake_seen = true;
-    bufferevent_write(session->upstream, frame, len);
+    evbuffer_add(session->staged, frame, len);
     bson_free(frame);
 }
 
@@ -189,8 +202,7 @@ static bool forward_hello_query(cc_session_t *session, const cc_frame_header_t *
  * handshake; everything else moves to the upstream buffer untouched. */
 static void forward_client_frame(cc_session_t *session, const cc_frame_header_t *header)
 {
-    struct evbuffer *input = bufferevent_get_input(session->client);
-    struct evbuffer *upstream_output = bufferevent_get_output(session->upstream);
+    struct evbuffer *input = session->client_reader.input;
     size_t len = (size_t)header->length;
     bool expects_reply = true;
     bool is_hello = false;
@@ -231,44 +243,68 @@ static void forward_client_frame(cc_session_t *session, const cc_frame_header_t 
     if (is_hello) {
         evbuffer_drain(input, len);
     } else {
-        evbuffer_remove_buffer(input, upstream_output, len);
+        evbuffer_remove_buffer(input, session->staged, len);
     }
     if (expects_reply) {
         session->replies_owed++;
     }
 }
 
+/* Sends what one pass of read_frames staged, in one write when it can. */
+static void send_staged(cc_session_t *session, cc_frame_origin_t origin)
+{
+    bool to_upstream = origin == CC_FROM_CLIENT;
+    struct bufferevent *to = to_upstream ? session->upstream : session->client;
+    if (evbuffer_get_length(session->staged) == 0) {
+        return;
+    }
+    if (session->state == CC_SESSION_CLOSED || !to) {
+        evbuffer_drain(session->staged, evbuffer_get_length(session->staged));
+        return;
+    }
+    /* Until the upstream is connected, its bufferevent holds what the
+     * client sent and writes it once connected. */
+    bool connected = !to_upstream || session->state == CC_SESSION_PROXYING;
+    if (!cc_socket_send(to, session->staged, connected)) {
+        /* What the bufferevent's own write would have reported. */
+        (to_upstream ? on_upstream_event : on_client_event)(to, BEV_EVENT_WRITING | BEV_EVENT_ERROR,
+                                                            session);
+    }
+}
+
 /* The loop shared by both directions: whole frames only, stop on the first
- * incomplete one, close on the first invalid one. */
+ * incomplete one, close on the first invalid one. Forwarded frames are
+ * staged and sent together at the end. */
 typedef void (*frame_handler_t)(cc_session_t *session, const cc_frame_header_t *header);
 
-static void read_frames(cc_session_t *session, struct bufferevent *from, cc_frame_origin_t origin,
+static void read_frames(cc_session_t *session, cc_reader_t *from, cc_frame_origin_t origin,
                         frame_handler_t handle)
 {
-    struct evbuffer *input = bufferevent_get_input(from);
     while (session->state == CC_SESSION_CONNECTING || session->state == CC_SESSION_PROXYING) {
         cc_frame_header_t header;
         bson_error_t error;
         cc_frame_status_t status =
-            cc_frame_buffer_next(input, session->max_message_bytes, origin, &header, &error);
+            cc_frame_buffer_next(from->input, session->max_message_bytes, origin, &header, &error);
         if (status == CC_FRAME_INCOMPLETE) {
-            return;
+            break;
         }
         if (status == CC_FRAME_INVALID) {
             cc_session_close(
                 session, origin == CC_FROM_CLIENT ? "frame_rejected" : "upstream_frame_rejected",
                 error.message);
-            return;
+            break;
         }
         handle(session, &header);
     }
+    cc_reader_consumed(from);
+    send_staged(session, origin);
 }
 
 void cc_session_process_client(cc_session_t *session)
 {
-    read_frames(session, session->client, CC_FROM_CLIENT, forward_client_frame);
+    read_frames(session, &session->client_reader, CC_FROM_CLIENT, forward_client_frame);
     if (session->state != CC_SESSION_CLOSED) {
-        apply_backpressure(session->client, session->upstream);
+        apply_backpressure(&session->client_reader, session->upstream);
     }
 }
 
@@ -285,7 +321,7 @@ static void learn_limits(cc_session_t *session, const bson_t *reply)
 static void rewrite_hello_reply(cc_session_t *session, const cc_frame_header_t *header,
                                 bool load_balanced)
 {
-    struct evbuffer *input = bufferevent_get_input(session->upstream);
+    struct evbuffer *input = session->upstream_reader.input;
     size_t len = (size_t)header->length, out_len;
     const uint8_t *frame = evbuffer_pullup(input, (ev_ssize_t)len);
     bson_t reply, rewritten;
@@ -322,13 +358,13 @@ static void rewrite_hello_reply(cc_session_t *session, const cc_frame_header_t *
     }
     bson_destroy(&rewritten);
     evbuffer_drain(input, len);
-    bufferevent_write(session->client, out, out_len);
+    evbuffer_add(session->staged, out, out_len);
     bson_free(out);
 }
 
 static void forward_upstream_frame(cc_session_t *session, const cc_frame_header_t *header)
 {
-    struct evbuffer *input = bufferevent_get_input(session->upstream);
+    struct evbuffer *input = session->upstream_reader.input;
     bool completes_request = true;
     bool load_balanced;
 
@@ -342,8 +378,7 @@ static void forward_upstream_frame(cc_session_t *session, const cc_frame_header_
     if (take_hello(session, header->response_to, &load_balanced) >= 0) {
         rewrite_hello_reply(session, header, load_balanced);
     } else {
-        evbuffer_remove_buffer(input, bufferevent_get_output(session->client),
-                               (size_t)header->length);
+        evbuffer_remove_buffer(input, session->staged, (size_t)header->length);
     }
     if (session->state != CC_SESSION_CLOSED && completes_request) {
         session->replies_owed--;
@@ -354,11 +389,11 @@ static void on_upstream_read(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     cc_session_t *session = arg;
-    read_frames(session, session->upstream, CC_FROM_SERVER, forward_upstream_frame);
+    read_frames(session, &session->upstream_reader, CC_FROM_SERVER, forward_upstream_frame);
     if (session->state == CC_SESSION_CLOSED) {
         return;
     }
-    apply_backpressure(session->upstream, session->client);
+    apply_backpressure(&session->upstream_reader, session->client);
     close_if_drained(session);
 }
 
@@ -366,6 +401,28 @@ static void on_client_read(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     cc_session_process_client(arg);
+}
+
+static void on_client_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    cc_session_t *session = arg;
+    if (cc_reader_read(&session->client_reader, session->wire->read_buffer,
+                       sizeof session->wire->read_buffer, on_client_event, session)) {
+        cc_session_process_client(session);
+    }
+}
+
+static void on_upstream_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    cc_session_t *session = arg;
+    if (cc_reader_read(&session->upstream_reader, session->wire->read_buffer,
+                       sizeof session->wire->read_buffer, on_upstream_event, session)) {
+        on_upstream_read(session->upstream, session);
+    }
 }
 
 /* Output drained: resume the side that was paused for it. */
@@ -377,9 +434,7 @@ static void on_client_write(struct bufferevent *bev, void *arg)
         cc_session_close(session, "upstream_closed", NULL);
         return;
     }
-    if (session->upstream) {
-        bufferevent_enable(session->upstream, EV_READ);
-    }
+    cc_reader_resume(&session->upstream_reader);
     close_if_drained(session);
 }
 
@@ -387,7 +442,7 @@ static void on_upstream_write(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     cc_session_t *session = arg;
-    bufferevent_enable(session->client, EV_READ);
+    cc_reader_resume(&session->client_reader);
 }
 
 static void on_client_event(struct bufferevent *bev, short events, void *arg)
@@ -437,6 +492,10 @@ static void on_upstream_event(struct bufferevent *bev, short events, void *arg)
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         bufferevent_set_timeouts(bev, NULL, NULL);
         session->state = CC_SESSION_PROXYING;
+        if (!cc_reader_start(&session->upstream_reader, on_upstream_readable, session)) {
+            cc_session_close(session, "upstream_connect_failed", "cannot start reading");
+            return;
+        }
         /* The local port lets an operator (and the tests) match this line
          * with the upstream's own log of the connection. */
         struct sockaddr_storage local;
@@ -472,23 +531,30 @@ static void on_upstream_event(struct bufferevent *bev, short events, void *arg)
     if (session->state == CC_SESSION_CLOSED) {
         return;
     }
+    cc_reader_stop(&session->upstream_reader);
     bufferevent_free(session->upstream);
     session->upstream = NULL;
     if (evbuffer_get_length(bufferevent_get_output(session->client)) == 0) {
         cc_session_close(session, "upstream_closed", NULL);
     } else {
         session->close_when_flushed = true;
-        bufferevent_disable(session->client, EV_READ);
+        cc_reader_pause(&session->client_reader);
     }
 }
 
-void cc_session_start_upstream(cc_session_t *session, struct bufferevent *upstream)
+bool cc_session_start_upstream(cc_session_t *session, struct bufferevent *upstream)
 {
     session->upstream = upstream;
     session->state = CC_SESSION_CONNECTING;
     bufferevent_setcb(upstream, on_upstream_read, on_upstream_write, on_upstream_event, session);
-    bufferevent_setwatermark(upstream, EV_READ, 0, CC_DEFAULT_MAX_MESSAGE_BYTES + 1024);
-    bufferevent_enable(upstream, EV_READ | EV_WRITE);
+    bufferevent_enable(upstream, EV_WRITE);
+    /* A plain socket starts reading once connected (on_upstream_event). */
+    if (!cc_reader_open(&session->upstream_reader, upstream, CC_INPUT_HIGH_BYTES) ||
+        !cc_reader_start(&session->upstream_reader, on_upstream_readable, session)) {
+        cc_session_close(session, "upstream_connect_failed", "cannot start reading");
+        return false;
+    }
+    return true;
 }
 
 void cc_session_open(struct cc_wire *wire, evutil_socket_t fd, const struct sockaddr *peer,
@@ -518,8 +584,14 @@ void cc_session_open(struct cc_wire *wire, evutil_socket_t fd, const struct sock
         return;
     }
     bufferevent_setcb(session->client, on_client_read, on_client_write, on_client_event, session);
-    bufferevent_setwatermark(session->client, EV_READ, 0, CC_DEFAULT_MAX_MESSAGE_BYTES + 1024);
-    bufferevent_enable(session->client, EV_READ | EV_WRITE);
+    bufferevent_enable(session->client, EV_WRITE);
+    session->staged = evbuffer_new();
+    if (!session->staged ||
+        !cc_reader_open(&session->client_reader, session->client, CC_INPUT_HIGH_BYTES) ||
+        !cc_reader_start(&session->client_reader, on_client_readable, session)) {
+        cc_session_close(session, "accept_failed", "cannot start reading");
+        return;
+    }
     cc_info("conn=%llu event=accepted peer=%s tls=%s", (unsigned long long)session->id,
             session->peer, wire->client_tls ? "true" : "false");
     cc_upstream_connect(session);

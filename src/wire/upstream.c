@@ -73,7 +73,9 @@ void cc_upstream_connect(cc_session_t *session)
         cc_session_close(session, "upstream_connect_failed", "cannot create bufferevent");
         return;
     }
-    cc_session_start_upstream(session, upstream);
+    if (!cc_session_start_upstream(session, upstream)) {
+        return;
+    }
     struct timeval timeout = ms_to_timeval(wire->options.connect_timeout_ms);
     bufferevent_set_timeouts(upstream, &timeout, &timeout);
     if (bufferevent_socket_connect_hostname(upstream, wire->dns, AF_UNSPEC, host,

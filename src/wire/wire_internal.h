@@ -10,6 +10,7 @@
 
 #include <event2/bufferevent.h>
 #include <event2/dns.h>
+#include <event2/event.h>
 #include <event2/listener.h>
 #include <openssl/ssl.h>
 #include <sys/queue.h>
@@ -25,6 +26,18 @@ typedef enum cc_session_state {
  * in flight on a connection, so a few slots are plenty. */
 #define CC_PENDING_HELLOS 8
 
+/* How a session reads one of its sockets (socket_io.c): a TLS bufferevent
+ * reads for itself; a plain socket is read by the session's own event. */
+typedef struct cc_reader {
+    struct bufferevent *bev; /* NULL once stopped */
+    struct event *event;     /* plain sockets, once connected */
+    struct evbuffer *input;  /* bytes read and not yet forwarded */
+    size_t high_bytes;       /* reading pauses while input holds this much */
+    bool tls;
+    bool paused; /* backpressure: the other side has too much unsent */
+    bool full;   /* input reached high_bytes */
+} cc_reader_t;
+
 typedef struct cc_session {
     TAILQ_ENTRY(cc_session) link;
     struct cc_wire *wire;
@@ -32,6 +45,9 @@ typedef struct cc_session {
     cc_session_state_t state;
     struct bufferevent *client;
     struct bufferevent *upstream;
+    cc_reader_t client_reader;
+    cc_reader_t upstream_reader;
+    struct evbuffer *staged; /* what one read callback forwards, sent once at its end */
     struct event *wait_timer;
     char peer[64];
     cc_hostport_t upstream_address;
@@ -64,6 +80,9 @@ struct cc_wire {
     struct event *drain_timer;
     void (*drained)(void *arg);
     void *drained_arg;
+    /* Every plain-socket recv lands here first; 16 KiB is what a socket
+     * bufferevent reads at most at once (its max_single_read default). */
+    uint8_t read_buffer[16 * 1024];
 };
 
 /* session.c */
@@ -72,8 +91,31 @@ void cc_session_open(struct cc_wire *wire, evutil_socket_t fd, const struct sock
 void cc_session_close(cc_session_t *session, const char *reason, const char *detail);
 void cc_session_process_client(cc_session_t *session);
 bool cc_session_idle(const cc_session_t *session);
-/* Hands the session its (connecting) upstream bufferevent. */
-void cc_session_start_upstream(cc_session_t *session, struct bufferevent *upstream);
+/* Hands the session its (connecting) upstream bufferevent; false when the
+ * session had to be closed. */
+bool cc_session_start_upstream(cc_session_t *session, struct bufferevent *upstream);
+
+/* socket_io.c */
+bool cc_reader_open(cc_reader_t *reader, struct bufferevent *bev, size_t high_bytes);
+/* Starts reading; a plain socket that is not connected yet starts when
+ * called again once it is. */
+bool cc_reader_start(cc_reader_t *reader, event_callback_fn on_readable, void *arg);
+void cc_reader_pause(cc_reader_t *reader);
+void cc_reader_resume(cc_reader_t *reader);
+/* One recv on a plain socket into reader->input; true when bytes arrived.
+ * End of stream and errors go to on_event as the bufferevent would report
+ * them (BEV_EVENT_READING | EOF or ERROR), with errno as recv left it. */
+bool cc_reader_read(cc_reader_t *reader, uint8_t *scratch, size_t scratch_bytes,
+                    bufferevent_event_cb on_event, void *arg);
+/* Resumes a reader paused by its high-water mark once input has drained. */
+void cc_reader_consumed(cc_reader_t *reader);
+/* Before the bufferevent is freed; cc_reader_free once the session goes. */
+void cc_reader_stop(cc_reader_t *reader);
+void cc_reader_free(cc_reader_t *reader);
+/* Moves every staged byte towards `to`: written straight to its socket
+ * when `connected`, plain and nothing is queued; the rest is queued in its
+ * output. false (errno set, staged emptied) on a write error. */
+bool cc_socket_send(struct bufferevent *to, struct evbuffer *staged, bool connected);
 
 /* upstream.c */
 void cc_upstream_connect(cc_session_t *session);
