@@ -58,6 +58,11 @@ void cc_channel_cancel_catchup(cc_channel_t *channel, uint64_t id);
 bool cc_channel_next_catchup(cc_channel_t *channel, int64_t timeout_ms, uint64_t *id, char **token);
 bool cc_channel_catchup_cancelled(cc_channel_t *channel, uint64_t id);
 
+/* Messages posted and not yet taken: producers wait while it is high, so
+ * a slow push thread bounds capture's memory instead of the reverse. */
+size_t cc_channel_backlog(cc_channel_t *channel);
+#define CC_CHANNEL_MAX_BACKLOG 4096
+
 /* Wakes a waiting cc_channel_next_catchup (shutdown). */
 void cc_channel_interrupt(cc_channel_t *channel);
 

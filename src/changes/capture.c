@@ -94,11 +94,16 @@ static int64_t backoff_ms(int attempt)
 
 /* Reads one opened stream until it fails or we stop. Returns the error
  * class so the caller decides how to reopen. */
+static bool capture_stopping(void *arg)
+{
+    return stopping(arg);
+}
+
 static cc_stream_error_t pump(cc_capture_t *capture, mongoc_change_stream_t *stream,
                               bson_error_t *error)
 {
     const bson_t *doc;
-    while (!stopping(capture)) {
+    while (cc_stream_wait_for_room(capture->channel, capture_stopping, capture)) {
         if (mongoc_change_stream_next(stream, &doc)) {
             bson_error_t event_error;
             cc_event_t *event = cc_event_new(doc, &event_error);

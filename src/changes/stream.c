@@ -81,6 +81,13 @@ mongoc_client_t *cc_stream_client_new(const cc_stream_config_t *config, const ch
     /* Keep selecting (up to serverSelectionTimeoutMS) instead of failing at
      * once during an election: single-threaded clients try once by default. */
     mongoc_uri_set_option_as_bool(uri, MONGOC_URI_SERVERSELECTIONTRYONCE, false);
+    /* Short rounds keep shutdown prompt; the callers retry anyway. */
+    mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 2000);
+    /* A getMore answers within maxAwaitTimeMS; a socket silent far longer
+     * is dead, and waiting out the 5-minute default would stall capture
+     * (and shutdown) for nothing. */
+    mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS,
+                                   (int32_t)(config->max_await_ms + 10000));
     /* A change stream needs no retryable reads of its own: it resumes. */
     mongoc_client_t *client = mongoc_client_new_from_uri(uri);
     mongoc_client_set_error_api(client, MONGOC_ERROR_API_VERSION_2);
@@ -130,6 +137,10 @@ cc_stream_error_t cc_stream_check(const mongoc_change_stream_t *stream, bson_err
         if (error->code == 40573) {
             return CC_STREAM_UNSUPPORTED;
         }
+        if (error->domain == MONGOC_ERROR_SERVER && error->code != 0 &&
+            !mongoc_error_has_label(reply, "ResumableChangeStreamError")) {
+            return CC_STREAM_REFUSED;
+        }
     }
     return CC_STREAM_RETRY;
 }
@@ -146,6 +157,30 @@ char *cc_stream_resume_token(const mongoc_change_stream_t *stream)
     return NULL;
 }
 
+bool cc_stream_wait_for_room(cc_channel_t *channel, bool (*cancelled)(void *arg), void *arg)
+{
+    for (;;) {
+        if (cancelled(arg)) {
+            return false;
+        }
+        if (cc_channel_backlog(channel) <= CC_CHANNEL_MAX_BACKLOG) {
+            return true;
+        }
+        nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = 2 * 1000 * 1000}, NULL);
+    }
+}
+
+typedef struct catchup_ref {
+    cc_channel_t *channel;
+    uint64_t id;
+} catchup_ref_t;
+
+static bool catchup_cancelled(void *arg)
+{
+    catchup_ref_t *ref = arg;
+    return cc_channel_catchup_cancelled(ref->channel, ref->id);
+}
+
 void cc_catchup_run(mongoc_client_t *client, const cc_stream_config_t *config,
                     cc_channel_t *channel, uint64_t id, const char *token)
 {
@@ -156,7 +191,9 @@ void cc_catchup_run(mongoc_client_t *client, const cc_stream_config_t *config,
         mongoc_change_stream_t *stream = cc_stream_open(client, config, position);
         cc_stream_error_t failure = cc_stream_check(stream, &error);
         const bson_t *doc;
-        while (failure == CC_STREAM_OK && !cc_channel_catchup_cancelled(channel, id)) {
+        catchup_ref_t ref = {channel, id};
+        while (failure == CC_STREAM_OK &&
+               cc_stream_wait_for_room(channel, catchup_cancelled, &ref)) {
             if (mongoc_change_stream_next(stream, &doc)) {
                 bson_error_t event_error;
                 cc_event_t *event = cc_event_new(doc, &event_error);
@@ -180,8 +217,10 @@ void cc_catchup_run(mongoc_client_t *client, const cc_stream_config_t *config,
             }
         }
         mongoc_change_stream_destroy(stream);
+        /* Only network trouble is worth another try: a refused token stays
+         * refused, and retrying it would hold up every other catch-up. */
         if (failure == CC_STREAM_HISTORY_LOST || failure == CC_STREAM_UNSUPPORTED ||
-            ++attempts > 5) {
+            failure == CC_STREAM_REFUSED || ++attempts > 5) {
             cc_channel_post(channel, CC_MSG_CATCHUP_LOST, NULL, NULL, error.message, id);
             break;
         }

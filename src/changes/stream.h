@@ -19,6 +19,7 @@ typedef struct cc_stream_config {
 typedef enum cc_stream_error {
     CC_STREAM_OK,
     CC_STREAM_RETRY,        /* network, primary change, anything resumable */
+    CC_STREAM_REFUSED,      /* the server refused the request (e.g. a bad token) */
     CC_STREAM_HISTORY_LOST, /* 286 ChangeStreamHistoryLost, 280 token not found */
     CC_STREAM_UNSUPPORTED,  /* 40573: a standalone has no change streams */
 } cc_stream_error_t;
@@ -37,6 +38,10 @@ cc_stream_error_t cc_stream_check(const mongoc_change_stream_t *stream, bson_err
 
 /* The stream's current resume token (_data, upper case), or NULL. */
 char *cc_stream_resume_token(const mongoc_change_stream_t *stream);
+
+/* Waits while the push thread has CC_CHANNEL_MAX_BACKLOG messages to take;
+ * false when `cancelled` says to give up. */
+bool cc_stream_wait_for_room(cc_channel_t *channel, bool (*cancelled)(void *arg), void *arg);
 
 /* Serves one catch-up request: events after `token` until the stream has
  * nothing more, posted as CC_MSG_CATCHUP_* messages. */

@@ -13,19 +13,18 @@ typedef struct catchup_request {
     struct catchup_request *next;
 } catchup_request_t;
 
-#define CANCELLED_SLOTS 256
-
 struct cc_channel {
     pthread_mutex_t lock;
     cc_msg_t *head, *tail;
+    size_t backlog; /* messages posted and not yet taken */
     void (*wakeup)(void *arg);
     void *wakeup_arg;
 
     pthread_mutex_t request_lock;
     pthread_cond_t request_ready;
     catchup_request_t *requests;
-    uint64_t cancelled[CANCELLED_SLOTS]; /* recent cancellations, by id */
-    size_t cancelled_next;
+    uint64_t running_id; /* the request a worker is serving */
+    bool running_cancelled;
     bool interrupted;
 };
 
@@ -92,6 +91,7 @@ void cc_channel_post(cc_channel_t *channel, cc_msg_kind_t kind, cc_event_t *even
         channel->head = msg;
     }
     channel->tail = msg;
+    channel->backlog++;
     void (*wakeup)(void *) = channel->wakeup;
     void *arg = channel->wakeup_arg;
     pthread_mutex_unlock(&channel->lock);
@@ -105,6 +105,7 @@ cc_msg_t *cc_channel_take(cc_channel_t *channel)
     pthread_mutex_lock(&channel->lock);
     cc_msg_t *all = channel->head;
     channel->head = channel->tail = NULL;
+    channel->backlog = 0;
     pthread_mutex_unlock(&channel->lock);
     return all;
 }
@@ -136,18 +137,17 @@ void cc_channel_cancel_catchup(cc_channel_t *channel, uint64_t id)
             break;
         }
     }
-    channel->cancelled[channel->cancelled_next++ % CANCELLED_SLOTS] = id;
+    if (channel->running_id == id) {
+        channel->running_cancelled = true;
+    }
     pthread_mutex_unlock(&channel->request_lock);
 }
 
 bool cc_channel_catchup_cancelled(cc_channel_t *channel, uint64_t id)
 {
-    bool cancelled = false;
     pthread_mutex_lock(&channel->request_lock);
-    for (size_t i = 0; i < CANCELLED_SLOTS; i++) {
-        cancelled = cancelled || (channel->cancelled[i] == id && id != 0);
-    }
-    cancelled = cancelled || channel->interrupted;
+    bool cancelled =
+        channel->interrupted || (channel->running_id == id && channel->running_cancelled);
     pthread_mutex_unlock(&channel->request_lock);
     return cancelled;
 }
@@ -172,6 +172,8 @@ bool cc_channel_next_catchup(cc_channel_t *channel, int64_t timeout_ms, uint64_t
     catchup_request_t *request = channel->interrupted ? NULL : channel->requests;
     if (request) {
         channel->requests = request->next;
+        channel->running_id = request->id;
+        channel->running_cancelled = false;
     }
     pthread_mutex_unlock(&channel->request_lock);
     if (!request) {
@@ -181,6 +183,14 @@ bool cc_channel_next_catchup(cc_channel_t *channel, int64_t timeout_ms, uint64_t
     *token = request->token;
     bson_free(request);
     return true;
+}
+
+size_t cc_channel_backlog(cc_channel_t *channel)
+{
+    pthread_mutex_lock(&channel->lock);
+    size_t backlog = channel->backlog;
+    pthread_mutex_unlock(&channel->lock);
+    return backlog;
 }
 
 void cc_channel_interrupt(cc_channel_t *channel)

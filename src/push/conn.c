@@ -153,6 +153,9 @@ int cc_conn_flush(cc_conn_t *conn)
         if (written < (int)len) {
             return -1;
         }
+        if (!conn->closing) {
+            cc_fanout_refill(conn);
+        }
     }
     if (conn->closing) {
         if (conn->kind == CC_CONN_WS && conn->close_code) {

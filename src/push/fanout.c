@@ -5,7 +5,11 @@
  * gap, no duplicate) whichever way the events come: live from capture, from
  * the ring, or from a private catch-up stream. A subscription older than the
  * ring catches up from its own stream until its position reaches what the
- * ring holds, then continues from the ring, then live. */
+ * ring holds, then continues from the ring, then live. Replays are pulled by
+ * the client: the ring is read a queue's worth (push.max_queue_bytes) per
+ * write, and a catch-up stream is paused (closed, reopened from the
+ * position) while its client is that far behind, so a reconnect from far
+ * back costs bounded memory and is never mistaken for a slow consumer. */
 #include "changecast/log.h"
 #include "push_internal.h"
 
@@ -103,6 +107,31 @@ void cc_fanout_send_reset(cc_sub_t *sub, const char *reason, const char *message
     bson_destroy(&doc);
 }
 
+static void start_catchup(struct cc_push *push, cc_sub_t *sub);
+
+static bool queue_full(const cc_sub_t *sub)
+{
+    return sub->conn->out.len >= (size_t)sub->conn->push->options.max_queue_bytes;
+}
+
+/* Offers ring events after the position until the queue is full or the
+ * ring is read; at its end the subscription is live. */
+static void replay(struct cc_push *push, cc_sub_t *sub)
+{
+    size_t index;
+    if (!cc_ring_position_after(push->ring, sub->position, &index)) {
+        start_catchup(push, sub); /* the ring moved past us while we read it */
+        return;
+    }
+    size_t count = cc_ring_count(push->ring);
+    while (index < count && !sub->conn->closing && !queue_full(sub)) {
+        offer(sub, cc_ring_at(push->ring, index++));
+    }
+    if (index == count) {
+        sub->state = CC_SUB_LIVE;
+    }
+}
+
 /* From the ring onwards, once the ring holds everything after the
  * subscription's position. */
 static bool join_ring(struct cc_push *push, cc_sub_t *sub)
@@ -115,12 +144,27 @@ static bool join_ring(struct cc_push *push, cc_sub_t *sub)
         cc_channel_cancel_catchup(push->channel, sub->catchup_id);
         cc_debug("push_conn=%llu event=catchup_done", (unsigned long long)sub->conn->id);
     }
-    sub->state = CC_SUB_LIVE;
     sub->catchup_id = 0;
-    for (size_t count = cc_ring_count(push->ring); index < count; index++) {
-        offer(sub, cc_ring_at(push->ring, index));
-    }
+    sub->state = CC_SUB_REPLAYING;
+    replay(push, sub);
     return true;
+}
+
+void cc_fanout_refill(cc_conn_t *conn)
+{
+    struct cc_push *push = conn->push;
+    cc_sub_t *sub;
+    TAILQ_FOREACH(sub, &conn->subs, conn_link)
+    {
+        if (queue_full(sub)) {
+            break;
+        }
+        if (sub->state == CC_SUB_REPLAYING) {
+            replay(push, sub);
+        } else if (sub->state == CC_SUB_CATCHUP_PAUSED && !join_ring(push, sub)) {
+            start_catchup(push, sub);
+        }
+    }
 }
 
 static void start_catchup(struct cc_push *push, cc_sub_t *sub)
@@ -198,8 +242,8 @@ static void reset_all(struct cc_push *push, const char *reason, const char *mess
         {
             if (sub->state == CC_SUB_CATCHING_UP) {
                 cc_channel_cancel_catchup(push->channel, sub->catchup_id);
-                sub->state = CC_SUB_LIVE;
             }
+            sub->state = CC_SUB_LIVE;
             bson_free(sub->position);
             sub->position = NULL;
             cc_fanout_send_reset(sub, reason, message);
@@ -215,7 +259,13 @@ static void on_catchup_message(struct cc_push *push, cc_msg_t *msg)
     }
     if (msg->kind == CC_MSG_CATCHUP_EVENT) {
         offer(sub, msg->event);
-        join_ring(push, sub);
+        if (!join_ring(push, sub) && queue_full(sub)) {
+            /* Let the client catch up with us first; the stream reopens
+             * from the position once its queue has room (refill). */
+            cc_channel_cancel_catchup(push->channel, sub->catchup_id);
+            sub->catchup_id = 0;
+            sub->state = CC_SUB_CATCHUP_PAUSED;
+        }
     } else if (msg->kind == CC_MSG_CATCHUP_CURRENT) {
         if (msg->token && (!sub->position || cc_token_compare(msg->token, sub->position) > 0)) {
             bson_free(sub->position);

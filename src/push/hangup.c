@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Noticing SSE clients that leave. libwebsockets 4.1 stops reading an
  * HTTP/1 connection once an event-stream response has begun, so when the
- * client closes, its socket stays readable and the poll loop spins at full
- * CPU until a write fails. An epoll set of our own, watching only for
- * hangups (EPOLLRDHUP), is adopted into the lws loop as a raw file: it
- * becomes readable exactly when some SSE client has gone, and costs nothing
- * otherwise. */
+ * client closes (or sends anything more), its socket stays readable and
+ * the poll loop spins at full CPU until a write fails. An epoll set of our
+ * own, watching the SSE sockets for input and hangup, is adopted into the
+ * lws loop as a raw file: it becomes readable exactly when some SSE client
+ * has gone or sent bytes it has no business sending, and costs nothing
+ * otherwise. Either way the connection is closed. */
 #include "changecast/log.h"
 #include "push_internal.h"
 
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 bool cc_hangup_init(struct cc_push *push)
@@ -19,13 +21,20 @@ bool cc_hangup_init(struct cc_push *push)
         return false;
     }
     lws_sock_file_fd_type fd = {.filefd = push->hangup_fd};
-    return lws_adopt_descriptor_vhost(push->vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "changecast-hangup",
-                                      NULL) != NULL;
+    if (!lws_adopt_descriptor_vhost(push->vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "changecast-hangup",
+                                    NULL)) {
+        close(push->hangup_fd);
+        push->hangup_fd = -1;
+        return false;
+    }
+    /* lws owns the descriptor now and closes it with the context. */
+    push->hangup_owned_by_lws = true;
+    return true;
 }
 
 void cc_hangup_watch(struct cc_push *push, cc_conn_t *conn)
 {
-    struct epoll_event event = {.events = EPOLLRDHUP | EPOLLONESHOT, .data.ptr = conn};
+    struct epoll_event event = {.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, .data.ptr = conn};
     epoll_ctl(push->hangup_fd, EPOLL_CTL_ADD, lws_get_socket_fd(conn->wsi), &event);
 }
 
@@ -49,14 +58,17 @@ int cc_hangup_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     for (int i = 0; i < n; i++) {
         /* A watched connection is unwatched before it is freed, and this
          * runs on the push thread, so the pointer is live. */
-        cc_conn_drop(events[i].data.ptr, 0, "client_gone");
+        cc_conn_t *conn = events[i].data.ptr;
+        char byte;
+        bool gone = recv(lws_get_socket_fd(conn->wsi), &byte, 1, MSG_PEEK | MSG_DONTWAIT) <= 0;
+        cc_conn_drop(conn, 0, gone ? "client_gone" : "client_sent_data");
     }
     return 0;
 }
 
 void cc_hangup_close(struct cc_push *push)
 {
-    if (push->hangup_fd >= 0) {
+    if (push->hangup_fd >= 0 && !push->hangup_owned_by_lws) {
         close(push->hangup_fd);
         push->hangup_fd = -1;
     }

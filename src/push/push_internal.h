@@ -31,7 +31,12 @@ enum {
     CC_OP_ALL = 0x1ff,
 };
 
-typedef enum cc_sub_state { CC_SUB_LIVE, CC_SUB_CATCHING_UP } cc_sub_state_t;
+typedef enum cc_sub_state {
+    CC_SUB_LIVE,           /* receives events as capture posts them */
+    CC_SUB_REPLAYING,      /* reading the ring, a queue's worth per write */
+    CC_SUB_CATCHING_UP,    /* reading its own upstream stream */
+    CC_SUB_CATCHUP_PAUSED, /* its client is behind: the stream waits for it */
+} cc_sub_state_t;
 
 typedef struct cc_conn cc_conn_t;
 
@@ -132,6 +137,7 @@ struct cc_push {
     bool flush_scheduled;
     lws_sorted_usec_list_t heartbeat_timer;
     int hangup_fd;
+    bool hangup_owned_by_lws;
 };
 
 /* conn.c */
@@ -171,6 +177,8 @@ void cc_fanout_start(struct cc_push *push, cc_sub_t *sub, const char *after);
 void cc_fanout_stop(struct cc_push *push, cc_sub_t *sub);
 void cc_fanout_drain_channel(struct cc_push *push);
 void cc_fanout_send_reset(cc_sub_t *sub, const char *reason, const char *message);
+/* After a write left room in the connection's queue: replays continue. */
+void cc_fanout_refill(cc_conn_t *conn);
 
 /* hangup.c */
 bool cc_hangup_init(struct cc_push *push);

@@ -226,6 +226,7 @@ static void *push_thread(void *arg)
     }
     if (!cc_hangup_init(push)) {
         bson_set_error(&push->start_error, 0, 0, "push: cannot watch for client hangups");
+        cc_hangup_close(push);
         lws_context_destroy(push->context);
         push->context = NULL;
         report_start(push, true);

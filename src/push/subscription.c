@@ -233,6 +233,10 @@ static bool id_key(const bson_iter_t *iter, char *out, size_t size)
     }
 }
 
+/* Past this many pinned values a subscription is indexed by namespace
+ * only: correct either way, and the index stays small. */
+#define CC_MAX_PINNED_IDS 256
+
 /* The keys a subscription is listed under: "db.coll" (or "db.*") and, when
  * its filter pins documentKey._id, "db.coll|<id>" for each pinned value. */
 static void for_each_key(cc_sub_t *sub, void (*fn)(cc_index_t *, const char *, cc_sub_t *),
@@ -243,8 +247,9 @@ static void for_each_key(cc_sub_t *sub, void (*fn)(cc_index_t *, const char *, c
     bson_iter_t iter;
     char id[600];
     if (pinned && bson_iter_init(&iter, &ids)) {
+        size_t count = 0;
         while (bson_iter_next(&iter)) {
-            pinned = pinned && id_key(&iter, id, sizeof id);
+            pinned = pinned && id_key(&iter, id, sizeof id) && ++count <= CC_MAX_PINNED_IDS;
         }
     }
     for (size_t i = 0; i < sub->namespace_count; i++) {
@@ -282,12 +287,23 @@ static void add_under(cc_index_t *index, const char *key, cc_sub_t *sub)
 
 static void remove_under(cc_index_t *index, const char *key, cc_sub_t *sub)
 {
-    index_entry_t *entry = find(index, key, false);
+    index_entry_t **slot = &index->buckets[hash(key) % INDEX_BUCKETS];
+    while (*slot && strcmp((*slot)->key, key) != 0) {
+        slot = &(*slot)->next;
+    }
+    index_entry_t *entry = *slot;
     for (size_t j = 0; entry && j < entry->count; j++) {
         if (entry->subs[j] == sub) {
             entry->subs[j] = entry->subs[--entry->count];
             break;
         }
+    }
+    if (entry && entry->count == 0) {
+        /* Keys come and go with subscribers (pinned _ids): never keep empty ones. */
+        *slot = entry->next;
+        bson_free(entry->key);
+        bson_free(entry->subs);
+        bson_free(entry);
     }
 }
 
