@@ -51,7 +51,9 @@ static void deliver(cc_sub_t *sub, cc_event_t *event)
         cc_conn_append_ws_text(conn, parts, lens, 7);
     }
     conn->push->metrics.events_delivered++;
-    if (cc_conn_over_limit(conn)) {
+    /* Replays and catch-ups pace themselves (a queue's worth per write);
+     * only live delivery can outrun a client. */
+    if (sub->state == CC_SUB_LIVE && cc_conn_over_limit(conn)) {
         if (!cc_conn_stalled(conn)) {
             /* Over the bound within one burst but still reading: send now. */
             lws_callback_on_writable(conn->wsi);
