@@ -152,7 +152,9 @@ static void on_metrics_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     daemon_t *daemon = arg;
-    cc_push_set_wire_connections(daemon->push, (int64_t)cc_wire_session_count(daemon->wire));
+    cc_push_set_wire_stats(daemon->push, (int64_t)cc_wire_session_count(daemon->wire),
+                           cc_wire_bytes_forwarded(daemon->wire, true),
+                           cc_wire_bytes_forwarded(daemon->wire, false));
 }
 
 static int run(daemon_t *daemon, bool check_only)

@@ -34,7 +34,8 @@ cc_push_t *cc_push_start(const cc_push_options_t *options, cc_channel_t *channel
 const char *cc_push_address(const cc_push_t *push);
 
 /* Wire-side numbers for /metrics, updated by the wire thread. */
-void cc_push_set_wire_connections(cc_push_t *push, int64_t connections);
+void cc_push_set_wire_stats(cc_push_t *push, int64_t connections, uint64_t bytes_to_upstream,
+                            uint64_t bytes_to_clients);
 
 void cc_push_stop(cc_push_t *push);
 

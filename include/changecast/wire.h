@@ -50,6 +50,10 @@ void cc_wire_drain(cc_wire_t *wire, int64_t timeout_ms, void (*done)(void *arg),
 /* Client connections open now. */
 size_t cc_wire_session_count(const cc_wire_t *wire);
 
+/* Bytes forwarded since start, towards the upstream or towards clients
+ * (handshake rewrites included). */
+uint64_t cc_wire_bytes_forwarded(const cc_wire_t *wire, bool to_upstream);
+
 void cc_wire_free(cc_wire_t *wire);
 
 #endif

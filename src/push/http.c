@@ -108,7 +108,11 @@ static int serve_metrics(struct cc_push *push, struct lws *wsi, cc_conn_t **slot
              "changecast_capture_up %d\n"
              "# HELP changecast_wire_connections Application connections to the wire proxy.\n"
              "# TYPE changecast_wire_connections gauge\n"
-             "changecast_wire_connections %lld\n",
+             "changecast_wire_connections %lld\n"
+             "# HELP changecast_wire_bytes_forwarded_total Bytes the wire proxy forwarded.\n"
+             "# TYPE changecast_wire_bytes_forwarded_total counter\n"
+             "changecast_wire_bytes_forwarded_total{direction=\"upstream\"} %llu\n"
+             "changecast_wire_bytes_forwarded_total{direction=\"client\"} %llu\n",
              push->sse_count, push->ws_count, (unsigned long long)m->events_captured,
              (unsigned long long)m->events_delivered, (unsigned long long)m->drops_slow_consumer,
              (unsigned long long)m->resets_history_lost,
@@ -116,7 +120,9 @@ static int serve_metrics(struct cc_push *push, struct lws *wsi, cc_conn_t **slot
              (unsigned long long)m->catchups_started, (unsigned long long)m->subscription_checks,
              (unsigned long long)m->requests_rejected, cc_ring_count(push->ring),
              cc_ring_bytes(push->ring), lag, push->capture_state == CC_CAPTURE_LIVE,
-             (long long)atomic_load(&push->wire_connections));
+             (long long)atomic_load(&push->wire_connections),
+             (unsigned long long)atomic_load(&push->wire_bytes_to_upstream),
+             (unsigned long long)atomic_load(&push->wire_bytes_to_clients));
     return cc_http_reply(push, wsi, slot, 200, "text/plain; version=0.0.4", body);
 }
 

@@ -133,6 +133,8 @@ struct cc_push {
     char capture_reason[256];
     cc_metrics_t metrics;
     atomic_llong wire_connections;
+    atomic_ullong wire_bytes_to_upstream;
+    atomic_ullong wire_bytes_to_clients;
     lws_sorted_usec_list_t flush_timer;
     bool flush_scheduled;
     lws_sorted_usec_list_t heartbeat_timer;

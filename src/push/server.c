@@ -308,9 +308,12 @@ const char *cc_push_address(const cc_push_t *push)
     return push->address;
 }
 
-void cc_push_set_wire_connections(cc_push_t *push, int64_t connections)
+void cc_push_set_wire_stats(cc_push_t *push, int64_t connections, uint64_t bytes_to_upstream,
+                            uint64_t bytes_to_clients)
 {
     atomic_store(&push->wire_connections, connections);
+    atomic_store(&push->wire_bytes_to_upstream, bytes_to_upstream);
+    atomic_store(&push->wire_bytes_to_clients, bytes_to_clients);
 }
 
 void cc_push_stop(cc_push_t *push)

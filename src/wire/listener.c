@@ -145,6 +145,11 @@ size_t cc_wire_session_count(const cc_wire_t *wire)
     return wire->session_count;
 }
 
+uint64_t cc_wire_bytes_forwarded(const cc_wire_t *wire, bool to_upstream)
+{
+    return wire->bytes_forwarded[to_upstream];
+}
+
 const char *cc_wire_address(const cc_wire_t *wire)
 {
     return wire->address;

@@ -265,6 +265,7 @@ static void send_staged(cc_session_t *session, cc_frame_origin_t origin)
     /* Until the upstream is connected, its bufferevent holds what the
      * client sent and writes it once connected. */
     bool connected = !to_upstream || session->state == CC_SESSION_PROXYING;
+    session->wire->bytes_forwarded[to_upstream] += evbuffer_get_length(session->staged);
     if (!cc_socket_send(to, session->staged, connected)) {
         /* What the bufferevent's own write would have reported. */
         (to_upstream ? on_upstream_event : on_client_event)(to, BEV_EVENT_WRITING | BEV_EVENT_ERROR,

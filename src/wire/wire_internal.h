@@ -75,6 +75,7 @@ struct cc_wire {
     bson_oid_t service_id;
     uint64_t next_session_id;
     size_t session_count;
+    uint64_t bytes_forwarded[2]; /* [0] to clients, [1] to the upstream */
     TAILQ_HEAD(, cc_session) sessions;
     bool draining;
     struct event *drain_timer;

@@ -54,3 +54,22 @@ test('an SSE client that sends bytes after its request is closed (client_sent_da
     await stack.stop();
   }
 });
+
+test('/metrics reports the wire proxy: connections and bytes forwarded each way', async () => {
+  const { metrics, metricSum } = require('./push-support');
+  const stack = await startPush();
+  try {
+    await stack.client.db('it').collection('orders').insertOne({ _id: 'm1' });
+    const read = async () => (await metrics(stack.pushUrl)).samples;
+    await waitUntil(async () => metricSum(await read(), /^changecast_wire_bytes_forwarded_total$/, { direction: 'upstream' }) > 0, 'bytes counted');
+    const samples = await read();
+    assert.ok(metricSum(samples, /^changecast_wire_connections$/) >= 1);
+    const up = metricSum(samples, /^changecast_wire_bytes_forwarded_total$/, { direction: 'upstream' });
+    const down = metricSum(samples, /^changecast_wire_bytes_forwarded_total$/, { direction: 'client' });
+    assert.ok(up > 100 && down > 100, `forwarded ${up} up, ${down} down`);
+    await stack.client.db('it').collection('orders').findOne({ _id: 'm1' });
+    await waitUntil(async () => metricSum(await read(), /^changecast_wire_bytes_forwarded_total$/, { direction: 'client' }) > down, 'more bytes after a find');
+  } finally {
+    await stack.stop();
+  }
+});
