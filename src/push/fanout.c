@@ -111,6 +111,28 @@ void cc_fanout_send_reset(cc_sub_t *sub, const char *reason, const char *message
 
 static void start_catchup(struct cc_push *push, cc_sub_t *sub);
 
+static const char *const state_names[] = {"live", "replaying", "catching_up", "catchup_paused"};
+
+/* The one place a subscription changes state: leaving CATCHING_UP cancels
+ * its stream, and the catch-up list lets a catch-up message find its
+ * subscription without scanning every connection. */
+static void set_state(struct cc_push *push, cc_sub_t *sub, cc_sub_state_t state)
+{
+    if (sub->state == state) {
+        return;
+    }
+    if (sub->state == CC_SUB_CATCHING_UP) {
+        cc_channel_cancel_catchup(push->channel, sub->catchup_id);
+        TAILQ_REMOVE(&push->catchups, sub, catchup_link);
+        sub->catchup_id = 0;
+    } else if (state == CC_SUB_CATCHING_UP) {
+        TAILQ_INSERT_TAIL(&push->catchups, sub, catchup_link);
+    }
+    cc_debug("push_conn=%llu event=subscription_state from=%s to=%s",
+             (unsigned long long)sub->conn->id, state_names[sub->state], state_names[state]);
+    sub->state = state;
+}
+
 static bool queue_full(const cc_sub_t *sub)
 {
     return sub->conn->out.len >= (size_t)sub->conn->push->options.max_queue_bytes;
@@ -130,7 +152,7 @@ static void replay(struct cc_push *push, cc_sub_t *sub)
         offer(sub, cc_ring_at(push->ring, index++));
     }
     if (index == count) {
-        sub->state = CC_SUB_LIVE;
+        set_state(push, sub, CC_SUB_LIVE);
     }
 }
 
@@ -142,12 +164,7 @@ static bool join_ring(struct cc_push *push, cc_sub_t *sub)
     if (!sub->position || !cc_ring_position_after(push->ring, sub->position, &index)) {
         return false;
     }
-    if (sub->state == CC_SUB_CATCHING_UP) {
-        cc_channel_cancel_catchup(push->channel, sub->catchup_id);
-        cc_debug("push_conn=%llu event=catchup_done", (unsigned long long)sub->conn->id);
-    }
-    sub->catchup_id = 0;
-    sub->state = CC_SUB_REPLAYING;
+    set_state(push, sub, CC_SUB_REPLAYING);
     replay(push, sub);
     return true;
 }
@@ -171,8 +188,8 @@ void cc_fanout_refill(cc_conn_t *conn)
 
 static void start_catchup(struct cc_push *push, cc_sub_t *sub)
 {
-    sub->state = CC_SUB_CATCHING_UP;
-    sub->catchup_id = ++push->next_catchup_id;
+    set_state(push, sub, CC_SUB_CATCHING_UP);
+    sub->catchup_id = ++push->next_catchup_id; /* a new stream, also when going round again */
     push->metrics.catchups_started++;
     cc_info("push_conn=%llu event=catchup_started", (unsigned long long)sub->conn->id);
     cc_channel_request_catchup(push->channel, sub->catchup_id, sub->position);
@@ -181,7 +198,6 @@ static void start_catchup(struct cc_push *push, cc_sub_t *sub)
 void cc_fanout_start(struct cc_push *push, cc_sub_t *sub, const char *after)
 {
     cc_index_add(push->index, sub);
-    sub->state = CC_SUB_LIVE;
     if (!after) {
         return; /* from now: the next live event is the first */
     }
@@ -194,9 +210,7 @@ void cc_fanout_start(struct cc_push *push, cc_sub_t *sub, const char *after)
 void cc_fanout_stop(struct cc_push *push, cc_sub_t *sub)
 {
     cc_index_remove(push->index, sub);
-    if (sub->state == CC_SUB_CATCHING_UP) {
-        cc_channel_cancel_catchup(push->channel, sub->catchup_id);
-    }
+    set_state(push, sub, CC_SUB_LIVE);
 }
 
 typedef struct live_dispatch {
@@ -219,15 +233,11 @@ static void offer_live(cc_sub_t *sub, void *arg)
 
 static cc_sub_t *find_catchup(struct cc_push *push, uint64_t id)
 {
-    cc_conn_t *conn;
-    TAILQ_FOREACH(conn, &push->conns, link)
+    cc_sub_t *sub;
+    TAILQ_FOREACH(sub, &push->catchups, catchup_link)
     {
-        cc_sub_t *sub;
-        TAILQ_FOREACH(sub, &conn->subs, conn_link)
-        {
-            if (sub->state == CC_SUB_CATCHING_UP && sub->catchup_id == id) {
-                return sub;
-            }
+        if (sub->catchup_id == id) {
+            return sub;
         }
     }
     return NULL;
@@ -242,10 +252,7 @@ static void reset_all(struct cc_push *push, const char *reason, const char *mess
         cc_sub_t *sub;
         TAILQ_FOREACH(sub, &conn->subs, conn_link)
         {
-            if (sub->state == CC_SUB_CATCHING_UP) {
-                cc_channel_cancel_catchup(push->channel, sub->catchup_id);
-            }
-            sub->state = CC_SUB_LIVE;
+            set_state(push, sub, CC_SUB_LIVE);
             bson_free(sub->position);
             sub->position = NULL;
             cc_fanout_send_reset(sub, reason, message);
@@ -264,9 +271,7 @@ static void on_catchup_message(struct cc_push *push, cc_msg_t *msg)
         if (!join_ring(push, sub) && queue_full(sub)) {
             /* Let the client catch up with us first; the stream reopens
              * from the position once its queue has room (refill). */
-            cc_channel_cancel_catchup(push->channel, sub->catchup_id);
-            sub->catchup_id = 0;
-            sub->state = CC_SUB_CATCHUP_PAUSED;
+            set_state(push, sub, CC_SUB_CATCHUP_PAUSED);
         }
     } else if (msg->kind == CC_MSG_CATCHUP_CURRENT) {
         if (msg->token && (!sub->position || cc_token_compare(msg->token, sub->position) > 0)) {
@@ -280,8 +285,7 @@ static void on_catchup_message(struct cc_push *push, cc_msg_t *msg)
     } else {
         push->metrics.resets_history_lost++;
         cc_fanout_send_reset(sub, "history_lost", msg->reason);
-        sub->state = CC_SUB_LIVE;
-        sub->catchup_id = 0;
+        set_state(push, sub, CC_SUB_LIVE);
         size_t newest = cc_ring_count(push->ring);
         bson_free(sub->position);
         sub->position = newest ? bson_strdup(cc_ring_at(push->ring, newest - 1)->token) : NULL;

@@ -53,6 +53,7 @@ typedef struct cc_sub {
     uint64_t catchup_id;
     uint64_t seen_sequence; /* dispatch number of the last event offered */
     TAILQ_ENTRY(cc_sub) conn_link;
+    TAILQ_ENTRY(cc_sub) catchup_link; /* in push->catchups while CATCHING_UP */
 } cc_sub_t;
 
 typedef struct cc_out {
@@ -124,6 +125,7 @@ struct cc_push {
     atomic_bool stopping;
     TAILQ_HEAD(, cc_conn) conns;
     TAILQ_HEAD(, cc_conn) dirty;
+    TAILQ_HEAD(, cc_sub) catchups; /* subscriptions reading a catch-up stream */
     size_t sse_count;
     size_t ws_count;
     uint64_t next_conn_id;

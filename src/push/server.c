@@ -279,6 +279,7 @@ cc_push_t *cc_push_start(const cc_push_options_t *options, cc_channel_t *channel
     push->hangup_fd = -1;
     TAILQ_INIT(&push->conns);
     TAILQ_INIT(&push->dirty);
+    TAILQ_INIT(&push->catchups);
     pthread_mutex_init(&push->start_lock, NULL);
     pthread_cond_init(&push->started, NULL);
     bson_error_t detail;
