@@ -234,6 +234,14 @@ done:
     if (metrics_timer) {
         event_free(metrics_timer);
     }
+    /* Default dispositions again: should the threads below be slow to stop,
+     * a second SIGTERM ends the process at once. */
+    for (size_t i = 0; i < 3; i++) {
+        if (signals[i]) {
+            event_free(signals[i]);
+            signals[i] = NULL;
+        }
+    }
     cc_capture_stop(capture);
     cc_push_stop(daemon->push);
     cc_channel_free(channel);
