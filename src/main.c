@@ -129,6 +129,7 @@ static bool start_push(daemon_t *daemon, cc_channel_t *channel, cc_capture_t **c
         .max_message_bytes = c->push.max_message_bytes,
         .max_subscriptions = c->push.max_subscriptions,
         .retry_ms = c->push.retry_ms,
+        .watermark_ms = c->push.watermark_ms,
     };
     daemon->push = cc_push_start(&push, channel, error);
     if (!daemon->push) {

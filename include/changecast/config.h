@@ -41,6 +41,7 @@ typedef struct cc_config {
         int64_t max_message_bytes;
         int64_t max_subscriptions;
         int64_t retry_ms;
+        int64_t watermark_ms;
     } push;
     struct {
         char *level;

@@ -24,6 +24,7 @@ typedef struct cc_push_options {
     int64_t max_message_bytes;
     int64_t max_subscriptions;
     int64_t retry_ms;
+    int64_t watermark_ms;
 } cc_push_options_t;
 
 typedef struct cc_push cc_push_t;

@@ -84,6 +84,8 @@ static const config_key_t config_keys[] = {
      "subscriptions one WebSocket may hold"},
     {"push", "retry_ms", KEY_INT, FIELD(push.retry_ms), "2000", 0, 3600000,
      "the SSE retry: hint, how long EventSource waits before reconnecting"},
+    {"push", "watermark_ms", KEY_INT, FIELD(push.watermark_ms), "1000", 0, 3600000,
+     "how often each stream reports how far it has delivered (event: watermark); 0 = never"},
     {"log", "level", KEY_LOG_LEVEL, FIELD(log.level), "info", 0, 0, "debug, info, warn or error"},
     {"log", "file", KEY_STRING, FIELD(log.file), "", 0, 0,
      "log file, reopened on SIGHUP; empty = standard error"},

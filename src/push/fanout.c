@@ -13,6 +13,7 @@
 #include "changecast/log.h"
 #include "push_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static bool namespace_matches(const cc_sub_t *sub, const cc_event_t *event)
@@ -292,6 +293,76 @@ static void on_catchup_message(struct cc_push *push, cc_msg_t *msg)
     }
 }
 
+static void set_capture_position(struct cc_push *push, const char *token)
+{
+    bson_free(push->capture_position);
+    push->capture_position = token ? bson_strdup(token) : NULL;
+}
+
+/* MongoDB resume tokens are KeyStrings that start with the event's cluster
+ * time: type byte 0x82, then seconds and increment as big-endian 32-bit
+ * integers. */
+static bool token_cluster_time(const char *token, uint32_t *seconds, uint32_t *increment)
+{
+    if (strlen(token) < 18 || strncmp(token, "82", 2) != 0) {
+        return false;
+    }
+    char part[9] = {0};
+    memcpy(part, token + 2, 8);
+    *seconds = (uint32_t)strtoul(part, NULL, 16);
+    memcpy(part, token + 10, 8);
+    *increment = (uint32_t)strtoul(part, NULL, 16);
+    return true;
+}
+
+void cc_fanout_send_watermarks(struct cc_push *push)
+{
+    const char *position = push->capture_position;
+    uint32_t seconds, increment;
+    if (!position || !token_cluster_time(position, &seconds, &increment)) {
+        return;
+    }
+    cc_conn_t *conn;
+    TAILQ_FOREACH(conn, &push->conns, link)
+    {
+        cc_sub_t *sub;
+        TAILQ_FOREACH(sub, &conn->subs, conn_link)
+        {
+            if (conn->closing || sub->state != CC_SUB_LIVE ||
+                (sub->watermark && strcmp(sub->watermark, position) == 0) ||
+                (sub->position && cc_token_compare(sub->position, position) > 0)) {
+                continue;
+            }
+            bson_free(sub->watermark);
+            sub->watermark = bson_strdup(position);
+            bson_t doc = BSON_INITIALIZER;
+            if (conn->kind == CC_CONN_WS) {
+                BSON_APPEND_UTF8(&doc, "type", "watermark");
+                BSON_APPEND_UTF8(&doc, "id", sub->id);
+            }
+            BSON_APPEND_TIMESTAMP(&doc, "clusterTime", seconds, increment);
+            BSON_APPEND_UTF8(&doc, "token", position);
+            if (conn->kind == CC_CONN_WS) {
+                cc_ws_send_json(conn, &doc);
+            } else {
+                /* The id moves Last-Event-ID past events this stream did not
+                 * want, so a reconnect resumes from here, not from its last
+                 * matching event. */
+                size_t len;
+                char *json = bson_as_relaxed_extended_json(&doc, &len);
+                cc_conn_append(conn, "id: ", 4);
+                cc_conn_append(conn, position, strlen(position));
+                cc_conn_append(conn, "\nevent: watermark\ndata: ", 24);
+                cc_conn_append(conn, json, len);
+                cc_conn_append(conn, "\n\n", 2);
+                bson_free(json);
+                cc_conn_mark_dirty(conn);
+            }
+            bson_destroy(&doc);
+        }
+    }
+}
+
 void cc_fanout_drain_channel(struct cc_push *push)
 {
     cc_msg_t *msg = cc_channel_take(push->channel), *next;
@@ -302,6 +373,7 @@ void cc_fanout_drain_channel(struct cc_push *push)
             push->metrics.events_captured++;
             push->metrics.last_cluster_time = msg->event->cluster_seconds;
             cc_ring_append(push->ring, msg->event);
+            set_capture_position(push, msg->event->token);
             live_dispatch_t dispatch = {push, msg->event, ++push->dispatch_sequence};
             cc_index_visit(push->index, msg->event, offer_live, &dispatch);
             break;
@@ -314,10 +386,12 @@ void cc_fanout_drain_channel(struct cc_push *push)
             break;
         case CC_MSG_PROGRESS:
             cc_ring_advance_floor(push->ring, msg->token);
+            set_capture_position(push, msg->token);
             break;
         case CC_MSG_RESTARTED:
             push->metrics.resets_capture_restarted++;
             cc_ring_reset(push->ring, NULL);
+            set_capture_position(push, NULL);
             reset_all(push, "capture_restarted", msg->reason);
             break;
         case CC_MSG_UNAVAILABLE:

@@ -49,6 +49,7 @@ typedef struct cc_sub {
     uint32_t ops;
     bool full_document_default; /* strip fullDocument from updates */
     char *position;             /* token of the last event examined; NULL = from now */
+    char *watermark;            /* the last watermark sent */
     cc_sub_state_t state;
     uint64_t catchup_id;
     uint64_t seen_sequence; /* dispatch number of the last event offered */
@@ -140,6 +141,8 @@ struct cc_push {
     lws_sorted_usec_list_t flush_timer;
     bool flush_scheduled;
     lws_sorted_usec_list_t heartbeat_timer;
+    lws_sorted_usec_list_t watermark_timer;
+    char *capture_position; /* token capture has read up to (event or empty batch) */
     int hangup_fd;
     bool hangup_owned_by_lws;
 };
@@ -183,6 +186,9 @@ void cc_fanout_drain_channel(struct cc_push *push);
 void cc_fanout_send_reset(cc_sub_t *sub, const char *reason, const char *message);
 /* After a write left room in the connection's queue: replays continue. */
 void cc_fanout_refill(cc_conn_t *conn);
+/* Tells every live subscription that has not heard it yet how far capture
+ * has read: everything up to there that matched it has been queued. */
+void cc_fanout_send_watermarks(struct cc_push *push);
 
 /* hangup.c */
 bool cc_hangup_init(struct cc_push *push);

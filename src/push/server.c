@@ -74,6 +74,15 @@ static void on_heartbeat(lws_sorted_usec_list_t *sul)
                      push->options.heartbeat_ms * LWS_US_PER_MS);
 }
 
+static void on_watermark_timer(lws_sorted_usec_list_t *sul)
+{
+    struct cc_push *push = lws_container_of(sul, struct cc_push, watermark_timer);
+    cc_fanout_send_watermarks(push);
+    schedule_flush(push);
+    lws_sul_schedule(push->context, 0, &push->watermark_timer, on_watermark_timer,
+                     push->options.watermark_ms * LWS_US_PER_MS);
+}
+
 static int on_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                    size_t len)
 {
@@ -237,6 +246,10 @@ static void *push_thread(void *arg)
     cc_channel_on_post(push->channel, wake_push, push);
     lws_sul_schedule(push->context, 0, &push->heartbeat_timer, on_heartbeat,
                      push->options.heartbeat_ms * LWS_US_PER_MS);
+    if (push->options.watermark_ms > 0) {
+        lws_sul_schedule(push->context, 0, &push->watermark_timer, on_watermark_timer,
+                         push->options.watermark_ms * LWS_US_PER_MS);
+    }
     report_start(push, false);
     cc_fanout_drain_channel(push);
     while (!atomic_load(&push->stopping)) {
@@ -329,6 +342,7 @@ void cc_push_stop(cc_push_t *push)
         }
         pthread_join(push->thread, NULL);
     }
+    bson_free(push->capture_position);
     cc_index_free(push->index);
     cc_ring_free(push->ring);
     cc_expose_destroy(&push->expose);

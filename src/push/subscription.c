@@ -27,6 +27,7 @@ void cc_sub_free(cc_sub_t *sub)
     }
     bson_free(sub->id);
     bson_free(sub->position);
+    bson_free(sub->watermark);
     bson_free(sub);
 }
 
