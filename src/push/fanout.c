@@ -86,28 +86,44 @@ static void offer(cc_sub_t *sub, cc_event_t *event)
     }
 }
 
-void cc_fanout_send_reset(cc_sub_t *sub, const char *reason, const char *message)
+/* A message that is not a change: on a WebSocket {type, id, ...body}; on
+ * SSE "event: type" with the body as data, and an id line when sse_id is
+ * given. */
+static void send_notice(cc_sub_t *sub, const char *type, const char *sse_id, const bson_t *body)
 {
     cc_conn_t *conn = sub->conn;
-    bson_t doc = BSON_INITIALIZER;
     if (conn->kind == CC_CONN_WS) {
-        BSON_APPEND_UTF8(&doc, "type", "reset");
+        bson_t doc = BSON_INITIALIZER;
+        BSON_APPEND_UTF8(&doc, "type", type);
         BSON_APPEND_UTF8(&doc, "id", sub->id);
-    }
-    BSON_APPEND_UTF8(&doc, "reason", reason);
-    BSON_APPEND_UTF8(&doc, "message", message ? message : "");
-    if (conn->kind == CC_CONN_WS) {
+        bson_concat(&doc, body);
         cc_ws_send_json(conn, &doc);
-    } else {
-        size_t len;
-        char *json = bson_as_relaxed_extended_json(&doc, &len);
-        cc_conn_append(conn, "event: reset\ndata: ", 19);
-        cc_conn_append(conn, json, len);
-        cc_conn_append(conn, "\n\n", 2);
-        bson_free(json);
-        cc_conn_mark_dirty(conn);
+        bson_destroy(&doc);
+        return;
     }
-    bson_destroy(&doc);
+    size_t len;
+    char *json = bson_as_relaxed_extended_json(body, &len);
+    if (sse_id) {
+        cc_conn_append(conn, "id: ", 4);
+        cc_conn_append(conn, sse_id, strlen(sse_id));
+        cc_conn_append(conn, "\n", 1);
+    }
+    cc_conn_append(conn, "event: ", 7);
+    cc_conn_append(conn, type, strlen(type));
+    cc_conn_append(conn, "\ndata: ", 7);
+    cc_conn_append(conn, json, len);
+    cc_conn_append(conn, "\n\n", 2);
+    bson_free(json);
+    cc_conn_mark_dirty(conn);
+}
+
+void cc_fanout_send_reset(cc_sub_t *sub, const char *reason, const char *message)
+{
+    bson_t body = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&body, "reason", reason);
+    BSON_APPEND_UTF8(&body, "message", message ? message : "");
+    send_notice(sub, "reset", NULL, &body);
+    bson_destroy(&body);
 }
 
 static void start_catchup(struct cc_push *push, cc_sub_t *sub);
@@ -335,30 +351,14 @@ void cc_fanout_send_watermarks(struct cc_push *push)
             }
             bson_free(sub->watermark);
             sub->watermark = bson_strdup(position);
-            bson_t doc = BSON_INITIALIZER;
-            if (conn->kind == CC_CONN_WS) {
-                BSON_APPEND_UTF8(&doc, "type", "watermark");
-                BSON_APPEND_UTF8(&doc, "id", sub->id);
-            }
-            BSON_APPEND_TIMESTAMP(&doc, "clusterTime", seconds, increment);
-            BSON_APPEND_UTF8(&doc, "token", position);
-            if (conn->kind == CC_CONN_WS) {
-                cc_ws_send_json(conn, &doc);
-            } else {
-                /* The id moves Last-Event-ID past events this stream did not
-                 * want, so a reconnect resumes from here, not from its last
-                 * matching event. */
-                size_t len;
-                char *json = bson_as_relaxed_extended_json(&doc, &len);
-                cc_conn_append(conn, "id: ", 4);
-                cc_conn_append(conn, position, strlen(position));
-                cc_conn_append(conn, "\nevent: watermark\ndata: ", 24);
-                cc_conn_append(conn, json, len);
-                cc_conn_append(conn, "\n\n", 2);
-                bson_free(json);
-                cc_conn_mark_dirty(conn);
-            }
-            bson_destroy(&doc);
+            /* On SSE the id moves Last-Event-ID past events this stream did
+             * not want, so a reconnect resumes from here, not from its last
+             * matching event. */
+            bson_t body = BSON_INITIALIZER;
+            BSON_APPEND_TIMESTAMP(&body, "clusterTime", seconds, increment);
+            BSON_APPEND_UTF8(&body, "token", position);
+            send_notice(sub, "watermark", position, &body);
+            bson_destroy(&body);
         }
     }
 }

@@ -26,18 +26,25 @@ int cc_http_reply(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, unsig
     return 0;
 }
 
+/* Answers with `doc` as JSON and destroys it. */
+static int reply_json(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, unsigned status,
+                      bson_t *doc)
+{
+    char *json = bson_as_relaxed_extended_json(doc, NULL);
+    int rc = cc_http_reply(push, wsi, slot, status, "application/json", json);
+    bson_free(json);
+    bson_destroy(doc);
+    return rc;
+}
+
 int cc_http_error(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, unsigned status,
                   const char *code, const char *message)
 {
     bson_t doc = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&doc, "error", code);
     BSON_APPEND_UTF8(&doc, "message", message);
-    char *json = bson_as_relaxed_extended_json(&doc, NULL);
     push->metrics.requests_rejected++;
-    int rc = cc_http_reply(push, wsi, slot, status, "application/json", json);
-    bson_free(json);
-    bson_destroy(&doc);
-    return rc;
+    return reply_json(push, wsi, slot, status, &doc);
 }
 
 static int serve_health(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
@@ -50,11 +57,7 @@ static int serve_health(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
     BSON_APPEND_UTF8(&doc, "reason",
                      push->capture_state == CC_CAPTURE_STARTING ? "the capture stream is starting"
                                                                 : push->capture_reason);
-    char *json = bson_as_relaxed_extended_json(&doc, NULL);
-    int rc = cc_http_reply(push, wsi, slot, 503, "application/json", json);
-    bson_free(json);
-    bson_destroy(&doc);
-    return rc;
+    return reply_json(push, wsi, slot, 503, &doc);
 }
 
 /* Prometheus text exposition format 0.0.4. */

@@ -88,14 +88,7 @@ static bool bind_listener(struct cc_wire *wire, bson_error_t *error)
 
     socklen_t bound_len = sizeof address;
     getsockname(evconnlistener_get_fd(wire->listener), (struct sockaddr *)&address, &bound_len);
-    char bound[INET6_ADDRSTRLEN];
-    if (address.ss_family == AF_INET6) {
-        inet_ntop(AF_INET6, &in6->sin6_addr, bound, sizeof bound);
-        snprintf(wire->address, sizeof wire->address, "[%s]:%u", bound, ntohs(in6->sin6_port));
-    } else {
-        inet_ntop(AF_INET, &in4->sin_addr, bound, sizeof bound);
-        snprintf(wire->address, sizeof wire->address, "%s:%u", bound, ntohs(in4->sin_port));
-    }
+    cc_sockaddr_format((struct sockaddr *)&address, wire->address, sizeof wire->address);
     return true;
 }
 

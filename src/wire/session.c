@@ -466,25 +466,6 @@ static void on_client_event(struct bufferevent *bev, short events, void *arg)
     cc_session_close(session, "client_error", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
-static void describe_peer(const struct sockaddr *peer, char *out, size_t size)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-    if (peer->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)peer;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-        port = ntohs(in->sin_port);
-        snprintf(out, size, "%s:%u", host, port);
-    } else if (peer->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)peer;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-        port = ntohs(in6->sin6_port);
-        snprintf(out, size, "[%s]:%u", host, port);
-    } else {
-        snprintf(out, size, "unix");
-    }
-}
-
 static void on_upstream_event(struct bufferevent *bev, short events, void *arg)
 {
     cc_session_t *session = arg;
@@ -503,7 +484,7 @@ static void on_upstream_event(struct bufferevent *bev, short events, void *arg)
         socklen_t local_len = sizeof local;
         char local_text[64] = "?";
         if (getsockname(bufferevent_getfd(bev), (struct sockaddr *)&local, &local_len) == 0) {
-            describe_peer((struct sockaddr *)&local, local_text, sizeof local_text);
+            cc_sockaddr_format((struct sockaddr *)&local, local_text, sizeof local_text);
         }
         cc_info("conn=%llu event=upstream_connected upstream=%s:%u local=%s",
                 (unsigned long long)session->id, session->upstream_address.host,
@@ -566,7 +547,7 @@ void cc_session_open(struct cc_wire *wire, evutil_socket_t fd, const struct sock
     session->wire = wire;
     session->id = ++wire->next_session_id;
     session->max_message_bytes = CC_DEFAULT_MAX_MESSAGE_BYTES;
-    describe_peer(peer, session->peer, sizeof session->peer);
+    cc_sockaddr_format(peer, session->peer, sizeof session->peer);
 
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

@@ -14,6 +14,7 @@
  * doing both itself: its bytes must go through OpenSSL. */
 #include "wire_internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
@@ -188,4 +189,20 @@ bool cc_socket_send(struct bufferevent *to, struct evbuffer *staged, bool connec
         evbuffer_add_buffer(output, staged);
     }
     return true;
+}
+
+void cc_sockaddr_format(const struct sockaddr *address, char *out, size_t size)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (address->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)address;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        snprintf(out, size, "%s:%u", host, ntohs(in->sin_port));
+    } else if (address->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)address;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        snprintf(out, size, "[%s]:%u", host, ntohs(in6->sin6_port));
+    } else {
+        snprintf(out, size, "unix");
+    }
 }

@@ -126,6 +126,9 @@ void cc_upstream_cleanup(struct cc_wire *wire);
 /* listener.c */
 void cc_wire_session_gone(struct cc_wire *wire);
 
+/* socket_io.c: "host:port" or "[v6]:port" of a socket address, for logs. */
+void cc_sockaddr_format(const struct sockaddr *address, char *out, size_t size);
+
 /* tls.c */
 SSL_CTX *cc_tls_server_context(const char *cert_file, const char *key_file,
                                const char *client_ca_file, bson_error_t *error);
