@@ -1,0 +1,1331 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The push benchmarks' load generator (bench/fanout.sh): many SSE or
+ * WebSocket subscribers in one epoll loop, and publisher threads that make
+ * events at a fixed rate, either by inserting documents through a MongoDB
+ * wire port (changecast, or the stand-in under a Node watch() server) or by
+ * HTTP POST (nchan, the Node broadcast servers). Every event carries its
+ * sequence number and its write time (`bench_seq`, `bench_ts`: wall clock in
+ * microseconds), so a subscriber needs nothing but the bytes it reads to
+ * time a delivery; all processes share one machine and one clock.
+ *
+ *   fanout_load --mode fanout --proto sse|ws --url http://127.0.0.1:P/PATH
+ *       [--ws-protocol NAME] [--ws-subscribe JSON]
+ *       --subscribers S [--source-ips N]
+ *       --publish-mongo URI | --publish-http http://127.0.0.1:P/PATH
+ *       --rate R --seconds D [--warmup-seconds W] [--drain-seconds X]
+ *       [--publishers P] [--pad BYTES] [--server-pids PID,PID...]
+ *   --mode idle: connect S subscribers, report the server's RSS per subscriber.
+ *   --mode catchup --events N: one subscriber sees a marker event, N events
+ *       are inserted, then a second subscriber resumes after the marker
+ *       (Last-Event-ID, or "after" in --ws-subscribe); time and the server's
+ *       peak RSS while it replays the N events.
+ *
+ * Output: one logfmt line (see print_* below). Latency is taken when recv()
+ * returns, for deliveries that arrive inside the measured window; its
+ * histogram has 1 us buckets to 100 ms and 100 us buckets beyond. CPU comes
+ * from /proc/PID/task/X/schedstat (nanoseconds, every thread), RSS from
+ * /proc/PID/status. Subscribers are closed with RST (SO_LINGER 0) and bound
+ * to several 127.0.0.x source addresses, so that runs of 10,000 connections
+ * do not run out of ephemeral ports. Linux only; calls libmongoc and libc. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <mongoc/mongoc.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef enum { MODE_FANOUT, MODE_IDLE, MODE_CATCHUP } run_mode_t;
+typedef enum { PROTO_SSE, PROTO_WS } proto_t;
+typedef enum { PUB_NONE, PUB_MONGO, PUB_HTTP } pub_kind_t;
+typedef enum { C_FREE, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_CLOSED } conn_state_t;
+
+typedef struct http_target {
+    char host[64];
+    int port;
+    char path[1024];
+} http_target_t;
+
+typedef struct options {
+    run_mode_t mode;
+    proto_t proto;
+    http_target_t sub;
+    const char *ws_protocol;
+    const char *ws_subscribe;
+    int subscribers;
+    int source_ips;
+    pub_kind_t pub;
+    const char *mongo_uri;
+    http_target_t pub_http;
+    double rate;
+    double seconds;
+    double warmup;
+    double drain;
+    int publishers;
+    int pad;
+    int events; /* catchup */
+    pid_t server_pids[16];
+    int nserver_pids;
+} options_t;
+
+static options_t opt = {.mode = MODE_FANOUT,
+                        .subscribers = 1,
+                        .source_ips = 8,
+                        .rate = 100,
+                        .seconds = 5,
+                        .warmup = 1,
+                        .drain = 3,
+                        .publishers = 4,
+                        .pad = 64,
+                        .events = 100000};
+
+typedef struct conn {
+    int fd;
+    conn_state_t state;
+    bool ready;
+    bool chunked;
+    uint8_t chunk_state; /* 0 size line, 1 data, 2 CRLF after data, 3 chunk extension */
+    size_t chunk_left;
+    char *buf; /* bytes of an incomplete header, event or frame */
+    size_t len, cap;
+    uint64_t window_received; /* deliveries of events published in the window */
+    int64_t max_seq;
+} conn_t;
+
+static conn_t *conns;
+static int nconns;
+static int epfd;
+static int inflight;
+static uint64_t disconnects, connect_failures, bad_responses;
+static char first_error[256];
+
+/* Publisher schedule, shared with the publisher threads. */
+static atomic_long next_seq;
+static atomic_long published;
+static atomic_long publish_errors;
+static atomic_int publishers_done;
+static long total_events;
+static long window_first_seq, window_last_seq;
+static uint64_t t0_mono_ns;
+static char publish_error[256];
+static pthread_mutex_t error_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Measurement (main thread only). */
+static bool in_window;
+static uint64_t window_deliveries, window_bytes, all_deliveries;
+static uint64_t hist_fine[100000];   /* 1 us buckets, 0..100 ms */
+static uint64_t hist_coarse[100000]; /* 100 us buckets, 100 ms..10 s */
+static uint64_t hist_over;
+static uint64_t lat_max_us;
+static char catchup_token[512];
+
+static uint64_t now_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int64_t now_real_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "fanout_load: %s\n", what);
+    exit(1);
+}
+
+static void set_first_error(const char *msg)
+{
+    if (!first_error[0]) {
+        snprintf(first_error, sizeof first_error, "%.255s", msg);
+    }
+}
+
+/* --- the servers' CPU and memory, from /proc --------------------------- */
+
+static double server_cpu_s(void)
+{
+    double total = 0;
+    for (int i = 0; i < opt.nserver_pids; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/task", (int)opt.server_pids[i]);
+        DIR *dir = opendir(path);
+        if (!dir) {
+            continue;
+        }
+        struct dirent *entry;
+        while ((entry = readdir(dir))) {
+            if (entry->d_name[0] == '.') {
+                continue;
+            }
+            char file[128];
+            snprintf(file, sizeof file, "%s/%.20s/schedstat", path, entry->d_name);
+            FILE *f = fopen(file, "r");
+            unsigned long long ns = 0;
+            if (f) {
+                if (fscanf(f, "%llu", &ns) == 1) {
+                    total += (double)ns / 1e9;
+                }
+                fclose(f);
+            }
+        }
+        closedir(dir);
+    }
+    return total;
+}
+
+static long server_status_kib(const char *field)
+{
+    long total = 0;
+    size_t flen = strlen(field);
+    for (int i = 0; i < opt.nserver_pids; i++) {
+        char path[64], line[256];
+        snprintf(path, sizeof path, "/proc/%d/status", (int)opt.server_pids[i]);
+        FILE *f = fopen(path, "r");
+        if (!f) {
+            continue;
+        }
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, field, flen) == 0 && line[flen] == ':') {
+                total += strtol(line + flen + 1, NULL, 10);
+            }
+        }
+        fclose(f);
+    }
+    return total;
+}
+
+/* Resets VmHWM, so that it reports the peak of what follows (proc(5)). */
+static void server_reset_peak(void)
+{
+    for (int i = 0; i < opt.nserver_pids; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/clear_refs", (int)opt.server_pids[i]);
+        FILE *f = fopen(path, "w");
+        if (f) {
+            fputs("5", f);
+            fclose(f);
+        }
+    }
+}
+
+/* --- events ------------------------------------------------------------- */
+
+/* The number after KEY in JSON text (`"key" : 12`, `"key":12.0`,
+ * `"key" : {"$numberLong": "12"}`), or false. */
+static bool find_number(const char *p, size_t n, const char *key, int64_t *out)
+{
+    const char *k = memmem(p, n, key, strlen(key));
+    if (!k) {
+        return false;
+    }
+    const char *end = p + n;
+    const char *q = k + strlen(key);
+    int skipped = 0;
+    while (q < end && !(*q >= '0' && *q <= '9') && *q != '-' && skipped++ < 24) {
+        q++;
+    }
+    bool negative = false;
+    if (q < end && *q == '-') {
+        negative = true;
+        q++;
+    }
+    if (q >= end || !(*q >= '0' && *q <= '9')) {
+        return false;
+    }
+    int64_t v = 0;
+    while (q < end && *q >= '0' && *q <= '9') {
+        v = v * 10 + (*q - '0');
+        q++;
+    }
+    *out = negative ? -v : v;
+    return true;
+}
+
+static void record_latency(int64_t us)
+{
+    if (us < 0) {
+        us = 0;
+    }
+    if ((uint64_t)us > lat_max_us) {
+        lat_max_us = (uint64_t)us;
+    }
+    if (us < 100000) {
+        hist_fine[us]++;
+    } else if (us < 10000000) {
+        hist_coarse[(us - 100000) / 100]++;
+    } else {
+        hist_over++;
+    }
+}
+
+static double percentile_ms(double q)
+{
+    uint64_t total = window_deliveries;
+    if (total == 0) {
+        return 0;
+    }
+    uint64_t rank = (uint64_t)((double)total * q + 0.999999);
+    if (rank < 1) {
+        rank = 1;
+    }
+    uint64_t seen = 0;
+    for (size_t i = 0; i < 100000; i++) {
+        seen += hist_fine[i];
+        if (seen >= rank) {
+            return (double)i / 1000.0;
+        }
+    }
+    for (size_t i = 0; i < 100000; i++) {
+        seen += hist_coarse[i];
+        if (seen >= rank) {
+            return (100000.0 + (double)i * 100.0) / 1000.0;
+        }
+    }
+    return (double)lat_max_us / 1000.0;
+}
+
+/* One message (an SSE event or a WebSocket text frame) arrived at ARRIVAL. */
+static void on_message(conn_t *c, const char *p, size_t n, int64_t arrival_us)
+{
+    int64_t seq, ts;
+    if (!find_number(p, n, "\"bench_seq\"", &seq) || !find_number(p, n, "\"bench_ts\"", &ts)) {
+        return; /* subscribed, watermark, heartbeat, retry: not a delivery */
+    }
+    all_deliveries++;
+    if (seq > c->max_seq) {
+        c->max_seq = seq;
+    }
+    if (seq >= window_first_seq && seq <= window_last_seq) {
+        c->window_received++;
+    }
+    if (in_window) {
+        window_deliveries++;
+        record_latency(arrival_us - ts);
+    }
+    if (opt.mode == MODE_CATCHUP && seq == 0 && !catchup_token[0]) {
+        const char *k = memmem(p, n, "\"_data\"", 7);
+        if (k) {
+            const char *q = memchr(k + 7, '"', (size_t)(p + n - k - 7));
+            if (q) {
+                const char *e = memchr(q + 1, '"', (size_t)(p + n - q - 1));
+                if (e && (size_t)(e - q - 1) < sizeof catchup_token) {
+                    memcpy(catchup_token, q + 1, (size_t)(e - q - 1));
+                    catchup_token[e - q - 1] = '\0';
+                }
+            }
+        }
+    }
+}
+
+/* --- subscriber connections --------------------------------------------- */
+
+static void conn_close(conn_t *c, bool counted)
+{
+    if (c->state == C_FREE || c->state == C_CLOSED) {
+        return;
+    }
+    if (c->state == C_CONNECTING || c->state == C_HANDSHAKE) {
+        inflight--;
+    }
+    if (counted && c->state == C_OPEN) {
+        disconnects++;
+    }
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(c->fd);
+    c->fd = -1;
+    c->state = C_CLOSED;
+    free(c->buf);
+    c->buf = NULL;
+    c->len = c->cap = 0;
+}
+
+static void conn_keep(conn_t *c, const char *p, size_t n)
+{
+    if (n == 0) {
+        c->len = 0;
+        return;
+    }
+    if (c->cap < n) {
+        size_t cap = n < 4096 ? 4096 : n * 2;
+        char *b = malloc(cap);
+        if (!b) {
+            die("out of memory");
+        }
+        c->buf = b;
+        c->cap = cap;
+    }
+    memmove(c->buf, p, n);
+    c->len = n;
+}
+
+static bool send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return false;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+/* A client frame: FIN, the opcode, masked (RFC 6455 5.3; the mask may be
+ * zero, which leaves the payload as it is). */
+static bool ws_send(conn_t *c, int opcode, const char *payload, size_t n)
+{
+    char frame[16 + 4096];
+    size_t h = 0;
+    if (n > 4096) {
+        return false;
+    }
+    frame[h++] = (char)(0x80 | opcode);
+    if (n < 126) {
+        frame[h++] = (char)(0x80 | n);
+    } else {
+        frame[h++] = (char)(0x80 | 126);
+        frame[h++] = (char)((n >> 8) & 0xff);
+        frame[h++] = (char)(n & 0xff);
+    }
+    memset(frame + h, 0, 4);
+    h += 4;
+    memcpy(frame + h, payload, n);
+    return send_all(c->fd, frame, h + n);
+}
+
+static void send_request(conn_t *c)
+{
+    char req[4096];
+    int n;
+    if (opt.proto == PROTO_SSE) {
+        n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n"
+                     "Cache-Control: no-cache\r\n%s%s%s\r\n",
+                     opt.sub.path, opt.sub.host, opt.sub.port,
+                     opt.mode == MODE_CATCHUP && catchup_token[0] ? "Last-Event-ID: " : "",
+                     opt.mode == MODE_CATCHUP && catchup_token[0] ? catchup_token : "",
+                     opt.mode == MODE_CATCHUP && catchup_token[0] ? "\r\n" : "");
+    } else {
+        n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n%s%s%s\r\n",
+                     opt.sub.path, opt.sub.host, opt.sub.port,
+                     opt.ws_protocol ? "Sec-WebSocket-Protocol: " : "",
+                     opt.ws_protocol ? opt.ws_protocol : "", opt.ws_protocol ? "\r\n" : "");
+    }
+    if (n <= 0 || (size_t)n >= sizeof req || !send_all(c->fd, req, (size_t)n)) {
+        set_first_error("cannot send the subscribe request");
+        conn_close(c, false);
+        connect_failures++;
+    }
+}
+
+static void conn_open(int index)
+{
+    conn_t *c = &conns[index];
+    memset(c, 0, sizeof *c);
+    c->max_seq = -1;
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) {
+        set_first_error(strerror(errno));
+        connect_failures++;
+        c->state = C_CLOSED;
+        return;
+    }
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    src.sin_addr.s_addr = htonl(0x7f000002u + (uint32_t)(index % opt.source_ips));
+    if (bind(c->fd, (struct sockaddr *)&src, sizeof src) != 0) {
+        set_first_error(strerror(errno));
+    }
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.sub.port)};
+    dst.sin_addr.s_addr = htonl(0x7f000001u);
+    c->state = C_CONNECTING;
+    inflight++;
+    if (connect(c->fd, (struct sockaddr *)&dst, sizeof dst) != 0 && errno != EINPROGRESS) {
+        set_first_error(strerror(errno));
+        conn_close(c, false);
+        connect_failures++;
+        return;
+    }
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)index};
+    epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
+}
+
+/* Removes HTTP/1.1 chunked framing in place; returns the data length. */
+static size_t dechunk(conn_t *c, char *p, size_t n)
+{
+    size_t out = 0, i = 0;
+    while (i < n) {
+        if (c->chunk_state == 1) {
+            size_t take = n - i < c->chunk_left ? n - i : c->chunk_left;
+            memmove(p + out, p + i, take);
+            out += take;
+            i += take;
+            c->chunk_left -= take;
+            if (c->chunk_left == 0) {
+                c->chunk_state = 2;
+            }
+        } else if (c->chunk_state == 2) { /* \r\n after the data */
+            if (p[i++] == '\n') {
+                c->chunk_state = 0;
+            }
+        } else { /* size line: hex digits, then ";extensions" (state 3), then \r\n */
+            char ch = p[i++];
+            int d = ch >= '0' && ch <= '9'   ? ch - '0'
+                    : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                    : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                             : -1;
+            if (ch == '\n') {
+                c->chunk_state = c->chunk_left == 0 ? 2 : 1; /* size 0: trailers end it */
+            } else if (d >= 0 && c->chunk_state == 0) {
+                c->chunk_left = c->chunk_left * 16 + (size_t)d;
+            } else if (ch == ';') {
+                c->chunk_state = 3;
+            }
+        }
+    }
+    return out;
+}
+
+/* SSE events end with an empty line. */
+static size_t sse_consume(conn_t *c, const char *p, size_t n, int64_t arrival)
+{
+    size_t start = 0;
+    for (;;) {
+        const char *e = memmem(p + start, n - start, "\n\n", 2);
+        if (!e) {
+            break;
+        }
+        on_message(c, p + start, (size_t)(e - (p + start)), arrival);
+        start = (size_t)(e - p) + 2;
+    }
+    return start;
+}
+
+static size_t ws_consume(conn_t *c, const char *p, size_t n, int64_t arrival)
+{
+    size_t start = 0;
+    while (n - start >= 2) {
+        const unsigned char *h = (const unsigned char *)p + start;
+        int opcode = h[0] & 0x0f;
+        bool masked = (h[1] & 0x80) != 0;
+        uint64_t len = h[1] & 0x7f;
+        size_t hl = 2;
+        if (len == 126) {
+            if (n - start < 4) {
+                break;
+            }
+            len = ((uint64_t)h[2] << 8) | h[3];
+            hl = 4;
+        } else if (len == 127) {
+            if (n - start < 10) {
+                break;
+            }
+            len = 0;
+            for (int i = 0; i < 8; i++) {
+                len = (len << 8) | h[2 + i];
+            }
+            hl = 10;
+        }
+        if (masked) {
+            hl += 4;
+        }
+        if ((uint64_t)(n - start) < hl + len) {
+            break;
+        }
+        const char *payload = p + start + hl;
+        if (opcode == 0x1 || opcode == 0x0) {
+            if (!c->ready) {
+                c->ready = true; /* the answer to our subscribe message */
+            }
+            on_message(c, payload, (size_t)len, arrival);
+        } else if (opcode == 0x9) {
+            ws_send(c, 0xA, payload, (size_t)len);
+        } else if (opcode == 0x8) {
+            conn_close(c, true);
+            return n;
+        }
+        start += hl + (size_t)len;
+    }
+    return start;
+}
+
+static void on_body(conn_t *c, char *p, size_t n, int64_t arrival)
+{
+    if (c->chunked) {
+        n = dechunk(c, p, n);
+    }
+    const char *data = p;
+    size_t len = n;
+    if (c->len > 0) { /* an incomplete message waits: append */
+        if (c->len + n > c->cap) {
+            size_t cap = (c->len + n) * 2;
+            char *b = realloc(c->buf, cap);
+            if (!b) {
+                die("out of memory");
+            }
+            c->buf = b;
+            c->cap = cap;
+        }
+        memcpy(c->buf + c->len, p, n);
+        c->len += n;
+        data = c->buf;
+        len = c->len;
+    }
+    size_t used = opt.proto == PROTO_SSE ? sse_consume(c, data, len, arrival)
+                                         : ws_consume(c, data, len, arrival);
+    if (c->state != C_OPEN) {
+        return;
+    }
+    conn_keep(c, data + used, len - used);
+}
+
+static bool header_has(const char *h, size_t n, const char *needle)
+{
+    size_t k = strlen(needle);
+    for (size_t i = 0; i + k <= n; i++) {
+        if (strncasecmp(h + i, needle, k) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void on_handshake(conn_t *c, char *p, size_t n, int64_t arrival)
+{
+    /* Headers are small and rare: they always go through buf. */
+    if (c->len + n > c->cap) {
+        size_t cap = (c->len + n) * 2;
+        char *b = realloc(c->buf, cap);
+        if (!b) {
+            die("out of memory");
+        }
+        c->buf = b;
+        c->cap = cap;
+    }
+    memcpy(c->buf + c->len, p, n);
+    c->len += n;
+    char *end = memmem(c->buf, c->len, "\r\n\r\n", 4);
+    if (!end) {
+        return;
+    }
+    size_t hlen = (size_t)(end - c->buf) + 4;
+    const char *want = opt.proto == PROTO_SSE ? " 200" : " 101";
+    if (c->len < 12 || memcmp(c->buf + 8, want, 4) != 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "unexpected response: %.120s", c->buf);
+        for (char *q = msg; *q; q++) {
+            if (*q == '\r' || *q == '\n') {
+                *q = ' ';
+            }
+        }
+        set_first_error(msg);
+        bad_responses++;
+        conn_close(c, false);
+        return;
+    }
+    c->chunked = header_has(c->buf, hlen, "transfer-encoding: chunked");
+    c->state = C_OPEN;
+    inflight--;
+    if (opt.proto == PROTO_WS && opt.ws_subscribe) {
+        char sub[2048];
+        const char *msg = opt.ws_subscribe;
+        if (opt.mode == MODE_CATCHUP && catchup_token[0]) {
+            /* {"type":"subscribe",...} + "after": token */
+            size_t l = strlen(opt.ws_subscribe);
+            snprintf(sub, sizeof sub, "%.*s,\"after\":\"%s\"}", (int)(l - 1), opt.ws_subscribe,
+                     catchup_token);
+            msg = sub;
+        }
+        if (!ws_send(c, 0x1, msg, strlen(msg))) {
+            conn_close(c, true);
+            return;
+        }
+    } else {
+        c->ready = true;
+    }
+    size_t rest = c->len - hlen;
+    c->len = 0;
+    if (rest > 0) { /* the body's first bytes came with the headers */
+        char *tmp = malloc(rest);
+        if (!tmp) {
+            die("out of memory");
+        }
+        memcpy(tmp, c->buf + hlen, rest);
+        on_body(c, tmp, rest, arrival);
+        free(tmp);
+    }
+}
+
+static char rbuf[1 << 18];
+
+static void on_event(conn_t *c, uint32_t events)
+{
+    if (c->state == C_CONNECTING) {
+        if (events & (EPOLLERR | EPOLLHUP)) {
+            int err = 0;
+            socklen_t el = sizeof err;
+            getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+            set_first_error(err ? strerror(err) : "connect failed");
+            conn_close(c, false);
+            connect_failures++;
+            return;
+        }
+        if (events & EPOLLOUT) {
+            c->state = C_HANDSHAKE;
+            struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)(c - conns)};
+            epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+            send_request(c);
+        }
+        return;
+    }
+    if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+        return;
+    }
+    ssize_t r = recv(c->fd, rbuf, sizeof rbuf, 0);
+    if (r <= 0) {
+        if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+            return;
+        }
+        if (c->state == C_HANDSHAKE) {
+            connect_failures++;
+            set_first_error(r == 0 ? "closed before the response" : strerror(errno));
+        }
+        conn_close(c, true);
+        return;
+    }
+    int64_t arrival = now_real_us();
+    if (c->state == C_HANDSHAKE) {
+        on_handshake(c, rbuf, (size_t)r, arrival);
+    } else if (c->state == C_OPEN) {
+        if (in_window) {
+            window_bytes += (uint64_t)r;
+        }
+        on_body(c, rbuf, (size_t)r, arrival);
+    }
+}
+
+/* Runs the loop for up to MS milliseconds, opening connections [from, to)
+ * while fewer than the in-flight bound are being set up. */
+static int next_to_open, open_limit;
+
+static void poll_once(int ms)
+{
+    while (next_to_open < open_limit && inflight < 200) {
+        conn_open(next_to_open++);
+    }
+    struct epoll_event evs[1024];
+    int n = epoll_wait(epfd, evs, 1024, ms);
+    for (int i = 0; i < n; i++) {
+        on_event(&conns[evs[i].data.u32], evs[i].events);
+    }
+}
+
+static int count_ready(void)
+{
+    int ready = 0;
+    for (int i = 0; i < next_to_open; i++) {
+        ready += conns[i].state == C_OPEN && conns[i].ready;
+    }
+    return ready;
+}
+
+/* Opens connections up to LIMIT and waits until each is ready or failed. */
+static int connect_until(int limit, double timeout_s)
+{
+    open_limit = limit;
+    uint64_t deadline = now_mono_ns() + (uint64_t)(timeout_s * 1e9);
+    int ready = 0;
+    while (now_mono_ns() < deadline) {
+        poll_once(10);
+        ready = count_ready();
+        int settled = 0;
+        for (int i = 0; i < next_to_open; i++) {
+            settled += conns[i].state == C_CLOSED || (conns[i].state == C_OPEN && conns[i].ready);
+        }
+        if (next_to_open == limit && settled == limit) {
+            break;
+        }
+    }
+    return ready;
+}
+
+static void run_for(double seconds)
+{
+    uint64_t end = now_mono_ns() + (uint64_t)(seconds * 1e9);
+    while (now_mono_ns() < end) {
+        poll_once(10);
+    }
+}
+
+/* --- publishers ----------------------------------------------------------- */
+
+static void publish_failed(const char *msg)
+{
+    atomic_fetch_add(&publish_errors, 1);
+    pthread_mutex_lock(&error_lock);
+    if (!publish_error[0]) {
+        snprintf(publish_error, sizeof publish_error, "%.255s", msg);
+    }
+    pthread_mutex_unlock(&error_lock);
+}
+
+static char pad_text[4096];
+
+static bson_t *make_doc(long seq)
+{
+    bson_t *doc = bson_new();
+    BSON_APPEND_INT64(doc, "bench_seq", seq);
+    BSON_APPEND_INT64(doc, "bench_ts", now_real_us());
+    BSON_APPEND_UTF8(doc, "pad", pad_text);
+    return doc;
+}
+
+/* The HTTP publishers send what a change event of the same document looks
+ * like on changecast's SSE stream (relaxed Extended JSON as libbson writes
+ * it, a token of the same length), so every peer carries the same bytes. */
+static int make_event_json(char *out, size_t cap, long seq)
+{
+    int64_t ts = now_real_us();
+    long secs = (long)(ts / 1000000);
+    char oid[25];
+    snprintf(oid, sizeof oid, "%08lx%016lx", (unsigned long)secs, (unsigned long)seq);
+    char token[183];
+    memset(token, 'A', sizeof token - 1);
+    token[sizeof token - 1] = '\0';
+    char head[40];
+    int hl = snprintf(head, sizeof head, "82%08lX%016lX", (unsigned long)secs, (unsigned long)seq);
+    memcpy(token, head, (size_t)hl);
+    return snprintf(
+        out, cap,
+        "{ \"_id\" : { \"_data\" : \"%s\" }, \"operationType\" : \"insert\", "
+        "\"clusterTime\" : { \"$timestamp\" : { \"t\" : %ld, \"i\" : 1 } }, "
+        "\"wallTime\" : { \"$date\" : \"2026-11-26T03:13:15.953Z\" }, "
+        "\"fullDocument\" : { \"_id\" : { \"$oid\" : \"%s\" }, \"bench_seq\" : %ld, "
+        "\"bench_ts\" : %lld, \"pad\" : \"%s\" }, \"ns\" : { \"db\" : \"bench\", "
+        "\"coll\" : \"events\" }, \"documentKey\" : { \"_id\" : { \"$oid\" : \"%s\" } } }",
+        token, secs, oid, seq, (long long)ts, pad_text, oid);
+}
+
+static int http_connect(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in dst = {.sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)opt.pub_http.port)};
+    dst.sin_addr.s_addr = htonl(0x7f000001u);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&dst, sizeof dst) != 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+/* One POST on a keep-alive connection; reads the whole response. */
+static bool http_post(int *fd, const char *body, size_t n)
+{
+    if (*fd < 0 && (*fd = http_connect()) < 0) {
+        publish_failed("cannot connect to the publish endpoint");
+        return false;
+    }
+    char req[8192];
+    int hl = snprintf(req, sizeof req,
+                      "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\n\r\n",
+                      opt.pub_http.path, opt.pub_http.host, opt.pub_http.port, n);
+    if (hl <= 0 || (size_t)hl + n > sizeof req) {
+        publish_failed("event too large");
+        return false;
+    }
+    memcpy(req + hl, body, n);
+    if (!send_all(*fd, req, (size_t)hl + n)) {
+        close(*fd);
+        *fd = -1;
+        publish_failed("publish send failed");
+        return false;
+    }
+    char resp[8192];
+    size_t have = 0;
+    char *hend = NULL;
+    while (!(hend = memmem(resp, have, "\r\n\r\n", 4))) {
+        ssize_t r = recv(*fd, resp + have, sizeof resp - have - 1, 0);
+        if (r <= 0) {
+            close(*fd);
+            *fd = -1;
+            publish_failed("publish response cut");
+            return false;
+        }
+        have += (size_t)r;
+    }
+    resp[have] = '\0';
+    size_t head = (size_t)(hend - resp) + 4;
+    bool ok = have > 12 && resp[9] == '2';
+    bool chunked = header_has(resp, head, "transfer-encoding: chunked");
+    bool closing = header_has(resp, head, "connection: close");
+    size_t want = 0;
+    char *cl = NULL;
+    for (size_t i = 0; i + 15 < head; i++) {
+        if (strncasecmp(resp + i, "content-length:", 15) == 0) {
+            cl = resp + i + 15;
+            break;
+        }
+    }
+    if (cl) {
+        want = (size_t)strtoul(cl, NULL, 10);
+    }
+    for (;;) {
+        size_t body_have = have - head;
+        if (chunked ? memmem(resp + head, body_have, "0\r\n\r\n", 5) != NULL : body_have >= want) {
+            break;
+        }
+        if (have >= sizeof resp - 1) {
+            memmove(resp + head, resp + have - 8, 8); /* only the end matters */
+            have = head + 8;
+        }
+        ssize_t r = recv(*fd, resp + have, sizeof resp - have - 1, 0);
+        if (r <= 0) {
+            closing = true;
+            break;
+        }
+        have += (size_t)r;
+    }
+    if (closing) {
+        close(*fd);
+        *fd = -1;
+    }
+    if (!ok) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "publish answered %.40s", resp);
+        for (char *q = msg; *q; q++) {
+            if (*q == '\r' || *q == '\n') {
+                *q = ' ';
+            }
+        }
+        publish_failed(msg);
+    }
+    return ok;
+}
+
+static void sleep_until_mono(uint64_t t)
+{
+    struct timespec ts = {.tv_sec = (time_t)(t / 1000000000u), .tv_nsec = (long)(t % 1000000000u)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+    }
+}
+
+/* Event i is due at t0 + i/R; threads take the next due event in turn. */
+static void *publisher_main(void *arg)
+{
+    (void)arg;
+    mongoc_client_t *client = NULL;
+    mongoc_collection_t *coll = NULL;
+    int fd = -1;
+    if (opt.pub == PUB_MONGO) {
+        client = mongoc_client_new(opt.mongo_uri);
+        if (!client) {
+            publish_failed("bad --publish-mongo URI");
+            atomic_fetch_add(&publishers_done, 1);
+            return NULL;
+        }
+        coll = mongoc_client_get_collection(client, "bench", "events");
+    }
+    char body[8192];
+    for (;;) {
+        long seq = atomic_fetch_add(&next_seq, 1);
+        if (seq >= total_events || atomic_load(&publish_errors) > 100) {
+            break;
+        }
+        sleep_until_mono(t0_mono_ns + (uint64_t)((double)seq * 1e9 / opt.rate));
+        bool ok;
+        if (opt.pub == PUB_MONGO) {
+            bson_t *doc = make_doc(seq);
+            bson_error_t error;
+            ok = mongoc_collection_insert_one(coll, doc, NULL, NULL, &error);
+            if (!ok) {
+                publish_failed(error.message);
+            }
+            bson_destroy(doc);
+        } else {
+            int n = make_event_json(body, sizeof body, seq);
+            ok = n > 0 && http_post(&fd, body, (size_t)n);
+        }
+        if (ok) {
+            atomic_fetch_add(&published, 1);
+        }
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (coll) {
+        mongoc_collection_destroy(coll);
+        mongoc_client_destroy(client);
+    }
+    atomic_fetch_add(&publishers_done, 1);
+    return NULL;
+}
+
+/* Catch-up: seq 0 alone (the marker), or seq 1..N in batches. */
+static bool insert_range(long first, long last)
+{
+    mongoc_client_t *client = mongoc_client_new(opt.mongo_uri);
+    if (!client) {
+        publish_failed("bad --publish-mongo URI");
+        return false;
+    }
+    mongoc_collection_t *coll = mongoc_client_get_collection(client, "bench", "events");
+    bool ok = true;
+    for (long s = first; s <= last && ok; s += 1000) {
+        bson_t *docs[1000];
+        size_t n = 0;
+        for (long i = s; i <= last && n < 1000; i++) {
+            docs[n++] = make_doc(i);
+        }
+        bson_error_t error;
+        ok = mongoc_collection_insert_many(coll, (const bson_t **)docs, n, NULL, NULL, &error);
+        if (!ok) {
+            publish_failed(error.message);
+        }
+        for (size_t i = 0; i < n; i++) {
+            bson_destroy(docs[i]);
+        }
+    }
+    mongoc_collection_destroy(coll);
+    mongoc_client_destroy(client);
+    return ok;
+}
+
+typedef struct range {
+    long first, last;
+    atomic_int done;
+    bool ok;
+} range_t;
+
+static void *insert_thread(void *arg)
+{
+    range_t *r = arg;
+    r->ok = insert_range(r->first, r->last);
+    atomic_store(&r->done, 1);
+    return NULL;
+}
+
+/* --- modes ---------------------------------------------------------------- */
+
+static void close_all(void)
+{
+    for (int i = 0; i < next_to_open; i++) {
+        conn_close(&conns[i], false);
+    }
+}
+
+static int run_fanout(void)
+{
+    int ready = connect_until(opt.subscribers, 120);
+    long warm_n = (long)(opt.warmup * opt.rate);
+    long win_n = (long)(opt.seconds * opt.rate);
+    if (win_n < 1) {
+        win_n = 1;
+    }
+    total_events = warm_n + win_n;
+    window_first_seq = warm_n;
+    window_last_seq = warm_n + win_n - 1;
+    run_for(0.2); /* let the servers register the last subscribers */
+
+    t0_mono_ns = now_mono_ns() + 10000000u;
+    pthread_t threads[64];
+    int np = opt.publishers < 64 ? opt.publishers : 64;
+    for (int i = 0; i < np; i++) {
+        pthread_create(&threads[i], NULL, publisher_main, NULL);
+    }
+    uint64_t win_start = t0_mono_ns + (uint64_t)(opt.warmup * 1e9);
+    uint64_t win_end = win_start + (uint64_t)(opt.seconds * 1e9);
+    while (now_mono_ns() < win_start) {
+        poll_once(5);
+    }
+    double scpu0 = server_cpu_s(), lcpu0 = thread_cpu_s();
+    uint64_t w0 = now_mono_ns();
+    in_window = true;
+    while (now_mono_ns() < win_end) {
+        poll_once(5);
+    }
+    in_window = false;
+    double window_s = (double)(now_mono_ns() - w0) / 1e9;
+    double scpu = server_cpu_s() - scpu0, lcpu = thread_cpu_s() - lcpu0;
+    long rss = server_status_kib("VmRSS");
+    long published_at_end = atomic_load(&published);
+    /* Drain: until every open subscriber has the last event, or time is up. */
+    uint64_t drain_end = 0;
+    for (;;) {
+        poll_once(5);
+        if (atomic_load(&publishers_done) == np) {
+            if (!drain_end) {
+                drain_end = now_mono_ns() + (uint64_t)(opt.drain * 1e9);
+            }
+            bool all = true;
+            for (int i = 0; i < next_to_open && all; i++) {
+                all = conns[i].state != C_OPEN || conns[i].max_seq >= total_events - 1;
+            }
+            if (all || now_mono_ns() > drain_end) {
+                break;
+            }
+        }
+    }
+    for (int i = 0; i < np; i++) {
+        pthread_join(threads[i], NULL);
+    }
+    uint64_t received = 0;
+    for (int i = 0; i < next_to_open; i++) {
+        received += conns[i].window_received;
+    }
+    uint64_t expected = (uint64_t)ready * (uint64_t)win_n;
+    uint64_t drops = expected > received ? expected - received : 0;
+    double dps = (double)window_deliveries / window_s;
+    printf("subscribers=%d ready=%d connect_failures=%llu published=%ld publish_errors=%ld "
+           "publish_rate=%.1f deliveries=%llu deliveries_per_s=%.0f p50_ms=%.3f p99_ms=%.3f "
+           "max_ms=%.3f drops=%llu disconnects=%llu server_cpu_s=%.3f load_cpu_s=%.3f "
+           "server_cpu_s_per_m=%.3f total_cpu_s_per_m=%.3f server_rss_kib=%ld "
+           "bytes_per_delivery=%.0f window_s=%.3f\n",
+           opt.subscribers, ready, (unsigned long long)connect_failures, published_at_end,
+           atomic_load(&publish_errors), (double)published_at_end / (opt.warmup + opt.seconds),
+           (unsigned long long)window_deliveries, dps, percentile_ms(0.50), percentile_ms(0.99),
+           (double)lat_max_us / 1000.0, (unsigned long long)drops, (unsigned long long)disconnects,
+           scpu, lcpu, window_deliveries ? scpu * 1e6 / (double)window_deliveries : 0,
+           window_deliveries ? (scpu + lcpu) * 1e6 / (double)window_deliveries : 0, rss,
+           window_deliveries ? (double)window_bytes / (double)window_deliveries : 0, window_s);
+    close_all();
+    if (first_error[0] || publish_error[0]) {
+        fprintf(stderr, "fanout_load: first error: %s%s%s\n", first_error,
+                publish_error[0] ? "; publish: " : "", publish_error);
+    }
+    return ready > 0 && window_deliveries > 0 ? 0 : 1;
+}
+
+static int run_idle(void)
+{
+    int base_n = opt.subscribers >= 1000 ? 100 : opt.subscribers / 10;
+    int base_ready = connect_until(base_n, 60);
+    run_for(1.0);
+    long rss0 = server_status_kib("VmRSS");
+    int ready = connect_until(opt.subscribers, 120);
+    run_for(2.0);
+    long rss1 = server_status_kib("VmRSS");
+    int added = ready - base_ready;
+    printf("subscribers=%d ready=%d base=%d connect_failures=%llu server_rss_base_kib=%ld "
+           "server_rss_kib=%ld bytes_per_subscriber=%.0f\n",
+           opt.subscribers, ready, base_ready, (unsigned long long)connect_failures, rss0, rss1,
+           added > 0 ? (double)(rss1 - rss0) * 1024.0 / added : 0);
+    close_all();
+    if (first_error[0]) {
+        fprintf(stderr, "fanout_load: first error: %s\n", first_error);
+    }
+    return ready == opt.subscribers ? 0 : 1;
+}
+
+static bool wait_for_seq(conn_t *c, long seq, double timeout_s)
+{
+    uint64_t deadline = now_mono_ns() + (uint64_t)(timeout_s * 1e9);
+    while (now_mono_ns() < deadline && c->state == C_OPEN && c->max_seq < seq) {
+        poll_once(5);
+    }
+    return c->max_seq >= seq;
+}
+
+static int run_catchup(void)
+{
+    if (opt.pub != PUB_MONGO) {
+        die("--mode catchup needs --publish-mongo");
+    }
+    window_first_seq = 1;
+    window_last_seq = opt.events;
+    if (connect_until(1, 30) != 1) {
+        fprintf(stderr, "fanout_load: live subscriber failed: %s\n", first_error);
+        return 1;
+    }
+    range_t marker = {.first = 0, .last = 0};
+    pthread_t th;
+    pthread_create(&th, NULL, insert_thread, &marker);
+    bool got = wait_for_seq(&conns[0], 0, 30);
+    pthread_join(th, NULL);
+    if (!got || !catchup_token[0]) {
+        fprintf(stderr, "fanout_load: no marker event (%s)\n", publish_error);
+        return 1;
+    }
+    uint64_t i0 = now_mono_ns();
+    range_t bulk = {.first = 1, .last = opt.events};
+    pthread_create(&th, NULL, insert_thread, &bulk);
+    got = wait_for_seq(&conns[0], opt.events, 600);
+    pthread_join(th, NULL);
+    double insert_s = (double)(now_mono_ns() - i0) / 1e9;
+    if (!got) {
+        fprintf(stderr, "fanout_load: the live subscriber did not get all events (%s)\n",
+                publish_error);
+        return 1;
+    }
+    conn_close(&conns[0], false);
+    run_for(0.5);
+    long rss0 = server_status_kib("VmRSS");
+    server_reset_peak();
+    double scpu0 = server_cpu_s(), lcpu0 = thread_cpu_s();
+    uint64_t t0 = now_mono_ns();
+    connect_until(2, 30);
+    conn_t *c = &conns[1];
+    uint64_t deadline = now_mono_ns() + 600000000000u;
+    while (c->state == C_OPEN && c->window_received < (uint64_t)opt.events &&
+           now_mono_ns() < deadline) {
+        poll_once(5);
+    }
+    double secs = (double)(now_mono_ns() - t0) / 1e9;
+    double scpu = server_cpu_s() - scpu0, lcpu = thread_cpu_s() - lcpu0;
+    long peak = server_status_kib("VmHWM");
+    uint64_t got_n = c->window_received;
+    printf("events=%d received=%llu seconds=%.3f events_per_s=%.0f server_rss_before_kib=%ld "
+           "server_peak_kib=%ld peak_delta_kib=%ld server_cpu_s=%.3f load_cpu_s=%.3f "
+           "insert_s=%.2f disconnects=%llu\n",
+           opt.events, (unsigned long long)got_n, secs, (double)got_n / secs, rss0, peak,
+           peak - rss0, scpu, lcpu, insert_s, (unsigned long long)disconnects);
+    close_all();
+    if (first_error[0]) {
+        fprintf(stderr, "fanout_load: first error: %s\n", first_error);
+    }
+    return got_n == (uint64_t)opt.events ? 0 : 1;
+}
+
+/* --- arguments ---------------------------------------------------------- */
+
+static void parse_http(const char *url, http_target_t *t)
+{
+    if (strncmp(url, "http://", 7) != 0) {
+        die("URLs must start with http://");
+    }
+    const char *h = url + 7;
+    const char *colon = strchr(h, ':');
+    const char *slash = strchr(h, '/');
+    if (!colon || !slash || colon > slash || (size_t)(colon - h) >= sizeof t->host) {
+        die("URL must be http://HOST:PORT/PATH");
+    }
+    memcpy(t->host, h, (size_t)(colon - h));
+    t->host[colon - h] = '\0';
+    t->port = atoi(colon + 1);
+    snprintf(t->path, sizeof t->path, "%s", slash);
+}
+
+static void usage(void)
+{
+    fputs("usage: fanout_load --mode fanout|idle|catchup --proto sse|ws --url URL "
+          "[--ws-protocol P] [--ws-subscribe JSON] --subscribers S [--source-ips N] "
+          "[--publish-mongo URI | --publish-http URL] [--rate R] [--seconds D] "
+          "[--warmup-seconds W] [--drain-seconds X] [--publishers P] [--pad BYTES] "
+          "[--events N] [--server-pids PID,PID]\n",
+          stderr);
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) {
+            usage();
+        }
+        i++;
+        if (!strcmp(a, "--mode")) {
+            opt.mode = !strcmp(v, "idle")      ? MODE_IDLE
+                       : !strcmp(v, "catchup") ? MODE_CATCHUP
+                                               : MODE_FANOUT;
+        } else if (!strcmp(a, "--proto")) {
+            opt.proto = !strcmp(v, "ws") ? PROTO_WS : PROTO_SSE;
+        } else if (!strcmp(a, "--url")) {
+            parse_http(v, &opt.sub);
+        } else if (!strcmp(a, "--ws-protocol")) {
+            opt.ws_protocol = v;
+        } else if (!strcmp(a, "--ws-subscribe")) {
+            opt.ws_subscribe = v;
+        } else if (!strcmp(a, "--subscribers")) {
+            opt.subscribers = atoi(v);
+        } else if (!strcmp(a, "--source-ips")) {
+            opt.source_ips = atoi(v);
+        } else if (!strcmp(a, "--publish-mongo")) {
+            opt.pub = PUB_MONGO;
+            opt.mongo_uri = v;
+        } else if (!strcmp(a, "--publish-http")) {
+            opt.pub = PUB_HTTP;
+            parse_http(v, &opt.pub_http);
+        } else if (!strcmp(a, "--rate")) {
+            opt.rate = atof(v);
+        } else if (!strcmp(a, "--seconds")) {
+            opt.seconds = atof(v);
+        } else if (!strcmp(a, "--warmup-seconds")) {
+            opt.warmup = atof(v);
+        } else if (!strcmp(a, "--drain-seconds")) {
+            opt.drain = atof(v);
+        } else if (!strcmp(a, "--publishers")) {
+            opt.publishers = atoi(v);
+        } else if (!strcmp(a, "--pad")) {
+            opt.pad = atoi(v);
+        } else if (!strcmp(a, "--events")) {
+            opt.events = atoi(v);
+        } else if (!strcmp(a, "--server-pids")) {
+            char *copy = strdup(v), *save = NULL;
+            for (char *t = strtok_r(copy, ",", &save); t && opt.nserver_pids < 16;
+                 t = strtok_r(NULL, ",", &save)) {
+                opt.server_pids[opt.nserver_pids++] = (pid_t)atoi(t);
+            }
+            free(copy);
+        } else {
+            usage();
+        }
+    }
+    if (!opt.sub.port || opt.subscribers < 1 || opt.source_ips < 1 || opt.rate <= 0 ||
+        opt.pad < 0 || opt.pad >= (int)sizeof pad_text || opt.publishers < 1) {
+        usage();
+    }
+    memset(pad_text, 'x', (size_t)opt.pad);
+    mongoc_init();
+    nconns = opt.subscribers + 2;
+    conns = calloc((size_t)nconns, sizeof *conns);
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (!conns || epfd < 0) {
+        die("cannot allocate");
+    }
+    int rc = opt.mode == MODE_IDLE      ? run_idle()
+             : opt.mode == MODE_CATCHUP ? run_catchup()
+                                        : (opt.pub == PUB_NONE ? (usage(), 2) : run_fanout());
+    fflush(stdout);
+    mongoc_cleanup();
+    return rc;
+}
