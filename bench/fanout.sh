@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Fan-out benchmark: S subscribers on one namespace, events at R per second,
+# over SSE and WebSocket; changecast against nchan, a Node `ws` broadcast
+# server, a Node SSE broadcast server and a Node watch()+SSE server.
+#
+# For each round, each case (transport x S x R) and each target (order
+# rotated every round), the script starts the target's servers afresh on
+# 127.0.0.1, runs bench/fanout_load (S subscribers in one epoll loop, the
+# publishers at R events/s: inserts through changecast's wire port or into
+# the stand-in, HTTP POSTs for nchan and the Node broadcast servers), and
+# stops them. Prints a table of medians and one key line per comparison.
+#
+#   bench/fanout.sh [--quick | --smoke] [--runs N] [--out DIR] [--write-docs]
+#                   [--subscribers "1000 10000"] [--rates "100 1000"]
+#                   [--protos "sse ws"] [--seconds D]
+#
+#   --quick       a rough pass: windows of 2 s (default 4 s), ~7 min
+#   --smoke       one round, 100 subscribers x 100 events/s, 1 s windows
+#   --out DIR     where the TSVs, key lines and plots go (default: a temp dir)
+#   --write-docs  results into docs/bench/ and docs/benchmarks.md
+set -euo pipefail
+source "$(dirname "$0")/push-lib.sh"
+
+command_line="bench/fanout.sh $*"
+subs_list="1000 10000" rates_list="100 1000" protos="sse ws" seconds="" args=()
+while (($#)); do
+    case "$1" in
+        --subscribers) subs_list=$2; shift ;;
+        --rates) rates_list=$2; shift ;;
+        --protos) protos=$2; shift ;;
+        --seconds) seconds=$2; shift ;;
+        *) args+=("$1") ;;
+    esac
+    shift
+done
+parse_common "${args[@]}"
+case $profile in
+    full) : "${seconds:=4}"; warmup=1 drain=3 ;;
+    quick) : "${seconds:=2}"; warmup=0.5 drain=2 ;;
+    smoke) : "${seconds:=1}"; warmup=0.3 drain=1 subs_list=100 rates_list=100 ;;
+esac
+push_tools
+
+cases=()
+for proto in $protos; do
+    for s in $subs_list; do
+        for r in $rates_list; do
+            cases+=("$proto $s $r")
+        done
+    done
+done
+total=0
+for c in "${cases[@]}"; do
+    read -r proto _ _ <<<"$c"
+    total=$((total + runs * $(wc -w <<<"$(targets_for "$proto")")))
+done
+log "fanout.sh: servers on CPU $server_cpus, load on CPU $load_cpus; $runs round(s) of ${seconds}s (+${warmup}s warm-up) x $total runs"
+
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+runs_tsv=$out/fanout-runs.tsv
+printf 'proto\tsubscribers\trate\ttarget\tround\tresult\n' >"$runs_tsv"
+done_count=0 failures=0
+for round in $(seq "$runs"); do
+    for c in "${cases[@]}"; do
+        read -r proto s r <<<"$c"
+        read -r -a tl <<<"$(targets_for "$proto")"
+        for i in "${!tl[@]}"; do
+            target=${tl[(i + round - 1) % ${#tl[@]}]}
+            done_count=$((done_count + 1))
+            printf '\r[%d/%d] round %d %s s=%s r=%s %s          ' "$done_count" "$total" \
+                "$round" "$proto" "$s" "$r" "$target" >&2
+            mark=${#pids[@]}
+            if ! start_target "$target" "$proto"; then
+                log "fanout.sh: $target would not start"
+                stop_since "$mark"
+                failures=$((failures + 1))
+                continue
+            fi
+            limit=$(awk -v s="$seconds" -v w="$warmup" -v d="$drain" 'BEGIN { printf "%d", s + w + d + 200 }')
+            if line=$(timeout "$limit" "${pin_load[@]}" "$bin/fanout_load" --mode fanout \
+                "${target_args[@]}" --subscribers "$s" --rate "$r" --seconds "$seconds" \
+                --warmup-seconds "$warmup" --drain-seconds "$drain" 2>"$tmp/run/load.err"); then
+                printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$proto" "$s" "$r" "$target" "$round" "$line" >>"$runs_tsv"
+            else
+                log "fanout.sh: fanout_load failed: $proto s=$s r=$r $target round $round: $line"
+                sed 's/^/    /' "$tmp/run/load.err" | head -5 >&2
+                failures=$((failures + 1))
+                [[ -z $line ]] || printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$proto" "$s" "$r" "$target" "$round" "$line" >>"$runs_tsv"
+            fi
+            stop_since "$mark"
+        done
+    done
+done
+printf '\n' >&2
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+
+machine_lines "$command_line" "$load_start" "$load_end" \
+    "$runs round(s) x ${seconds}s measured (+${warmup}s warm-up, up to ${drain}s drain) per case" \
+    >"$out/fanout-machine.txt"
+python3 bench/push-report.py fanout --out "$out" $($write_docs && echo --write-docs)
+if ((failures)); then
+    log "fanout.sh: $failures run(s) failed (see above)"
+    exit 1
+fi
