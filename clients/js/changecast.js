@@ -963,6 +963,7 @@ class SseTransport {
             if (entry.es !== es) return;
             openedAt = Date.now();
             entry.open = true;
+            entry.wasOpen = true;
             this.everOpen = true;
             this.updateState();
         };
@@ -1038,9 +1039,11 @@ class SseTransport {
 
     updateState(detail) {
         if (this.closed) return;
+        // Reconnecting while a stream that was open is not; open while the
+        // others are (a new subscription joining does not count against it).
         const entries = [...this.entries.values()];
-        if (entries.length && entries.every((e) => e.open)) this.conn.setState('open');
-        else if (!entries.length && this.everOpen) this.conn.setState('open');
+        if (entries.some((e) => e.wasOpen && !e.open)) this.conn.setState('reconnecting', detail);
+        else if (entries.some((e) => e.open) || (!entries.length && this.everOpen)) this.conn.setState('open');
         else this.conn.setState(this.everOpen ? 'reconnecting' : 'connecting', detail);
     }
 
