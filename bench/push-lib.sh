@@ -144,6 +144,8 @@ free_port() {
 start_standin() { # VAR [ARGS...]
     local var=$1
     shift
+    # Removed first: the old file's ready line must not be read as this one's.
+    rm -f "$tmp/run/standin.out"
     "${pin_load[@]}" node tests/standin/server.js --port 0 "$@" >"$tmp/run/standin.out" 2>"$tmp/run/standin.err" &
     pids+=($!)
     local line
@@ -157,6 +159,7 @@ start_standin() { # VAR [ARGS...]
 start_changecast() { # UPSTREAM_PORT [FLAGS...]
     local up=$1 err=$tmp/run/changecast.err line
     shift
+    rm -f "$err"
     (cd "$tmp/run" && exec "${pin_server[@]}" "$bin/changecast" --wire.listen 127.0.0.1:0 \
         --wire.upstream "mongodb://127.0.0.1:$up/?replicaSet=rs0" --push.listen 127.0.0.1:0 \
         --changes.expose bench.events --changes.token_file "" --log.level info "$@") 2>"$err" &
@@ -239,6 +242,7 @@ EOF
 start_peer() { # MODE [MONGO_URI]; sets peer_port, peer_pid
     local args=(--mode "$1" --port 0)
     [[ -z ${2:-} ]] || args+=(--mongo "$2")
+    rm -f "$tmp/run/peer.out"
     "${pin_server[@]}" node bench/fanout_peers.js "${args[@]}" >"$tmp/run/peer.out" 2>"$tmp/run/peer.err" &
     peer_pid=$!
     pids+=($!)

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Idle-cost benchmark: memory per idle subscriber. For each round, transport
+# (SSE, WebSocket) and target (changecast, nchan, the Node servers of the
+# fan-out scenario), starts the target afresh, connects a first 100
+# subscribers, reads the server's RSS, connects the rest (10,000 in all),
+# waits 2 s, reads it again: (RSS after - RSS before) / added subscribers.
+# Nothing is published. RSS is summed over the server's processes (nginx:
+# master and worker); the stand-in behind changecast and node-watch is not
+# counted.
+#
+#   bench/idle.sh [--quick | --smoke] [--runs N] [--out DIR] [--write-docs]
+#                 [--subscribers 10000]
+#
+#   --smoke       one round of 300 subscribers
+set -euo pipefail
+source "$(dirname "$0")/push-lib.sh"
+
+command_line="bench/idle.sh $*"
+subs="" args=()
+while (($#)); do
+    case "$1" in
+        --subscribers) subs=$2; shift ;;
+        *) args+=("$1") ;;
+    esac
+    shift
+done
+parse_common "${args[@]}"
+[[ $profile == smoke ]] && : "${subs:=300}"
+: "${subs:=10000}"
+push_tools
+
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+runs_tsv=$out/idle-runs.tsv
+printf 'proto\tsubscribers\ttarget\tround\tresult\n' >"$runs_tsv"
+failures=0 done_count=0 total=$((runs * 7))
+for round in $(seq "$runs"); do
+    for proto in sse ws; do
+        read -r -a tl <<<"$(targets_for "$proto")"
+        for i in "${!tl[@]}"; do
+            target=${tl[(i + round - 1) % ${#tl[@]}]}
+            done_count=$((done_count + 1))
+            printf '\r[%d/%d] round %d %s %s          ' "$done_count" "$total" "$round" "$proto" "$target" >&2
+            mark=${#pids[@]}
+            if ! start_target "$target" "$proto"; then
+                log "idle.sh: $target would not start"
+                stop_since "$mark"
+                failures=$((failures + 1))
+                continue
+            fi
+            if line=$(timeout 300 "${pin_load[@]}" "$bin/fanout_load" --mode idle "${target_args[@]}" \
+                --subscribers "$subs" 2>"$tmp/run/load.err"); then
+                printf '%s\t%s\t%s\t%s\t%s\n' "$proto" "$subs" "$target" "$round" "$line" >>"$runs_tsv"
+            else
+                log "idle.sh: fanout_load failed: $proto $target round $round: $line"
+                sed 's/^/    /' "$tmp/run/load.err" | head -5 >&2
+                failures=$((failures + 1))
+            fi
+            stop_since "$mark"
+        done
+    done
+done
+printf '\n' >&2
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+machine_lines "$command_line" "$load_start" "$load_end" \
+    "$runs round(s); $subs idle subscribers per case, RSS read 2 s after the last connected" \
+    >"$out/idle-machine.txt"
+python3 bench/push-report.py idle --out "$out" $($write_docs && echo --write-docs)
+if ((failures)); then
+    log "idle.sh: $failures run(s) failed (see above)"
+    exit 1
+fi
