@@ -55,6 +55,15 @@ cc_event_t *cc_event_new(const bson_t *change, bson_error_t *error)
     }
     bson_copy_to(change, &event->document);
     event->json = bson_as_relaxed_extended_json(change, &event->json_len);
+    if (!event->json) {
+        /* Fix (found by fuzz_core_event): libbson writes no JSON for a string
+         * that is not UTF-8, and MongoDB stores strings as drivers send
+         * them. Such an event cannot be delivered; refuse it here instead of
+         * handing subscribers a NULL json. */
+        bson_set_error(error, 0, 0, "change event has a string that is not valid UTF-8");
+        cc_event_unref(event);
+        return NULL;
+    }
     return event;
 }
 

@@ -46,6 +46,21 @@ static void test_event_without_token_is_rejected(void **state)
     bson_destroy(change);
 }
 
+/* Found by fuzz_core_event: a string that is not UTF-8 (MongoDB stores what
+ * drivers send) made libbson return no JSON, and the event went on with a
+ * NULL json. It is refused with a reason instead. */
+static void test_event_with_invalid_utf8_is_refused(void **state)
+{
+    (void)state;
+    bson_t *change = BCON_NEW("_id", "{", "_data", "82ab", "}", "operationType", "insert", "ns",
+                              "{", "db", "shop", "coll", "orders", "}", "fullDocument", "{", "name",
+                              BCON_UTF8("caf\xe9"), "}");
+    bson_error_t error;
+    assert_null(cc_event_new(change, &error));
+    assert_non_null(strstr(error.message, "UTF-8"));
+    bson_destroy(change);
+}
+
 static void test_token_normalize_accepts_hex_only(void **state)
 {
     (void)state;
@@ -129,6 +144,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_event_parses_token_namespace_and_serializes_once),
         cmocka_unit_test(test_event_without_token_is_rejected),
+        cmocka_unit_test(test_event_with_invalid_utf8_is_refused),
         cmocka_unit_test(test_token_normalize_accepts_hex_only),
         cmocka_unit_test(test_ring_evicts_by_count_and_moves_the_floor),
         cmocka_unit_test(test_ring_evicts_by_bytes),
