@@ -130,6 +130,9 @@ static bool start_push(daemon_t *daemon, cc_channel_t *channel, cc_capture_t **c
         .max_subscriptions = c->push.max_subscriptions,
         .retry_ms = c->push.retry_ms,
         .watermark_ms = c->push.watermark_ms,
+        .snapshot_max_docs = c->push.snapshot_max_docs,
+        .snapshot_max_bytes = c->push.snapshot_max_bytes,
+        .max_pending_docs = c->push.max_pending_docs,
     };
     daemon->push = cc_push_start(&push, channel, error);
     if (!daemon->push) {

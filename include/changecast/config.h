@@ -42,6 +42,9 @@ typedef struct cc_config {
         int64_t max_subscriptions;
         int64_t retry_ms;
         int64_t watermark_ms;
+        int64_t snapshot_max_docs;
+        int64_t snapshot_max_bytes;
+        int64_t max_pending_docs;
     } push;
     struct {
         char *level;

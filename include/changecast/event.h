@@ -28,6 +28,12 @@ typedef struct cc_event {
      * streams give it. NULL until asked for. */
     char *json_default;
     size_t json_default_len;
+    /* For live queries in format=docs, also made on first use by the push
+     * thread: documentKey._id and fullDocument, each as relaxed JSON. */
+    char *json_id;
+    size_t json_id_len;
+    char *json_post_image;
+    size_t json_post_image_len;
 } cc_event_t;
 
 /* Takes the fields it needs from an upstream change event; NULL when the
@@ -40,6 +46,14 @@ void cc_event_unref(cc_event_t *event);
  * bytes as event->json except for update events. Push thread only. */
 const char *cc_event_json_default(cc_event_t *event, size_t *len);
 
+/* documentKey._id as relaxed Extended JSON ("null" when absent). Push
+ * thread only. */
+const char *cc_event_json_id(cc_event_t *event, size_t *len);
+
+/* fullDocument as relaxed Extended JSON ("null" when absent). Push thread
+ * only. */
+const char *cc_event_json_post_image(cc_event_t *event, size_t *len);
+
 /* Bytes the event holds, for ring and queue accounting. */
 size_t cc_event_size(const cc_event_t *event);
 
@@ -50,5 +64,10 @@ int cc_token_compare(const char *a, const char *b);
 /* Copies a client-supplied token into out (upper case); false unless it is
  * 2 to 1024 hex digits. */
 bool cc_token_normalize(const char *text, char *out, size_t out_size);
+
+/* The cluster time a token starts with: MongoDB resume tokens are
+ * KeyStrings whose first value is the event's clusterTime (type byte 0x82,
+ * then seconds and increment as big-endian 32-bit integers). */
+bool cc_token_cluster_time(const char *token, uint32_t *seconds, uint32_t *increment);
 
 #endif

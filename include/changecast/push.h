@@ -25,6 +25,9 @@ typedef struct cc_push_options {
     int64_t max_subscriptions;
     int64_t retry_ms;
     int64_t watermark_ms;
+    int64_t snapshot_max_docs;
+    int64_t snapshot_max_bytes;
+    int64_t max_pending_docs;
 } cc_push_options_t;
 
 typedef struct cc_push cc_push_t;

@@ -16,6 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Snapshot reads and catch-up streams run on these; two, so one long
+ * catch-up does not hold a snapshot (or another catch-up) up. */
+#define CC_CAPTURE_WORKERS 2
+
 struct cc_capture {
     cc_capture_options_t options;
     cc_stream_config_t config;
@@ -24,7 +28,7 @@ struct cc_capture {
     int64_t token_saved_us;
     bool token_dirty;
     pthread_t thread;
-    pthread_t catchup_thread;
+    pthread_t workers[CC_CAPTURE_WORKERS];
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool stopping;
@@ -196,17 +200,22 @@ static void *capture_thread(void *arg)
     return NULL;
 }
 
-static void *catchup_thread_main(void *arg)
+/* Catch-up streams and snapshot reads, one at a time per worker. */
+static void *worker_main(void *arg)
 {
     cc_capture_t *capture = arg;
-    mongoc_client_t *client = cc_stream_client_new(&capture->config, "changecast-catchup");
-    uint64_t id;
-    char *token;
+    mongoc_client_t *client = cc_stream_client_new(&capture->config, "changecast-worker");
     while (!stopping(capture)) {
-        if (cc_channel_next_catchup(capture->channel, 500, &id, &token)) {
-            cc_catchup_run(client, &capture->config, capture->channel, id, token);
-            bson_free(token);
+        cc_request_t *request = cc_channel_next_request(capture->channel, 500);
+        if (!request) {
+            continue;
         }
+        if (request->kind == CC_REQUEST_CATCHUP) {
+            cc_catchup_run(client, &capture->config, capture->channel, request);
+        } else {
+            cc_snapshot_run(client, capture->channel, request);
+        }
+        cc_channel_request_done(capture->channel, request);
     }
     mongoc_client_destroy(client);
     return NULL;
@@ -237,7 +246,9 @@ cc_capture_t *cc_capture_start(const cc_capture_options_t *options, cc_channel_t
         cc_info("event=token_loaded file=\"%s\"", options->token_file);
     }
     pthread_create(&capture->thread, NULL, capture_thread, capture);
-    pthread_create(&capture->catchup_thread, NULL, catchup_thread_main, capture);
+    for (int i = 0; i < CC_CAPTURE_WORKERS; i++) {
+        pthread_create(&capture->workers[i], NULL, worker_main, capture);
+    }
     return capture;
 }
 
@@ -252,7 +263,9 @@ void cc_capture_stop(cc_capture_t *capture)
     pthread_mutex_unlock(&capture->lock);
     cc_channel_interrupt(capture->channel);
     pthread_join(capture->thread, NULL);
-    pthread_join(capture->catchup_thread, NULL);
+    for (int i = 0; i < CC_CAPTURE_WORKERS; i++) {
+        pthread_join(capture->workers[i], NULL);
+    }
     cc_stream_config_destroy(&capture->config);
     bson_free(capture->token);
     pthread_mutex_destroy(&capture->lock);

@@ -172,26 +172,27 @@ bool cc_stream_wait_for_room(cc_channel_t *channel, bool (*cancelled)(void *arg)
 
 typedef struct catchup_ref {
     cc_channel_t *channel;
-    uint64_t id;
+    const cc_request_t *request;
 } catchup_ref_t;
 
 static bool catchup_cancelled(void *arg)
 {
     catchup_ref_t *ref = arg;
-    return cc_channel_catchup_cancelled(ref->channel, ref->id);
+    return cc_channel_request_cancelled(ref->channel, ref->request);
 }
 
 void cc_catchup_run(mongoc_client_t *client, const cc_stream_config_t *config,
-                    cc_channel_t *channel, uint64_t id, const char *token)
+                    cc_channel_t *channel, const cc_request_t *request)
 {
     int attempts = 0;
-    char *position = bson_strdup(token);
-    while (!cc_channel_catchup_cancelled(channel, id)) {
+    uint64_t id = request->id;
+    char *position = bson_strdup(request->token);
+    while (!cc_channel_request_cancelled(channel, request)) {
         bson_error_t error;
         mongoc_change_stream_t *stream = cc_stream_open(client, config, position);
         cc_stream_error_t failure = cc_stream_check(stream, &error);
         const bson_t *doc;
-        catchup_ref_t ref = {channel, id};
+        catchup_ref_t ref = {channel, request};
         while (failure == CC_STREAM_OK &&
                cc_stream_wait_for_room(channel, catchup_cancelled, &ref)) {
             if (mongoc_change_stream_next(stream, &doc)) {

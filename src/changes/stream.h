@@ -43,9 +43,13 @@ char *cc_stream_resume_token(const mongoc_change_stream_t *stream);
  * false when `cancelled` says to give up. */
 bool cc_stream_wait_for_room(cc_channel_t *channel, bool (*cancelled)(void *arg), void *arg);
 
-/* Serves one catch-up request: events after `token` until the stream has
- * nothing more, posted as CC_MSG_CATCHUP_* messages. */
+/* Serves one catch-up request: events after its token until the stream
+ * has nothing more, posted as CC_MSG_CATCHUP_* messages. */
 void cc_catchup_run(mongoc_client_t *client, const cc_stream_config_t *config,
-                    cc_channel_t *channel, uint64_t id, const char *token);
+                    cc_channel_t *channel, const cc_request_t *request);
+
+/* Serves one snapshot request: the query's documents as of one cluster
+ * time, posted as a CC_MSG_SNAPSHOT message. */
+void cc_snapshot_run(mongoc_client_t *client, cc_channel_t *channel, const cc_request_t *request);
 
 #endif

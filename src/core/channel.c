@@ -7,12 +7,6 @@
 #include <pthread.h>
 #include <time.h>
 
-typedef struct catchup_request {
-    uint64_t id;
-    char *token;
-    struct catchup_request *next;
-} catchup_request_t;
-
 struct cc_channel {
     pthread_mutex_t lock;
     cc_msg_t *head, *tail;
@@ -22,9 +16,8 @@ struct cc_channel {
 
     pthread_mutex_t request_lock;
     pthread_cond_t request_ready;
-    catchup_request_t *requests;
-    uint64_t running_id; /* the request a worker is serving */
-    bool running_cancelled;
+    cc_request_t *requests; /* waiting, oldest first */
+    cc_request_t *running;  /* taken by a worker, so a cancel can reach them */
     bool interrupted;
 };
 
@@ -37,9 +30,45 @@ cc_channel_t *cc_channel_new(void)
     return channel;
 }
 
+void cc_snapshot_query_free(cc_snapshot_query_t *query)
+{
+    if (!query) {
+        return;
+    }
+    bson_free(query->db);
+    bson_free(query->coll);
+    bson_destroy(query->filter);
+    bson_destroy(query->sort);
+    bson_destroy(query->projection);
+    bson_free(query);
+}
+
+void cc_snapshot_free(cc_snapshot_t *snapshot)
+{
+    if (!snapshot) {
+        return;
+    }
+    for (size_t i = 0; i < snapshot->count; i++) {
+        bson_free(snapshot->docs[i]);
+    }
+    bson_free(snapshot->docs);
+    bson_free(snapshot->lens);
+    bson_free(snapshot->error_code);
+    bson_free(snapshot->error_message);
+    bson_free(snapshot);
+}
+
+static void request_free(cc_request_t *request)
+{
+    bson_free(request->token);
+    cc_snapshot_query_free(request->query);
+    bson_free(request);
+}
+
 void cc_msg_free(cc_msg_t *msg)
 {
     if (msg) {
+        cc_snapshot_free(msg->snapshot);
         cc_event_unref(msg->event);
         bson_free(msg->token);
         bson_free(msg->reason);
@@ -56,10 +85,9 @@ void cc_channel_free(cc_channel_t *channel)
         next = msg->next;
         cc_msg_free(msg);
     }
-    for (catchup_request_t *r = channel->requests, *next; r; r = next) {
+    for (cc_request_t *r = channel->requests, *next; r; r = next) {
         next = r->next;
-        bson_free(r->token);
-        bson_free(r);
+        request_free(r);
     }
     pthread_mutex_destroy(&channel->lock);
     pthread_mutex_destroy(&channel->request_lock);
@@ -75,15 +103,8 @@ void cc_channel_on_post(cc_channel_t *channel, void (*wakeup)(void *arg), void *
     pthread_mutex_unlock(&channel->lock);
 }
 
-void cc_channel_post(cc_channel_t *channel, cc_msg_kind_t kind, cc_event_t *event,
-                     const char *token, const char *reason, uint64_t catchup_id)
+static void append_msg(cc_channel_t *channel, cc_msg_t *msg)
 {
-    cc_msg_t *msg = bson_malloc0(sizeof *msg);
-    msg->kind = kind;
-    msg->event = event;
-    msg->token = token ? bson_strdup(token) : NULL;
-    msg->reason = reason ? bson_strdup(reason) : NULL;
-    msg->catchup_id = catchup_id;
     pthread_mutex_lock(&channel->lock);
     if (channel->tail) {
         channel->tail->next = msg;
@@ -100,6 +121,27 @@ void cc_channel_post(cc_channel_t *channel, cc_msg_kind_t kind, cc_event_t *even
     }
 }
 
+void cc_channel_post(cc_channel_t *channel, cc_msg_kind_t kind, cc_event_t *event,
+                     const char *token, const char *reason, uint64_t catchup_id)
+{
+    cc_msg_t *msg = bson_malloc0(sizeof *msg);
+    msg->kind = kind;
+    msg->event = event;
+    msg->token = token ? bson_strdup(token) : NULL;
+    msg->reason = reason ? bson_strdup(reason) : NULL;
+    msg->catchup_id = catchup_id;
+    append_msg(channel, msg);
+}
+
+void cc_channel_post_snapshot(cc_channel_t *channel, uint64_t id, cc_snapshot_t *snapshot)
+{
+    cc_msg_t *msg = bson_malloc0(sizeof *msg);
+    msg->kind = CC_MSG_SNAPSHOT;
+    msg->catchup_id = id;
+    msg->snapshot = snapshot;
+    append_msg(channel, msg);
+}
+
 cc_msg_t *cc_channel_take(cc_channel_t *channel)
 {
     pthread_mutex_lock(&channel->lock);
@@ -110,13 +152,10 @@ cc_msg_t *cc_channel_take(cc_channel_t *channel)
     return all;
 }
 
-void cc_channel_request_catchup(cc_channel_t *channel, uint64_t id, const char *token)
+static void add_request(cc_channel_t *channel, cc_request_t *request)
 {
-    catchup_request_t *request = bson_malloc0(sizeof *request);
-    request->id = id;
-    request->token = bson_strdup(token);
     pthread_mutex_lock(&channel->request_lock);
-    catchup_request_t **end = &channel->requests;
+    cc_request_t **end = &channel->requests;
     while (*end) {
         end = &(*end)->next;
     }
@@ -125,34 +164,52 @@ void cc_channel_request_catchup(cc_channel_t *channel, uint64_t id, const char *
     pthread_mutex_unlock(&channel->request_lock);
 }
 
-void cc_channel_cancel_catchup(cc_channel_t *channel, uint64_t id)
+void cc_channel_request_catchup(cc_channel_t *channel, uint64_t id, const char *token)
+{
+    cc_request_t *request = bson_malloc0(sizeof *request);
+    request->kind = CC_REQUEST_CATCHUP;
+    request->id = id;
+    request->token = bson_strdup(token);
+    add_request(channel, request);
+}
+
+void cc_channel_request_snapshot(cc_channel_t *channel, uint64_t id, cc_snapshot_query_t *query)
+{
+    cc_request_t *request = bson_malloc0(sizeof *request);
+    request->kind = CC_REQUEST_SNAPSHOT;
+    request->id = id;
+    request->query = query;
+    add_request(channel, request);
+}
+
+void cc_channel_cancel_request(cc_channel_t *channel, uint64_t id)
 {
     pthread_mutex_lock(&channel->request_lock);
-    for (catchup_request_t **r = &channel->requests; *r; r = &(*r)->next) {
+    for (cc_request_t **r = &channel->requests; *r; r = &(*r)->next) {
         if ((*r)->id == id) {
-            catchup_request_t *gone = *r;
+            cc_request_t *gone = *r;
             *r = gone->next;
-            bson_free(gone->token);
-            bson_free(gone);
+            request_free(gone);
             break;
         }
     }
-    if (channel->running_id == id) {
-        channel->running_cancelled = true;
+    for (cc_request_t *r = channel->running; r; r = r->next) {
+        if (r->id == id) {
+            r->cancelled = true;
+        }
     }
     pthread_mutex_unlock(&channel->request_lock);
 }
 
-bool cc_channel_catchup_cancelled(cc_channel_t *channel, uint64_t id)
+bool cc_channel_request_cancelled(cc_channel_t *channel, const cc_request_t *request)
 {
     pthread_mutex_lock(&channel->request_lock);
-    bool cancelled =
-        channel->interrupted || (channel->running_id == id && channel->running_cancelled);
+    bool cancelled = channel->interrupted || request->cancelled;
     pthread_mutex_unlock(&channel->request_lock);
     return cancelled;
 }
 
-bool cc_channel_next_catchup(cc_channel_t *channel, int64_t timeout_ms, uint64_t *id, char **token)
+cc_request_t *cc_channel_next_request(cc_channel_t *channel, int64_t timeout_ms)
 {
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
@@ -169,20 +226,27 @@ bool cc_channel_next_catchup(cc_channel_t *channel, int64_t timeout_ms, uint64_t
             break;
         }
     }
-    catchup_request_t *request = channel->interrupted ? NULL : channel->requests;
+    cc_request_t *request = channel->interrupted ? NULL : channel->requests;
     if (request) {
         channel->requests = request->next;
-        channel->running_id = request->id;
-        channel->running_cancelled = false;
+        request->next = channel->running;
+        channel->running = request;
     }
     pthread_mutex_unlock(&channel->request_lock);
-    if (!request) {
-        return false;
+    return request;
+}
+
+void cc_channel_request_done(cc_channel_t *channel, cc_request_t *request)
+{
+    pthread_mutex_lock(&channel->request_lock);
+    for (cc_request_t **r = &channel->running; *r; r = &(*r)->next) {
+        if (*r == request) {
+            *r = request->next;
+            break;
+        }
     }
-    *id = request->id;
-    *token = request->token;
-    bson_free(request);
-    return true;
+    pthread_mutex_unlock(&channel->request_lock);
+    request_free(request);
 }
 
 size_t cc_channel_backlog(cc_channel_t *channel)

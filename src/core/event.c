@@ -4,6 +4,7 @@
 #include "changecast/event.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,6 +86,8 @@ void cc_event_unref(cc_event_t *event)
     bson_destroy(&event->document);
     bson_free(event->json);
     bson_free(event->json_default);
+    bson_free(event->json_id);
+    bson_free(event->json_post_image);
     free(event);
 }
 
@@ -102,6 +105,56 @@ const char *cc_event_json_default(cc_event_t *event, size_t *len)
     }
     *len = event->json_default_len;
     return event->json_default;
+}
+
+/* One value as relaxed Extended JSON: libbson writes documents only, so
+ * the value is written as {"": value} and the wrapping cut off. */
+static char *value_json(const bson_t *doc, const char *path, size_t *len)
+{
+    bson_iter_t iter, found;
+    if (!bson_iter_init(&iter, doc) || !bson_iter_find_descendant(&iter, path, &found) ||
+        BSON_ITER_HOLDS_NULL(&found)) {
+        *len = 4;
+        return bson_strdup("null");
+    }
+    bson_t wrapper = BSON_INITIALIZER;
+    bson_append_iter(&wrapper, "", 0, &found);
+    size_t wrapped_len;
+    char *wrapped = bson_as_relaxed_extended_json(&wrapper, &wrapped_len);
+    bson_destroy(&wrapper);
+    if (!wrapped) { /* not UTF-8: cc_event_new refuses such events already */
+        *len = 4;
+        return bson_strdup("null");
+    }
+    static const char head[] = "{ \"\" : ", tail[] = " }";
+    size_t head_len = sizeof head - 1, tail_len = sizeof tail - 1;
+    if (wrapped_len < head_len + tail_len || strncmp(wrapped, head, head_len) != 0) {
+        *len = wrapped_len; /* not libbson's usual layout: keep it whole */
+        return wrapped;
+    }
+    *len = wrapped_len - head_len - tail_len;
+    memmove(wrapped, wrapped + head_len, *len);
+    wrapped[*len] = '\0';
+    return wrapped;
+}
+
+const char *cc_event_json_id(cc_event_t *event, size_t *len)
+{
+    if (!event->json_id) {
+        event->json_id = value_json(&event->document, "documentKey._id", &event->json_id_len);
+    }
+    *len = event->json_id_len;
+    return event->json_id;
+}
+
+const char *cc_event_json_post_image(cc_event_t *event, size_t *len)
+{
+    if (!event->json_post_image) {
+        event->json_post_image =
+            value_json(&event->document, "fullDocument", &event->json_post_image_len);
+    }
+    *len = event->json_post_image_len;
+    return event->json_post_image;
 }
 
 size_t cc_event_size(const cc_event_t *event)
@@ -127,5 +180,18 @@ bool cc_token_normalize(const char *text, char *out, size_t out_size)
         out[i] = (char)toupper((unsigned char)text[i]);
     }
     out[len] = '\0';
+    return true;
+}
+
+bool cc_token_cluster_time(const char *token, uint32_t *seconds, uint32_t *increment)
+{
+    if (strlen(token) < 18 || strncmp(token, "82", 2) != 0) {
+        return false;
+    }
+    char part[9] = {0};
+    memcpy(part, token + 2, 8);
+    *seconds = (uint32_t)strtoul(part, NULL, 16);
+    memcpy(part, token + 10, 8);
+    *increment = (uint32_t)strtoul(part, NULL, 16);
     return true;
 }

@@ -144,6 +144,14 @@ void cc_conn_drop(cc_conn_t *conn, int ws_code, const char *reason)
 
 int cc_conn_flush(cc_conn_t *conn)
 {
+    if (!conn->closing) {
+        /* format=docs states are conflated until the socket takes them. */
+        cc_sub_t *sub;
+        TAILQ_FOREACH(sub, &conn->subs, conn_link)
+        {
+            cc_livequery_render_pending(sub);
+        }
+    }
     if (conn->out.len) {
         size_t len = conn->out.len;
         conn->out.len = 0;

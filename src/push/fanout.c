@@ -26,32 +26,10 @@ static bool namespace_matches(const cc_sub_t *sub, const cc_event_t *event)
     return false;
 }
 
-static void deliver(cc_sub_t *sub, cc_event_t *event)
+/* After a subscription's connection got more bytes. */
+static void queued(cc_sub_t *sub)
 {
     cc_conn_t *conn = sub->conn;
-    if (conn->closing) {
-        return;
-    }
-    size_t json_len = event->json_len;
-    const char *json =
-        sub->full_document_default ? cc_event_json_default(event, &json_len) : event->json;
-    if (conn->kind == CC_CONN_SSE) {
-        static const char middle[] = "\nevent: change\ndata: ";
-        cc_conn_append(conn, "id: ", 4);
-        cc_conn_append(conn, event->token, strlen(event->token));
-        cc_conn_append(conn, middle, sizeof middle - 1);
-        cc_conn_append(conn, json, json_len);
-        cc_conn_append(conn, "\n\n", 2);
-    } else {
-        static const char open[] = "{\"type\":\"change\",\"id\":\"", token[] = "\",\"token\":\"",
-                          body[] = "\",\"event\":", close[] = "}";
-        const char *parts[] = {open, sub->id, token, event->token, body, json, close};
-        const size_t lens[] = {sizeof open - 1,      strlen(sub->id), sizeof token - 1,
-                               strlen(event->token), sizeof body - 1, json_len,
-                               sizeof close - 1};
-        cc_conn_append_ws_text(conn, parts, lens, 7);
-    }
-    conn->push->metrics.events_delivered++;
     /* Replays and catch-ups pace themselves (a queue's worth per write);
      * only live delivery can outrun a client. */
     if (sub->state == CC_SUB_LIVE && cc_conn_over_limit(conn)) {
@@ -72,6 +50,102 @@ static void deliver(cc_sub_t *sub, cc_event_t *event)
     cc_conn_mark_dirty(conn);
 }
 
+/* One change as it goes out: SSE event text, or a WebSocket item (inside a
+ * transaction message, without the subscription id). */
+static void append_change(cc_sub_t *sub, cc_event_t *event, bool leave, bson_string_t *txn_item)
+{
+    cc_conn_t *conn = sub->conn;
+    const char *type = leave ? "leave" : "change";
+    size_t json_len = event->json_len;
+    const char *json = sub->full_document_default && !sub->live_query
+                           ? cc_event_json_default(event, &json_len)
+                           : event->json;
+    if (conn->kind == CC_CONN_SSE) {
+        const char *parts[] = {"id: ", event->token, "\nevent: ", type, "\ndata: ", json, "\n\n"};
+        const size_t lens[] = {4, strlen(event->token), 8, strlen(type), 7, json_len, 2};
+        for (size_t i = 0; i < 7; i++) {
+            if (txn_item) {
+                bson_string_append(txn_item, parts[i]);
+            } else {
+                cc_conn_append(conn, parts[i], lens[i]);
+            }
+        }
+    } else if (txn_item) {
+        bson_string_append_printf(txn_item, "%s{\"type\":\"%s\",\"token\":\"%s\",\"event\":",
+                                  txn_item->len ? "," : "", type, event->token);
+        bson_string_append(txn_item, json);
+        bson_string_append(txn_item, "}");
+    } else {
+        static const char open[] = "{\"type\":\"", id[] = "\",\"id\":\"",
+                          token[] = "\",\"token\":\"", body[] = "\",\"event\":", close[] = "}";
+        const char *parts[] = {open, type, id, sub->id, token, event->token, body, json, close};
+        const size_t lens[] = {sizeof open - 1, strlen(type),     sizeof id - 1,
+                               strlen(sub->id), sizeof token - 1, strlen(event->token),
+                               sizeof body - 1, json_len,         sizeof close - 1};
+        cc_conn_append_ws_text(conn, parts, lens, 9);
+    }
+}
+
+/* Subscriptions that got part of the transaction being dispatched. */
+typedef struct txn_batch {
+    cc_sub_t **subs;
+    size_t count;
+    size_t capacity;
+} txn_batch_t;
+
+void cc_fanout_deliver(cc_sub_t *sub, cc_event_t *event)
+{
+    cc_conn_t *conn = sub->conn;
+    if (conn->closing) {
+        return;
+    }
+    bool leave = false;
+    if (sub->live_query) {
+        cc_verdict_t verdict = cc_livequery_judge(sub, event);
+        if (verdict == CC_VERDICT_SKIP) {
+            return;
+        }
+        /* Out of the view without being deleted: say so, the client
+         * cannot tell from the event alone. */
+        leave = verdict == CC_VERDICT_DELETE && strcmp(event->operation, "delete") != 0;
+        if (sub->format == CC_FORMAT_DOCS) {
+            conn->push->metrics.events_delivered++;
+            cc_pending_put(sub->pending, event, verdict == CC_VERDICT_UPSERT);
+            if (cc_pending_count(sub->pending) > (size_t)conn->push->options.max_pending_docs) {
+                conn->push->metrics.resets_too_many_pending++;
+                cc_pending_free(sub->pending);
+                sub->pending = cc_pending_new();
+                conn->out.len = 0;
+                cc_fanout_send_reset(sub, "too_many_pending",
+                                     "more than push.max_pending_docs documents waited for this "
+                                     "client: subscribe again with a snapshot");
+                cc_conn_drop(conn, 1013, "too_many_pending");
+                return;
+            }
+            cc_conn_mark_dirty(conn);
+            return;
+        }
+    }
+    conn->push->metrics.events_delivered++;
+    txn_batch_t *current_txn = conn->push->current_txn;
+    if (current_txn) {
+        if (!sub->txn_items) {
+            sub->txn_items = bson_string_new(NULL);
+            if (current_txn->count == current_txn->capacity) {
+                current_txn->capacity = current_txn->capacity ? current_txn->capacity * 2 : 16;
+                current_txn->subs = bson_realloc(current_txn->subs,
+                                                 current_txn->capacity * sizeof *current_txn->subs);
+            }
+            current_txn->subs[current_txn->count++] = sub;
+        }
+        append_change(sub, event, leave, sub->txn_items);
+        sub->txn_item_count++;
+        return;
+    }
+    append_change(sub, event, leave, NULL);
+    queued(sub);
+}
+
 /* Examines one event for one subscription, in stream order. */
 static void offer(cc_sub_t *sub, cc_event_t *event)
 {
@@ -80,16 +154,24 @@ static void offer(cc_sub_t *sub, cc_event_t *event)
     }
     bson_free(sub->position);
     sub->position = bson_strdup(event->token);
-    if ((sub->ops & cc_op_bit(event->operation)) && namespace_matches(sub, event) &&
-        (!sub->filter || cc_filter_matches(sub->filter, &event->document))) {
-        deliver(sub, event);
+    if (!namespace_matches(sub, event)) {
+        return;
+    }
+    if (sub->live_query) {
+        uint32_t op = cc_op_bit(event->operation);
+        if (op & (CC_OP_DROP | CC_OP_RENAME | CC_OP_DROP_DATABASE | CC_OP_INVALIDATE)) {
+            cc_fanout_send_reset(sub, "namespace_dropped",
+                                 "the collection was dropped or renamed: its rows are gone");
+            return;
+        }
+        cc_fanout_deliver(sub, event);
+    } else if ((sub->ops & cc_op_bit(event->operation)) &&
+               (!sub->filter || cc_filter_matches(sub->filter, &event->document))) {
+        cc_fanout_deliver(sub, event);
     }
 }
 
-/* A message that is not a change: on a WebSocket {type, id, ...body}; on
- * SSE "event: type" with the body as data, and an id line when sse_id is
- * given. */
-static void send_notice(cc_sub_t *sub, const char *type, const char *sse_id, const bson_t *body)
+void cc_fanout_send_notice(cc_sub_t *sub, const char *type, const char *sse_id, const bson_t *body)
 {
     cc_conn_t *conn = sub->conn;
     if (conn->kind == CC_CONN_WS) {
@@ -122,13 +204,20 @@ void cc_fanout_send_reset(cc_sub_t *sub, const char *reason, const char *message
     bson_t body = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&body, "reason", reason);
     BSON_APPEND_UTF8(&body, "message", message ? message : "");
-    send_notice(sub, "reset", NULL, &body);
+    cc_fanout_send_notice(sub, "reset", NULL, &body);
     bson_destroy(&body);
 }
 
 static void start_catchup(struct cc_push *push, cc_sub_t *sub);
 
-static const char *const state_names[] = {"live", "replaying", "catching_up", "catchup_paused"};
+static const char *const state_names[] = {"live", "replaying", "catching_up", "catchup_paused",
+                                          "snapshot"};
+
+/* States in which a worker request (push->catchups) serves the subscription. */
+static bool waits_on_worker(cc_sub_state_t state)
+{
+    return state == CC_SUB_CATCHING_UP || state == CC_SUB_SNAPSHOT;
+}
 
 /* The one place a subscription changes state: leaving CATCHING_UP cancels
  * its stream, and the catch-up list lets a catch-up message find its
@@ -138,11 +227,12 @@ static void set_state(struct cc_push *push, cc_sub_t *sub, cc_sub_state_t state)
     if (sub->state == state) {
         return;
     }
-    if (sub->state == CC_SUB_CATCHING_UP) {
-        cc_channel_cancel_catchup(push->channel, sub->catchup_id);
+    if (waits_on_worker(sub->state)) {
+        cc_channel_cancel_request(push->channel, sub->catchup_id);
         TAILQ_REMOVE(&push->catchups, sub, catchup_link);
         sub->catchup_id = 0;
-    } else if (state == CC_SUB_CATCHING_UP) {
+    }
+    if (waits_on_worker(state)) {
         TAILQ_INSERT_TAIL(&push->catchups, sub, catchup_link);
     }
     cc_debug("push_conn=%llu event=subscription_state from=%s to=%s",
@@ -215,6 +305,13 @@ static void start_catchup(struct cc_push *push, cc_sub_t *sub)
 void cc_fanout_start(struct cc_push *push, cc_sub_t *sub, const char *after)
 {
     cc_index_add(push->index, sub);
+    if (!after && sub->want_snapshot) {
+        /* Its changes start where the snapshot was read (on_snapshot). */
+        set_state(push, sub, CC_SUB_SNAPSHOT);
+        sub->catchup_id = ++push->next_catchup_id;
+        cc_livequery_request_snapshot(push, sub, sub->catchup_id);
+        return;
+    }
     if (!after) {
         return; /* from now: the next live event is the first */
     }
@@ -277,13 +374,41 @@ static void reset_all(struct cc_push *push, const char *reason, const char *mess
     }
 }
 
+/* The snapshot is the view at T; the changes go on from T, from the ring
+ * when it reaches back that far, else from a stream started at T. */
+static void on_snapshot(struct cc_push *push, cc_sub_t *sub, const cc_snapshot_t *snapshot)
+{
+    if (!cc_livequery_send_snapshot(sub, snapshot)) {
+        push->metrics.snapshots_refused++;
+        set_state(push, sub, CC_SUB_LIVE);
+        if (sub->conn->kind == CC_CONN_SSE) {
+            cc_sse_refuse(sub->conn,
+                          strcmp(snapshot->error_code, "snapshot_too_large") == 0 ? 413 : 503,
+                          snapshot->error_code, snapshot->error_message);
+        } else {
+            cc_ws_refuse_sub(sub, snapshot->error_code, snapshot->error_message);
+        }
+        return;
+    }
+    push->metrics.snapshots_served++;
+    if (sub->conn->status_pending == 1) {
+        sub->conn->status_pending = HTTP_STATUS_OK;
+        lws_callback_on_writable(sub->conn->wsi);
+    }
+    if (!join_ring(push, sub)) {
+        start_catchup(push, sub);
+    }
+}
+
 static void on_catchup_message(struct cc_push *push, cc_msg_t *msg)
 {
     cc_sub_t *sub = find_catchup(push, msg->catchup_id);
     if (!sub) {
         return; /* the subscriber left meanwhile */
     }
-    if (msg->kind == CC_MSG_CATCHUP_EVENT) {
+    if (msg->kind == CC_MSG_SNAPSHOT) {
+        on_snapshot(push, sub, msg->snapshot);
+    } else if (msg->kind == CC_MSG_CATCHUP_EVENT) {
         offer(sub, msg->event);
         if (!join_ring(push, sub) && queue_full(sub)) {
             /* Let the client catch up with us first; the stream reopens
@@ -309,33 +434,18 @@ static void on_catchup_message(struct cc_push *push, cc_msg_t *msg)
     }
 }
 
-static void set_capture_position(struct cc_push *push, const char *token)
+static void set_capture_position(struct cc_push *push, const char *token, bool is_event)
 {
     bson_free(push->capture_position);
     push->capture_position = token ? bson_strdup(token) : NULL;
-}
-
-/* MongoDB resume tokens are KeyStrings that start with the event's cluster
- * time: type byte 0x82, then seconds and increment as big-endian 32-bit
- * integers. */
-static bool token_cluster_time(const char *token, uint32_t *seconds, uint32_t *increment)
-{
-    if (strlen(token) < 18 || strncmp(token, "82", 2) != 0) {
-        return false;
-    }
-    char part[9] = {0};
-    memcpy(part, token + 2, 8);
-    *seconds = (uint32_t)strtoul(part, NULL, 16);
-    memcpy(part, token + 10, 8);
-    *increment = (uint32_t)strtoul(part, NULL, 16);
-    return true;
+    push->capture_position_is_event = is_event;
 }
 
 void cc_fanout_send_watermarks(struct cc_push *push)
 {
     const char *position = push->capture_position;
     uint32_t seconds, increment;
-    if (!position || !token_cluster_time(position, &seconds, &increment)) {
+    if (!position || !cc_token_cluster_time(position, &seconds, &increment)) {
         return;
     }
     cc_conn_t *conn;
@@ -357,10 +467,149 @@ void cc_fanout_send_watermarks(struct cc_push *push)
             bson_t body = BSON_INITIALIZER;
             BSON_APPEND_TIMESTAMP(&body, "clusterTime", seconds, increment);
             BSON_APPEND_UTF8(&body, "token", position);
-            send_notice(sub, "watermark", position, &body);
+            cc_fanout_send_notice(sub, "watermark", position, &body);
             bson_destroy(&body);
         }
     }
+}
+
+static void dispatch_live(struct cc_push *push, cc_event_t *event)
+{
+    push->metrics.events_captured++;
+    push->metrics.last_cluster_time = event->cluster_seconds;
+    cc_ring_append(push->ring, event);
+    set_capture_position(push, event->token, true);
+    live_dispatch_t dispatch = {push, event, ++push->dispatch_sequence};
+    cc_index_visit(push->index, event, offer_live, &dispatch);
+}
+
+/* {txnNumber, lsid} of a transaction's event as JSON, for its marker. */
+static char *txn_header(const cc_event_t *event)
+{
+    bson_t header = BSON_INITIALIZER;
+    bson_iter_t iter;
+    if (bson_iter_init_find(&iter, &event->document, "txnNumber")) {
+        bson_append_iter(&header, "txnNumber", -1, &iter);
+    }
+    if (bson_iter_init_find(&iter, &event->document, "lsid")) {
+        bson_append_iter(&header, "lsid", -1, &iter);
+    }
+    char *json = bson_as_relaxed_extended_json(&header, NULL);
+    bson_destroy(&header);
+    return json;
+}
+
+/* Each subscription gets its part of the transaction in one piece: one
+ * WebSocket message, or on SSE a txn marker and the events, queued
+ * together so they leave in the same write. */
+static void send_txn_parts(txn_batch_t *batch, const cc_event_t *first)
+{
+    char *header = txn_header(first);
+    for (size_t i = 0; i < batch->count; i++) {
+        cc_sub_t *sub = batch->subs[i];
+        cc_conn_t *conn = sub->conn;
+        if (conn->kind == CC_CONN_SSE) {
+            char marker[64];
+            int len = snprintf(marker, sizeof marker, ",\"count\":%zu}\n\n", sub->txn_item_count);
+            cc_conn_append(conn, "event: txn\ndata: {\"txn\":", 24);
+            cc_conn_append(conn, header, strlen(header));
+            cc_conn_append(conn, marker, (size_t)len);
+            cc_conn_append(conn, sub->txn_items->str, sub->txn_items->len);
+        } else {
+            static const char open[] = "{\"type\":\"transaction\",\"id\":\"",
+                              txn[] = "\",\"txn\":", changes[] = ",\"changes\":[", close[] = "]}";
+            const char *parts[] = {open, sub->id, txn, header, changes, sub->txn_items->str, close};
+            const size_t lens[] = {sizeof open - 1, strlen(sub->id),    sizeof txn - 1,
+                                   strlen(header),  sizeof changes - 1, sub->txn_items->len,
+                                   sizeof close - 1};
+            cc_conn_append_ws_text(conn, parts, lens, 7);
+        }
+        bson_string_free(sub->txn_items, true);
+        sub->txn_items = NULL;
+        sub->txn_item_count = 0;
+        queued(sub);
+    }
+    bson_free(header);
+}
+
+/* Dispatches the transaction held back so far, if any. */
+static void release_txn(struct cc_push *push)
+{
+    if (push->txn_count == 0) {
+        return;
+    }
+    txn_batch_t batch = {0};
+    push->current_txn = &batch;
+    for (size_t i = 0; i < push->txn_count; i++) {
+        dispatch_live(push, push->txn_events[i]);
+    }
+    push->current_txn = NULL;
+    if (push->txn_count > 1) {
+        push->metrics.transactions_grouped++;
+    }
+    send_txn_parts(&batch, push->txn_events[0]);
+    bson_free(batch.subs);
+    for (size_t i = 0; i < push->txn_count; i++) {
+        cc_event_unref(push->txn_events[i]);
+    }
+    push->txn_count = 0;
+}
+
+static bool in_transaction(const cc_event_t *event)
+{
+    bson_iter_t iter;
+    return bson_iter_init_find(&iter, &event->document, "txnNumber") &&
+           bson_iter_init_find(&iter, &event->document, "lsid");
+}
+
+/* Whether two events belong to one transaction: same lsid, txnNumber and
+ * clusterTime (a commit applies all of its operations at one time). */
+static bool same_transaction(const cc_event_t *a, const cc_event_t *b)
+{
+    if (a->cluster_seconds != b->cluster_seconds || a->cluster_increment != b->cluster_increment) {
+        return false;
+    }
+    bson_iter_t x, y;
+    const char *keys[] = {"txnNumber", "lsid"};
+    for (size_t i = 0; i < 2; i++) {
+        if (!bson_iter_init_find(&x, &a->document, keys[i]) ||
+            !bson_iter_init_find(&y, &b->document, keys[i]) ||
+            bson_iter_value(&x)->value_type != bson_iter_value(&y)->value_type) {
+            return false;
+        }
+        uint32_t len_x, len_y;
+        const uint8_t *data_x, *data_y;
+        if (BSON_ITER_HOLDS_DOCUMENT(&x)) {
+            bson_iter_document(&x, &len_x, &data_x);
+            bson_iter_document(&y, &len_y, &data_y);
+            if (len_x != len_y || memcmp(data_x, data_y, len_x) != 0) {
+                return false;
+            }
+        } else if (bson_iter_as_int64(&x) != bson_iter_as_int64(&y)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A transaction's events are held until the stream moves past it (the
+ * next event, or an empty batch), so it is never delivered in halves when
+ * it spans upstream batches. */
+static void on_live_event(struct cc_push *push, cc_event_t *event)
+{
+    if (push->txn_count && !same_transaction(push->txn_events[0], event)) {
+        release_txn(push);
+    }
+    if (!in_transaction(event)) {
+        dispatch_live(push, event);
+        return;
+    }
+    if (push->txn_count == push->txn_capacity) {
+        push->txn_capacity = push->txn_capacity ? push->txn_capacity * 2 : 16;
+        push->txn_events =
+            bson_realloc(push->txn_events, push->txn_capacity * sizeof *push->txn_events);
+    }
+    push->txn_events[push->txn_count++] = cc_event_ref(event);
 }
 
 void cc_fanout_drain_channel(struct cc_push *push)
@@ -368,16 +617,13 @@ void cc_fanout_drain_channel(struct cc_push *push)
     cc_msg_t *msg = cc_channel_take(push->channel), *next;
     for (; msg; msg = next) {
         next = msg->next;
-        switch (msg->kind) {
-        case CC_MSG_EVENT: {
-            push->metrics.events_captured++;
-            push->metrics.last_cluster_time = msg->event->cluster_seconds;
-            cc_ring_append(push->ring, msg->event);
-            set_capture_position(push, msg->event->token);
-            live_dispatch_t dispatch = {push, msg->event, ++push->dispatch_sequence};
-            cc_index_visit(push->index, msg->event, offer_live, &dispatch);
-            break;
+        if (msg->kind != CC_MSG_EVENT && msg->catchup_id == 0) {
+            release_txn(push); /* the stream moved past it, or stopped */
         }
+        switch (msg->kind) {
+        case CC_MSG_EVENT:
+            on_live_event(push, msg->event);
+            break;
         case CC_MSG_STARTED:
             push->capture_state = CC_CAPTURE_LIVE;
             if (msg->token) {
@@ -386,12 +632,12 @@ void cc_fanout_drain_channel(struct cc_push *push)
             break;
         case CC_MSG_PROGRESS:
             cc_ring_advance_floor(push->ring, msg->token);
-            set_capture_position(push, msg->token);
+            set_capture_position(push, msg->token, false);
             break;
         case CC_MSG_RESTARTED:
             push->metrics.resets_capture_restarted++;
             cc_ring_reset(push->ring, NULL);
-            set_capture_position(push, NULL);
+            set_capture_position(push, NULL, false);
             reset_all(push, "capture_restarted", msg->reason);
             break;
         case CC_MSG_UNAVAILABLE:

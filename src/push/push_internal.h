@@ -36,9 +36,16 @@ typedef enum cc_sub_state {
     CC_SUB_REPLAYING,      /* reading the ring, a queue's worth per write */
     CC_SUB_CATCHING_UP,    /* reading its own upstream stream */
     CC_SUB_CATCHUP_PAUSED, /* its client is behind: the stream waits for it */
+    CC_SUB_SNAPSHOT,       /* waiting for its snapshot read */
 } cc_sub_state_t;
 
+typedef enum cc_sub_format {
+    CC_FORMAT_CHANGES, /* change events as MongoDB gives them */
+    CC_FORMAT_DOCS,    /* upsert/delete of document states, conflated */
+} cc_sub_format_t;
+
 typedef struct cc_conn cc_conn_t;
+typedef struct cc_pending cc_pending_t;
 
 typedef struct cc_sub {
     cc_conn_t *conn;
@@ -46,15 +53,29 @@ typedef struct cc_sub {
     cc_ns_pattern_t *namespaces;
     size_t namespace_count;
     cc_filter_t *filter;
+    bson_t *query; /* the filter as given */
     uint32_t ops;
+    bool ops_given;
+    /* Live queries (livequery.c): the filter is on documents. */
+    bool live_query;
+    bool want_snapshot;
+    cc_sub_format_t format;
+    bson_t *sort;
+    int64_t limit;
+    char **filter_fields; /* top-level fields the filter reads */
+    size_t filter_field_count;
+    cc_pending_t *pending;    /* format=docs: newest state per _id not yet written */
+    char *snapshot_position;  /* where its snapshot was read: its changes start after */
+    bson_string_t *txn_items; /* its part of the transaction being dispatched */
+    size_t txn_item_count;
     bool full_document_default; /* strip fullDocument from updates */
     char *position;             /* token of the last event examined; NULL = from now */
     char *watermark;            /* the last watermark sent */
     cc_sub_state_t state;
-    uint64_t catchup_id;
+    uint64_t catchup_id;    /* the worker request (catch-up or snapshot) it waits on */
     uint64_t seen_sequence; /* dispatch number of the last event offered */
     TAILQ_ENTRY(cc_sub) conn_link;
-    TAILQ_ENTRY(cc_sub) catchup_link; /* in push->catchups while CATCHING_UP */
+    TAILQ_ENTRY(cc_sub) catchup_link; /* in push->catchups while CATCHING_UP or SNAPSHOT */
 } cc_sub_t;
 
 typedef struct cc_out {
@@ -79,6 +100,8 @@ struct cc_conn {
     /* assembling a fragmented WebSocket message */
     uint8_t *rx;
     size_t rx_len;
+    /* SSE: the status line waits for a snapshot (200, or the refusal's) */
+    unsigned status_pending;
     /* a plain HTTP answer waiting for its writable callback */
     char *http_body;
     size_t http_body_len;
@@ -104,6 +127,10 @@ typedef struct cc_metrics {
     uint64_t catchups_started;
     uint64_t subscription_checks; /* live events offered to subscriptions */
     uint64_t requests_rejected;
+    uint64_t snapshots_served;
+    uint64_t snapshots_refused;
+    uint64_t resets_too_many_pending;
+    uint64_t transactions_grouped;
     double last_cluster_time;
 } cc_metrics_t;
 
@@ -142,7 +169,13 @@ struct cc_push {
     bool flush_scheduled;
     lws_sorted_usec_list_t heartbeat_timer;
     lws_sorted_usec_list_t watermark_timer;
-    char *capture_position; /* token capture has read up to (event or empty batch) */
+    char *capture_position;         /* token capture has read up to (event or empty batch) */
+    bool capture_position_is_event; /* else a high-water mark (postBatchResumeToken) */
+    /* A transaction's events wait here until the stream moves past it. */
+    cc_event_t **txn_events;
+    size_t txn_count;
+    size_t txn_capacity;
+    struct txn_batch *current_txn; /* set while a transaction is offered */
     int hangup_fd;
     bool hangup_owned_by_lws;
 };
@@ -169,6 +202,8 @@ bool cc_sub_set_ops(cc_sub_t *sub, const char *comma_separated, bson_error_t *er
 bool cc_sub_set_full_document(struct cc_push *push, cc_sub_t *sub, const char *mode,
                               bson_error_t *error);
 bool cc_sub_set_filter_json(cc_sub_t *sub, const char *json, size_t len, bson_error_t *error);
+bool cc_sub_set_format(cc_sub_t *sub, const char *format, bson_error_t *error);
+bool cc_sub_set_sort_json(cc_sub_t *sub, const char *json, bson_error_t *error);
 uint32_t cc_op_bit(const char *operation);
 cc_index_t *cc_index_new(void);
 void cc_index_free(cc_index_t *index);
@@ -190,6 +225,39 @@ void cc_fanout_refill(cc_conn_t *conn);
  * has read: everything up to there that matched it has been queued. */
 void cc_fanout_send_watermarks(struct cc_push *push);
 
+/* Sends a message that is not a change: on a WebSocket {type, id, ...body};
+ * on SSE "event: type" with body as data, and an id line when sse_id. */
+void cc_fanout_send_notice(cc_sub_t *sub, const char *type, const char *sse_id, const bson_t *body);
+/* Queues one change (or, in format=docs, its state) for a subscription. */
+void cc_fanout_deliver(cc_sub_t *sub, cc_event_t *event);
+
+/* livequery.c */
+typedef enum cc_verdict { CC_VERDICT_SKIP, CC_VERDICT_UPSERT, CC_VERDICT_DELETE } cc_verdict_t;
+/* Checks a live query's request once it is complete; *code names the
+ * error for the client. */
+bool cc_livequery_prepare(struct cc_push *push, cc_sub_t *sub, const char **code,
+                          bson_error_t *error);
+/* What a change means for a live query's view. */
+cc_verdict_t cc_livequery_judge(const cc_sub_t *sub, const cc_event_t *event);
+/* Whether capture has read far enough to place a snapshot. */
+bool cc_livequery_can_snapshot(const struct cc_push *push);
+/* Asks a worker for the subscription's snapshot. */
+void cc_livequery_request_snapshot(struct cc_push *push, cc_sub_t *sub, uint64_t request_id);
+/* Queues snapshot-begin, the documents and snapshot-end; false when the
+ * snapshot was refused (the caller ends the subscription). */
+bool cc_livequery_send_snapshot(cc_sub_t *sub, const cc_snapshot_t *snapshot);
+/* Writes a format=docs subscription's waiting states into its connection. */
+void cc_livequery_render_pending(cc_sub_t *sub);
+
+/* pending.c */
+cc_pending_t *cc_pending_new(void);
+void cc_pending_free(cc_pending_t *pending);
+size_t cc_pending_count(const cc_pending_t *pending);
+void cc_pending_put(cc_pending_t *pending, cc_event_t *event, bool upsert);
+void cc_pending_drain(cc_pending_t *pending,
+                      void (*emit)(cc_event_t *event, bool upsert, bool last, void *arg),
+                      void *arg);
+
 /* hangup.c */
 bool cc_hangup_init(struct cc_push *push);
 void cc_hangup_watch(struct cc_push *push, cc_conn_t *conn);
@@ -200,8 +268,15 @@ void cc_hangup_close(struct cc_push *push);
 
 /* sse.c, ws.c, http.c */
 int cc_sse_open(struct cc_push *push, struct lws *wsi, cc_conn_t **slot);
+/* The writable callback of a stream whose status line is still pending:
+ * the event-stream headers, or the refusal; -1 to close. */
+int cc_sse_write_status(cc_conn_t *conn);
+/* Refuses a stream whose status line is still pending. */
+void cc_sse_refuse(cc_conn_t *conn, unsigned status, const char *code, const char *message);
 int cc_ws_receive(cc_conn_t *conn, const void *in, size_t len);
 void cc_ws_send_json(cc_conn_t *conn, const bson_t *message);
+/* Ends one subscription of a WebSocket with an error message. */
+void cc_ws_refuse_sub(cc_sub_t *sub, const char *code, const char *message);
 int cc_http_serve(struct cc_push *push, struct lws *wsi, const char *path, cc_conn_t **slot);
 int cc_http_reply(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, unsigned status,
                   const char *content_type, const char *body);

@@ -114,6 +114,9 @@ static int on_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
             }
             return 0;
         }
+        if (conn->status_pending) {
+            return cc_sse_write_status(conn);
+        }
         return cc_conn_flush(conn);
     }
     case LWS_CALLBACK_CLOSED_HTTP:
@@ -343,6 +346,10 @@ void cc_push_stop(cc_push_t *push)
         pthread_join(push->thread, NULL);
     }
     bson_free(push->capture_position);
+    for (size_t i = 0; i < push->txn_count; i++) {
+        cc_event_unref(push->txn_events[i]);
+    }
+    bson_free(push->txn_events);
     cc_index_free(push->index);
     cc_ring_free(push->ring);
     cc_expose_destroy(&push->expose);

@@ -6,6 +6,7 @@
 #include "changecast/log.h"
 #include "push_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* Query arguments arrive url-decoded, one "name=value" per fragment. */
@@ -25,6 +26,58 @@ static bool read_token(const char *text, sse_request_t *request)
 {
     request->has_token = true;
     return cc_token_normalize(text, request->token, sizeof request->token);
+}
+
+static int write_stream_headers(struct lws *wsi)
+{
+    uint8_t buffer[LWS_PRE + 1024];
+    uint8_t *start = buffer + LWS_PRE, *p = start, *end = buffer + sizeof buffer - 1;
+    if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "text/event-stream",
+                                    LWS_ILLEGAL_HTTP_CONTENT_LEN, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                     (const unsigned char *)"no-cache", 8, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"x-accel-buffering:",
+                                    (const unsigned char *)"no", 2, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end)) {
+        return -1;
+    }
+    return 0;
+}
+
+void cc_sse_refuse(cc_conn_t *conn, unsigned status, const char *code, const char *message)
+{
+    bson_t doc = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&doc, "error", code);
+    BSON_APPEND_UTF8(&doc, "message", message);
+    bson_free(conn->http_body);
+    conn->http_body = bson_as_relaxed_extended_json(&doc, &conn->http_body_len);
+    bson_destroy(&doc);
+    conn->status_pending = status;
+    conn->push->metrics.requests_rejected++;
+    lws_callback_on_writable(conn->wsi);
+}
+
+int cc_sse_write_status(cc_conn_t *conn)
+{
+    if (conn->status_pending == 1) {
+        return 0; /* the snapshot is still being read */
+    }
+    if (conn->status_pending == HTTP_STATUS_OK) {
+        conn->status_pending = 0;
+        return write_stream_headers(conn->wsi) ? -1 : cc_conn_flush(conn);
+    }
+    uint8_t buffer[LWS_PRE + 1024];
+    uint8_t *start = buffer + LWS_PRE, *p = start, *end = buffer + sizeof buffer - 1;
+    if (lws_add_http_common_headers(conn->wsi, conn->status_pending, "application/json",
+                                    conn->http_body_len, &p, end) ||
+        lws_finalize_write_http_header(conn->wsi, start, &p, end)) {
+        return -1;
+    }
+    conn->status_pending = 0;
+    conn->out.len = 0;
+    cc_conn_append(conn, conn->http_body, conn->http_body_len);
+    lws_write(conn->wsi, conn->out.data + LWS_PRE, conn->out.len, LWS_WRITE_HTTP_FINAL);
+    return -1; /* the request is answered; the connection closes */
 }
 
 int cc_sse_open(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
@@ -61,6 +114,23 @@ int cc_sse_open(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
             if (!cc_sub_set_full_document(push, sub, value, &error)) {
                 return reject(push, wsi, slot, sub, 400, "bad_request", error.message);
             }
+        } else if (strcmp(arg, "snapshot") == 0) {
+            sub->want_snapshot = strcmp(value, "1") == 0 || strcmp(value, "true") == 0;
+        } else if (strcmp(arg, "format") == 0) {
+            if (!cc_sub_set_format(sub, value, &error)) {
+                return reject(push, wsi, slot, sub, 400, "bad_request", error.message);
+            }
+        } else if (strcmp(arg, "sort") == 0) {
+            if (!cc_sub_set_sort_json(sub, value, &error)) {
+                return reject(push, wsi, slot, sub, 400, "bad_request", error.message);
+            }
+        } else if (strcmp(arg, "limit") == 0) {
+            char *end;
+            sub->limit = strtoll(value, &end, 10);
+            if (*value == '\0' || *end != '\0' || sub->limit <= 0) {
+                return reject(push, wsi, slot, sub, 400, "bad_request",
+                              "limit must be a positive integer");
+            }
         } else if (strcmp(arg, "lastEventId") == 0 && !read_token(value, &request)) {
             return reject(push, wsi, slot, sub, 400, "bad_request",
                           "lastEventId is not a token (hex digits)");
@@ -69,6 +139,9 @@ int cc_sse_open(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
     if (sub->namespace_count == 0) {
         return reject(push, wsi, slot, sub, 400, "bad_request",
                       "ns is required: ?ns=db.collection (repeatable; db.* for a database)");
+    }
+    if (!cc_livequery_prepare(push, sub, &code, &error)) {
+        return reject(push, wsi, slot, sub, 400, code, error.message);
     }
     if (push->capture_state == CC_CAPTURE_UNAVAILABLE) {
         return reject(push, wsi, slot, sub, 503, "capture_unavailable", push->capture_reason);
@@ -81,21 +154,21 @@ int cc_sse_open(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
                       "Last-Event-ID is not a token (hex digits)");
     }
 
-    uint8_t buffer[LWS_PRE + 1024];
-    uint8_t *start = buffer + LWS_PRE, *p = start, *end = buffer + sizeof buffer - 1;
-    if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "text/event-stream",
-                                    LWS_ILLEGAL_HTTP_CONTENT_LEN, &p, end) ||
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-                                     (const unsigned char *)"no-cache", 8, &p, end) ||
-        lws_add_http_header_by_name(wsi, (const unsigned char *)"x-accel-buffering:",
-                                    (const unsigned char *)"no", 2, &p, end) ||
-        lws_finalize_write_http_header(wsi, start, &p, end)) {
+    /* A snapshot can still be refused (too large): the status line waits
+     * for it. */
+    bool wait_for_snapshot = sub->want_snapshot && !request.has_token;
+    if (wait_for_snapshot && !cc_livequery_can_snapshot(push)) {
+        return reject(push, wsi, slot, sub, 503, "capture_unavailable",
+                      "the capture stream has not read anything yet: try again in a moment");
+    }
+    if (!wait_for_snapshot && write_stream_headers(wsi) != 0) {
         cc_sub_free(sub);
         return -1;
     }
     /* The stream lives as long as the client does. */
     lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
     cc_conn_t *conn = cc_conn_new(push, wsi, CC_CONN_SSE);
+    conn->status_pending = wait_for_snapshot ? 1 : 0;
     *slot = conn;
     cc_hangup_watch(push, conn);
     sub->conn = conn;
@@ -105,9 +178,11 @@ int cc_sse_open(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
     int len = snprintf(hello, sizeof hello, "retry: %lld\n: changecast\n\n",
                        (long long)push->options.retry_ms);
     cc_conn_append(conn, hello, (size_t)len);
-    lws_callback_on_writable(wsi);
-    cc_info("push_conn=%llu event=sse_open resume=%s", (unsigned long long)conn->id,
-            request.has_token ? "true" : "false");
+    if (!wait_for_snapshot) {
+        lws_callback_on_writable(wsi);
+    }
+    cc_info("push_conn=%llu event=sse_open resume=%s snapshot=%s", (unsigned long long)conn->id,
+            request.has_token ? "true" : "false", wait_for_snapshot ? "true" : "false");
     cc_fanout_start(push, sub, request.has_token ? request.token : NULL);
     return 0;
 }

@@ -25,8 +25,19 @@ void cc_sub_free(cc_sub_t *sub)
     if (sub->filter) {
         cc_filter_destroy(sub->filter);
     }
+    bson_destroy(sub->query);
+    bson_destroy(sub->sort);
+    for (size_t i = 0; i < sub->filter_field_count; i++) {
+        bson_free(sub->filter_fields[i]);
+    }
+    bson_free(sub->filter_fields);
+    cc_pending_free(sub->pending);
+    if (sub->txn_items) {
+        bson_string_free(sub->txn_items, true);
+    }
     bson_free(sub->id);
     bson_free(sub->position);
+    bson_free(sub->snapshot_position);
     bson_free(sub->watermark);
     bson_free(sub);
 }
@@ -88,6 +99,7 @@ bool cc_sub_set_ops(cc_sub_t *sub, const char *comma_separated, bson_error_t *er
     }
     if (ok) {
         sub->ops = ops;
+        sub->ops_given = true;
     }
     return ok;
 }
@@ -127,11 +139,42 @@ bool cc_sub_set_filter_json(cc_sub_t *sub, const char *json, size_t len, bson_er
         return false;
     }
     sub->filter = cc_filter_compile(&query, &detail);
+    sub->query = bson_copy(&query);
     bson_destroy(&query);
     if (!sub->filter) {
         bson_set_error(error, 0, 0, "filter: %s", detail.message);
         return false;
     }
+    return true;
+}
+
+bool cc_sub_set_format(cc_sub_t *sub, const char *format, bson_error_t *error)
+{
+    if (strcmp(format, "docs") == 0) {
+        sub->format = CC_FORMAT_DOCS;
+    } else if (strcmp(format, "changes") == 0) {
+        sub->format = CC_FORMAT_CHANGES;
+    } else {
+        bson_set_error(error, 0, 0, "format: \"%s\" is not one of changes, docs", format);
+        return false;
+    }
+    return true;
+}
+
+bool cc_sub_set_sort_json(cc_sub_t *sub, const char *json, bson_error_t *error)
+{
+    bson_t sort;
+    bson_error_t detail;
+    if (sub->sort) {
+        bson_set_error(error, 0, 0, "sort given twice");
+        return false;
+    }
+    if (!bson_init_from_json(&sort, json, -1, &detail)) {
+        bson_set_error(error, 0, 0, "sort is not a JSON object: %s", detail.message);
+        return false;
+    }
+    sub->sort = bson_copy(&sort);
+    bson_destroy(&sort);
     return true;
 }
 

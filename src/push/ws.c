@@ -128,6 +128,60 @@ static bool set_ops(cc_sub_t *sub, bson_iter_t *iter, bson_error_t *error)
     return true;
 }
 
+/* snapshot, format, sort and limit (docs/push-protocol.md, live queries). */
+static bool set_live_query(struct cc_push *push, cc_sub_t *sub, const bson_t *message,
+                           const char **code, bson_error_t *error)
+{
+    bson_iter_t iter;
+    *code = "bad_request";
+    if (bson_iter_init_find(&iter, message, "snapshot")) {
+        if (!BSON_ITER_HOLDS_BOOL(&iter)) {
+            bson_set_error(error, 0, 0, "snapshot must be true or false");
+            return false;
+        }
+        sub->want_snapshot = bson_iter_bool(&iter);
+    }
+    if (bson_iter_init_find(&iter, message, "format")) {
+        if (!BSON_ITER_HOLDS_UTF8(&iter)) {
+            bson_set_error(error, 0, 0, "format must be a string");
+            return false;
+        }
+        if (!cc_sub_set_format(sub, bson_iter_utf8(&iter, NULL), error)) {
+            return false;
+        }
+    }
+    if (bson_iter_init_find(&iter, message, "sort")) {
+        const uint8_t *data;
+        uint32_t len;
+        bson_t sort;
+        if (!BSON_ITER_HOLDS_DOCUMENT(&iter)) {
+            bson_set_error(error, 0, 0, "sort must be an object such as {\"createdAt\": -1}");
+            return false;
+        }
+        bson_iter_document(&iter, &len, &data);
+        bson_init_static(&sort, data, len);
+        sub->sort = bson_copy(&sort);
+    }
+    if (bson_iter_init_find(&iter, message, "limit")) {
+        if (!BSON_ITER_HOLDS_NUMBER(&iter) || bson_iter_as_int64(&iter) <= 0) {
+            bson_set_error(error, 0, 0, "limit must be a positive integer");
+            return false;
+        }
+        sub->limit = bson_iter_as_int64(&iter);
+    }
+    return cc_livequery_prepare(push, sub, code, error);
+}
+
+void cc_ws_refuse_sub(cc_sub_t *sub, const char *code, const char *message)
+{
+    cc_conn_t *conn = sub->conn;
+    send_error(conn, sub->id, code, message);
+    TAILQ_REMOVE(&conn->subs, sub, conn_link);
+    conn->sub_count--;
+    cc_fanout_stop(conn->push, sub);
+    cc_sub_free(sub);
+}
+
 static void subscribe(cc_conn_t *conn, const bson_t *message, const char *id)
 {
     bson_iter_t iter;
@@ -172,6 +226,7 @@ static void subscribe(cc_conn_t *conn, const bson_t *message, const char *id)
             bson_set_error(&error, 0, 0, "filter: %s", detail.message);
             goto fail;
         }
+        sub->query = bson_copy(&filter);
     }
     code = "bad_request";
     if (bson_iter_init_find(&iter, message, "ops") && !set_ops(sub, &iter, &error)) {
@@ -194,9 +249,18 @@ static void subscribe(cc_conn_t *conn, const bson_t *message, const char *id)
         }
         after = token;
     }
+    if (!set_live_query(conn->push, sub, message, &code, &error)) {
+        goto fail;
+    }
     if (conn->push->capture_state == CC_CAPTURE_UNAVAILABLE) {
         code = "capture_unavailable";
         bson_set_error(&error, 0, 0, "%s", conn->push->capture_reason);
+        goto fail;
+    }
+    if (sub->want_snapshot && !after && !cc_livequery_can_snapshot(conn->push)) {
+        code = "capture_unavailable";
+        bson_set_error(&error, 0, 0,
+                       "the capture stream has not read anything yet: try again in a moment");
         goto fail;
     }
     TAILQ_INSERT_TAIL(&conn->subs, sub, conn_link);

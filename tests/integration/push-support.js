@@ -521,8 +521,12 @@ function metricSum(samples, nameRe, labelMatch = {}) {
     .reduce((sum, s) => sum + s.value, 0);
 }
 
-function sseUrl(pushUrl, { ns = [], filter, ops, lastEventId } = {}) {
+function sseUrl(pushUrl, { ns = [], filter, ops, lastEventId, snapshot, format, sort, limit } = {}) {
   const q = new URLSearchParams();
+  if (snapshot) q.set('snapshot', '1');
+  if (format !== undefined) q.set('format', format);
+  if (sort !== undefined) q.set('sort', JSON.stringify(sort));
+  if (limit !== undefined) q.set('limit', String(limit));
   for (const n of [].concat(ns)) q.append('ns', n);
   if (filter !== undefined) q.set('filter', typeof filter === 'string' ? filter : JSON.stringify(filter));
   if (ops !== undefined) q.set('ops', [].concat(ops).join(','));
