@@ -2,6 +2,7 @@
 /* Start-up, threads and signals. The main thread runs the wire proxy's
  * event loop; mongo-c-driver's monitors run on threads of their own and
  * tell the wire loop where the primary is. */
+#include "changecast/auth.h"
 #include "changecast/capture.h"
 #include "changecast/config.h"
 #include "changecast/log.h"
@@ -264,6 +265,9 @@ done:
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "token") == 0) {
+        return cc_auth_mint_main(argc - 1, argv + 1); /* changecast token: a development JWT */
+    }
     daemon_t daemon = {0};
     cc_cli_action_t action;
     bson_error_t error;

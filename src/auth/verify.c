@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* auth/verify: the auth object (options and keys) and token verification. libjwt 1.10 verifies
- * with whatever algorithm the token's header names, and accepts `alg: none` even when given a
- * key, so the header is read here first and its `alg` must be the one the chosen key is bound
- * to (RFC 8725 section 3.1) before libjwt checks the signature. The registered claims follow
- * RFC 7519 section 4.1; the claims are read from libjwt's own parse (jwt_get_grants_json), so
- * libjwt and changecast never disagree about a payload with duplicate keys. Calls keys.c,
- * grant.c, libjwt and the filter's Extended JSON reader. */
+ * with whatever algorithm the token's header names (an HS256 token checked against an RSA
+ * public key is HMACed with the PEM text as the secret), so the header is read here first and
+ * its `alg` must be the one the chosen key is bound to (RFC 8725 section 3.1) before libjwt
+ * checks the signature; `alg: none` fails that test too, whatever libjwt would do with it. The
+ * registered claims follow RFC 7519 section 4.1; the claims are read from libjwt's own parse
+ * (jwt_get_grants_json), so libjwt and changecast never disagree about a payload with duplicate
+ * keys. Calls keys.c, grant.c, libjwt and the filter's Extended JSON reader. */
 #include "auth_internal.h"
 
 #include <stdlib.h>
