@@ -619,6 +619,13 @@ export class LiveCollection {
         const key = idKey(id);
         const old = this._docs.get(key);
         let next;
+        if ((op === 'update' || op === 'replace' || op === 'insert') && event.fullDocument == null && !event.updateDescription) {
+            // Neither contents nor a description: the document left what this
+            // subscriber may see (an authorization row filter), so it goes.
+            if (old !== undefined) mark(key, true, false);
+            this._docs.delete(key);
+            return;
+        }
         if (op === 'insert' || op === 'replace') {
             next = event.fullDocument;
         } else if (op === 'update') {

@@ -209,3 +209,12 @@ test('an error (e.g. snapshot_too_large) fails ready and tells listeners', async
     assert.equal(coll.status, 'failed');
     assert.equal(heard[0].error.code, 'snapshot_too_large');
 });
+
+test('an update or replace without contents or description (the document left the rows the subscriber may see) removes it', () => {
+    const { src, coll, heard } = store();
+    src.feed(...snapshot([{ _id: 1 }, { _id: 2 }]));
+    heard.length = 0;
+    src.feed({ type: 'change', token: tok(2), event: { _id: { _data: tok(2) }, operationType: 'update', clusterTime: ts(1002), ns: { db: 'shop', coll: 'orders' }, documentKey: { _id: 1 } } });
+    assert.deepEqual(heard, [{ inserted: [], updated: [], deleted: ['1'], reset: false }]);
+    assert.deepEqual([...coll.keys()], ['2']);
+});
