@@ -28,13 +28,14 @@ typedef enum cc_auth_code {
     CC_AUTH_CLAIM_MISSING,       /* 403: a valid token without a `changecast` claim */
     CC_AUTH_CLAIM_INVALID,       /* 403: a `changecast` claim that does not parse */
     CC_AUTH_NOT_GRANTED,         /* 403: namespace not in the claim (for the caller) */
+    CC_AUTH_FIELD_NOT_GRANTED,   /* 403: a filter or sort reads a field the claim hides */
 } cc_auth_code_t;
 
 /* "token_missing", "token_invalid", "token_expired", "token_not_yet_valid", "claim_missing",
- * "claim_invalid", "not_granted", "auth_config"; "ok" for CC_AUTH_OK. */
+ * "claim_invalid", "not_granted", "field_not_granted", "auth_config"; "ok" for CC_AUTH_OK. */
 const char *cc_auth_code_name(cc_auth_code_t code);
 
-/* 401 for the token_* codes, 403 for claim_* and not_granted, 500 otherwise. */
+/* 401 for the token_* codes, 403 for claim_* and *not_granted, 500 otherwise. */
 int cc_auth_code_http_status(cc_auth_code_t code);
 
 /* Fills `error` with the domain above, `code` and the message. */
@@ -135,6 +136,20 @@ bool cc_scope_matches_document(const cc_scope_t *scope, const bson_t *document);
  * NULL. `out` is initialised by the call. */
 void cc_scope_combine_filter(const cc_scope_t *scope, const bson_t *subscriber,
                              const char *path_prefix, bson_t *out);
+
+/* Whether a document path (a sort key, a path of a document filter) is at or under a listed
+ * field, or `_id`; always true without `fields`. */
+bool cc_scope_shows_path(const cc_scope_t *scope, const char *path);
+
+/* Refuses (CC_AUTH_FIELD_NOT_GRANTED) a subscriber filter that reads a field the projection
+ * hides, which would otherwise let the holder learn hidden values from which events arrive.
+ * `on_events` true for filters on change events: fullDocument.*, fullDocumentBeforeChange.*,
+ * documentKey.* and updateDescription.updatedFields.* must name shown paths, the rest of the
+ * update description and whole images are refused, event metadata is free. false for filters on
+ * documents (snapshots, format=docs). Operators other than $and/$or/$nor/$comment at the top are
+ * refused. Always true without `fields`. Check sort keys with cc_scope_shows_path(). */
+bool cc_scope_check_filter(const cc_scope_t *scope, const bson_t *filter, bool on_events,
+                           bson_error_t *error);
 
 /* Copies `doc` keeping `_id` and the listed fields only (dotted paths descend into
  * subdocuments and into the documents of arrays, as a find projection does). Without `fields`

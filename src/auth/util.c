@@ -29,6 +29,8 @@ const char *cc_auth_code_name(cc_auth_code_t code)
         return "claim_invalid";
     case CC_AUTH_NOT_GRANTED:
         return "not_granted";
+    case CC_AUTH_FIELD_NOT_GRANTED:
+        return "field_not_granted";
     }
     return "auth_config";
 }
@@ -44,6 +46,7 @@ int cc_auth_code_http_status(cc_auth_code_t code)
     case CC_AUTH_CLAIM_MISSING:
     case CC_AUTH_CLAIM_INVALID:
     case CC_AUTH_NOT_GRANTED:
+    case CC_AUTH_FIELD_NOT_GRANTED:
         return 403;
     case CC_AUTH_OK:
     case CC_AUTH_CONFIG:

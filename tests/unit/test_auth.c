@@ -1103,6 +1103,63 @@ static void test_combined_filter_cannot_be_widened(void **state)
     cc_grant_destroy(grant);
 }
 
+static void test_filters_may_not_read_hidden_fields(void **state)
+{
+    (void)state;
+    cc_grant_t *grant = grant_of("{'ns':{'shop.orders':{'fields':['status','address.city','items."
+                                 "price']},'shop.open':{}}}");
+    const cc_scope_t *scope = cc_grant_scope(grant, "shop", "orders");
+    const struct {
+        const char *filter;
+        bool on_events;
+        bool allowed;
+    } table[] = {
+        {"{'status':'paid'}", false, true},
+        {"{'_id':1,'address.city':{'$in':['Lyon']},'items.0.price':{'$gt':1}}", false, true},
+        {"{'items.price':{'$gt':1},'$comment':'x'}", false, true},
+        {"{'$or':[{'status':'a'},{'address.city':'b'}]}", false, true},
+        {"{'salary':{'$gt':5000}}", false, false},
+        {"{'$or':[{'status':'a'},{'salary':{'$gt':5000}}]}", false, false},
+        {"{'$and':[{'$nor':[{'address.street':'x'}]}]}", false, false},
+        {"{'address':{'city':'Lyon','street':'rue'}}", false, false},
+        {"{'address':{'$exists':true}}", false, false},
+        {"{'items':{'$elemMatch':{'cost':1}}}", false, false},
+        {"{'$expr':{'$gt':['$salary',1]}}", false, false},
+        {"{'fullDocument.status':'paid','operationType':'update','ns.coll':'orders'}", true, true},
+        {"{'documentKey._id':1,'fullDocumentBeforeChange.address.city':'x'}", true, true},
+        {"{'updateDescription.updatedFields.status':{'$exists':true}}", true, true},
+        {"{'fullDocument.salary':{'$gt':5000}}", true, false},
+        {"{'documentKey.region':'eu'}", true, false},
+        {"{'fullDocument':{'_id':1}}", true, false},
+        {"{'updateDescription.removedFields':'salary'}", true, false},
+        {"{'updateDescription.updatedFields.salary':{'$exists':true}}", true, false},
+        {"{'$or':[{'operationType':'delete'},{'fullDocumentBeforeChange.salary':1}]}", true, false},
+        /* A document filter's paths are document paths, not event paths. */
+        {"{'fullDocument.status':'paid'}", false, false},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        bson_t *filter = J(table[i].filter);
+        bson_error_t error;
+        bool allowed = cc_scope_check_filter(scope, filter, table[i].on_events, &error);
+        if (allowed != table[i].allowed) {
+            fail_msg("%s (on_events=%d): allowed=%d", table[i].filter, table[i].on_events, allowed);
+        }
+        if (!allowed) {
+            assert_int_equal(error.code, CC_AUTH_FIELD_NOT_GRANTED);
+        }
+        /* Without a field list every path may be read. */
+        assert_true(cc_scope_check_filter(cc_grant_scope(grant, "shop", "open"), filter,
+                                          table[i].on_events, &error));
+        bson_destroy(filter);
+    }
+    assert_true(cc_scope_shows_path(scope, "items.price"));
+    assert_true(cc_scope_shows_path(scope, "_id"));
+    assert_false(cc_scope_shows_path(scope, "items"));
+    assert_false(cc_scope_shows_path(scope, "total"));
+    assert_int_equal(cc_auth_code_http_status(CC_AUTH_FIELD_NOT_GRANTED), 403);
+    cc_grant_destroy(grant);
+}
+
 /* ---- HTTP helpers ---- */
 
 static void expect_cookie(const char *header, const char *name, const char *expected)
@@ -1274,6 +1331,7 @@ int main(void)
         cmocka_unit_test(test_project_event_update_description_paths),
         cmocka_unit_test(test_events_follow_the_row_filter_and_pre_images),
         cmocka_unit_test(test_combined_filter_cannot_be_widened),
+        cmocka_unit_test(test_filters_may_not_read_hidden_fields),
         cmocka_unit_test(test_cookie_header_parsing),
         cmocka_unit_test(test_mint_prints_a_token_the_verifier_accepts),
         cmocka_unit_test(test_mint_refuses_bad_arguments),
