@@ -130,10 +130,32 @@ static bool read_header(const char *token, bson_t *header, bson_error_t *error)
     return ok;
 }
 
+/* RFC 7515 section 4: duplicate header names must be refused (or the last one used). libbson
+ * keeps the first and jansson, inside libjwt, the last: {"alg":"RS256","alg":"HS256"} would pass
+ * our check and be verified by libjwt as HS256. */
+static bool has_duplicate_names(const bson_t *header)
+{
+    bson_iter_t a, b;
+    bson_iter_init(&a, header);
+    while (bson_iter_next(&a)) {
+        b = a;
+        while (bson_iter_next(&b)) {
+            if (strcmp(bson_iter_key(&a), bson_iter_key(&b)) == 0) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 static const cc_auth_key_t *choose_key(const cc_auth_t *auth, const bson_t *header,
                                        bson_error_t *error)
 {
     bson_iter_t it;
+    if (has_duplicate_names(header)) {
+        cc_auth_set_error(error, CC_AUTH_TOKEN_INVALID, "the JWT header repeats a name");
+        return NULL;
+    }
     if (bson_iter_init_find(&it, header, "crit")) {
         /* RFC 7515 section 4.1.11: extensions we do not understand make the token invalid. */
         cc_auth_set_error(error, CC_AUTH_TOKEN_INVALID, "the JWT header has \"crit\" extensions");
@@ -332,6 +354,7 @@ bool cc_auth_verify(const cc_auth_t *auth, const char *token, int64_t now_s, cc_
     if (!key) {
         return false;
     }
+    /* libjwt parses the header again; its algorithm must still be the key's. */
     jwt_t *jwt = NULL;
     if (jwt_decode(&jwt, token, key->material, (int)key->len) != 0 || !jwt ||
         jwt_get_alg(jwt) != key->alg) {

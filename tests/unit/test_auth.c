@@ -511,6 +511,15 @@ static void test_verify_refuses_hs256_signed_with_the_public_key(void **state)
         0); /* libjwt alone falls for it */
     jwt_free(jwt);
     expect_code(rs, confused, CC_AUTH_TOKEN_INVALID);
+    /* The same with a second "alg": JSON parsers differ on which of two keys wins. */
+    char *twice =
+        sign_raw("{'alg':'RS256','alg':'HS256'}", "{" VALID "}", SIGN_HS256, NULL, F.rsa_pub_pem);
+    char *twice_rev =
+        sign_raw("{'alg':'HS256','alg':'RS256'}", "{" VALID "}", SIGN_HS256, NULL, F.rsa_pub_pem);
+    expect_code(rs, twice, CC_AUTH_TOKEN_INVALID);
+    expect_code(rs, twice_rev, CC_AUTH_TOKEN_INVALID);
+    bson_free(twice);
+    bson_free(twice_rev);
     bson_free(confused);
     cc_auth_destroy(rs);
 }
