@@ -169,17 +169,20 @@ typedef enum cc_scope_event {
                                   contents (no fullDocument, no updateDescription) */
 } cc_scope_event_t;
 
-/* Decides a change event against the row filter (docs/security.md, "Row filters and events"):
+/* Decides a change event against the row filter (docs/security.md, "the pre-image rule"):
  * without a row filter, VISIBLE. insert, update, replace: VISIBLE when the post-image
  * (fullDocument) matches; otherwise LEFT when a pre-image (fullDocumentBeforeChange) matched,
  * else HIDDEN. delete: VISIBLE when the pre-image matched, else HIDDEN (no pre-image, no
- * delivery). Events without documents (drop, rename, dropDatabase, invalidate) are VISIBLE.
- * Call it on the event as captured, before any per-subscriber form strips the post-image. */
+ * delivery). Events that name no row (drop, rename, dropDatabase, invalidate) are VISIBLE; an
+ * unknown operationType that carries a document is HIDDEN. Call it on the event as captured,
+ * before any per-subscriber form strips the post-image. */
 cc_scope_event_t cc_scope_classify_event(const cc_scope_t *scope, const bson_t *event);
 
 /* classify + project in one: returns the decision and, unless HIDDEN, writes into `out` the
- * event to emit (projected; for LEFT without fullDocument and updateDescription). `out` is
- * initialised either way. */
+ * event to emit: projected, and with a row filter without the images that do not match it (a
+ * document entering the holder's rows comes without its pre-image; one leaving, LEFT, without
+ * fullDocument and updateDescription). Evaluate the subscriber's own filter on `out`, not on the
+ * raw event. `out` is initialised either way (empty when HIDDEN). */
 cc_scope_event_t cc_scope_apply_event(const cc_scope_t *scope, const bson_t *event, bson_t *out);
 
 /* ---- HTTP helpers (no I/O) ---- */
