@@ -777,6 +777,9 @@ function normalizeSelection(selection) {
 
 const WS_OPEN = 1;
 
+// Error codes that mean "not now" rather than "not this": retried.
+const TRANSIENT = new Set(['capture_unavailable']);
+
 // One WebSocket (subprotocol changecast.v1) carrying every subscription.
 class WsTransport {
     constructor(conn, WebSocketCtor) {
@@ -786,6 +789,7 @@ class WsTransport {
         this.attempt = 0;
         this.timer = null;
         this.pinger = null;
+        this.retryTimers = new Set();
         this.everOpen = false;
         this.closed = false;
     }
@@ -835,7 +839,10 @@ class WsTransport {
             }
             if (msg.type === 'pong') return;
             const stream = msg.id != null ? this.conn.streams.get(msg.id) : undefined;
-            if (stream) {
+            if (stream && msg.type === 'error' && TRANSIENT.has(msg.code)) {
+                this.resubscribeLater(stream);
+            } else if (stream) {
+                if (msg.type === 'subscribed') stream.retries = 0;
                 if (msg.type === 'error') this.conn.streams.delete(stream.id);
                 stream.feed(msg);
                 if (msg.type === 'reset') this.conn.emit('reset', { subscription: stream.id, reason: msg.reason, message: msg.message });
@@ -867,6 +874,21 @@ class WsTransport {
         this.conn.setState(this.everOpen ? 'reconnecting' : 'connecting', { delayMs, attempt: this.attempt });
         this.conn.emit('retry', { delayMs, attempt: this.attempt });
         this.timer = setTimeout(() => this.connect(), delayMs);
+    }
+
+    // The server could not take the subscription for now (capture not
+    // reading yet): ask again after a backoff delay, on this socket.
+    resubscribeLater(stream) {
+        stream.interrupted();
+        const delayMs = backoffDelay(stream.retries || 0, this.conn.options.backoff, this.conn.options.random);
+        stream.retries = (stream.retries || 0) + 1;
+        const ws = this.socket;
+        const timer = setTimeout(() => {
+            this.retryTimers.delete(timer);
+            if (this.socket === ws && this.conn.streams.get(stream.id) === stream) this.attach(stream);
+        }, delayMs);
+        this.retryTimers.add(timer);
+        this.conn.emit('retry', { subscription: stream.id, delayMs, attempt: stream.retries });
     }
 
     // Browsers hide WebSocket pings: an application ping tells a dead
@@ -905,6 +927,7 @@ class WsTransport {
         this.closed = true;
         clearTimeout(this.timer);
         clearInterval(this.pinger);
+        for (const timer of this.retryTimers) clearTimeout(timer);
         const ws = this.socket;
         this.socket = null;
         if (ws) {
