@@ -131,6 +131,8 @@ export interface ChangedKeys {
     deleted: string[];
     /** True when a new snapshot replaced the whole state (after a reset). */
     reset: boolean;
+    /** True when this is a snapshot swapped in (the first load, or after a reset). */
+    snapshot?: boolean;
     error?: SubscriptionError;
 }
 

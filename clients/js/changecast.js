@@ -428,8 +428,9 @@ const NS_EVENTS = new Set(['drop', 'rename', 'dropDatabase']);
  * Extended JSON of `_id` (see idKey) to the document. Each change is applied
  * in place, copy-on-write (an unchanged document keeps its identity, so a
  * UI can skip it), and listeners hear exactly which keys changed:
- * `{inserted, updated, deleted, reset}` (arrays of keys; reset true when
- * the whole state was swapped for a new snapshot).
+ * `{inserted, updated, deleted, reset, snapshot}` (arrays of keys; snapshot
+ * true when a snapshot was swapped in, the first or, with reset true, a new
+ * one after a reset).
  */
 export class LiveCollection {
     /**
@@ -555,7 +556,7 @@ export class LiveCollection {
     _swap(docs) {
         const next = new Map();
         for (const doc of docs) next.set(idKey(doc._id), doc);
-        const changed = { inserted: [], updated: [], deleted: [], reset: this.status !== 'loading' };
+        const changed = { inserted: [], updated: [], deleted: [], reset: this.status !== 'loading', snapshot: true };
         for (const [key, doc] of next) {
             const old = this._docs.get(key);
             if (old === undefined) changed.inserted.push(key);

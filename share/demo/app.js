@@ -98,7 +98,10 @@ function flash(tr, kind) {
     tr.classList.remove('flash-insert', 'flash-update', 'flash-delete');
     void tr.offsetWidth; // restart the fade
     tr.classList.add(`flash-${kind}`);
-    if (kind !== 'delete') setTimeout(() => tr.classList.remove(`flash-${kind}`), 50);
+    if (kind !== 'delete') {
+        setTimeout(() => tr.classList.remove(`flash-${kind}`), 50);
+        setTimeout(() => tr.querySelectorAll('td.changed').forEach((td) => td.classList.remove('changed')), 1500);
+    }
 }
 
 function upsertRow(key, kind) {
@@ -176,7 +179,7 @@ function onChanged(changed) {
     for (const key of changed.inserted) upsertRow(key, 'insert');
     for (const key of changed.updated) upsertRow(key, 'update');
     for (const key of changed.deleted) deleteRow(key);
-    if (!changed.reset) for (const doc of touched) recordLatency(doc);
+    if (!changed.snapshot) for (const doc of touched) recordLatency(doc); // snapshot rows were written long ago
     updateCount();
 }
 

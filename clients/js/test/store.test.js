@@ -58,7 +58,7 @@ test('a snapshot fills the Map keyed by the Extended JSON of _id and resolves re
     assert.equal(coll.status, 'live');
     assert.deepEqual([...coll.keys()], ['"a"', '{"$oid":"65f2a8c4000000012b042c01"}', '7']);
     assert.equal(coll.get({ $oid: '65f2a8c4000000012b042c01' }).n, 2);
-    assert.deepEqual(heard, [{ inserted: ['"a"', '{"$oid":"65f2a8c4000000012b042c01"}', '7'], updated: [], deleted: [], reset: false }]);
+    assert.deepEqual(heard, [{ inserted: ['"a"', '{"$oid":"65f2a8c4000000012b042c01"}', '7'], updated: [], deleted: [], reset: false, snapshot: true }]);
     assert.equal(src.current.token, tok(0), 'resumes from the snapshot-end position token');
     assert.deepEqual(src.current.request(), { ns: 'shop.orders', snapshot: true, after: tok(0) }, 'a reconnect resumes instead of reading again');
 });
@@ -166,7 +166,7 @@ test('reset: the store keeps its rows, subscribes again with a snapshot, and swa
     src.feed({ type: 'doc', doc: { _id: 2, v: 2 } }, { type: 'doc', doc: { _id: 3, v: 30 } });
     assert.equal(coll.get(3).v, 3, 'nothing changes before the snapshot ends');
     src.feed({ type: 'doc', doc: { _id: 4, v: 4 } }, { type: 'snapshot-end', atClusterTime: ts(2000), token: tok(50) });
-    assert.deepEqual(heard, [{ inserted: ['4'], updated: ['3'], deleted: ['1'], reset: true }]);
+    assert.deepEqual(heard, [{ inserted: ['4'], updated: ['3'], deleted: ['1'], reset: true, snapshot: true }]);
     assert.equal(coll.get(2), kept, 'an unchanged document keeps its identity across the swap');
     assert.equal(coll.status, 'live');
     assert.equal(coll.lastReset.reason, 'history_lost');
