@@ -23,6 +23,7 @@ typedef struct daemon {
     struct event_base *base;
     cc_wire_t *wire;
     cc_push_t *push;
+    cc_write_clock_t *write_clock; /* shared by wire and push while push is on */
     bool stopping;
 } daemon_t;
 
@@ -134,6 +135,7 @@ static bool start_push(daemon_t *daemon, cc_channel_t *channel, cc_capture_t **c
         .snapshot_max_docs = c->push.snapshot_max_docs,
         .snapshot_max_bytes = c->push.snapshot_max_bytes,
         .max_pending_docs = c->push.max_pending_docs,
+        .write_clock = daemon->write_clock,
     };
     daemon->push = cc_push_start(&push, channel, error);
     if (!daemon->push) {
@@ -199,6 +201,11 @@ static int run(daemon_t *daemon, bool check_only)
     cc_capture_t *capture = NULL;
     const int signal_numbers[3] = {SIGTERM, SIGINT, SIGHUP};
 
+    if (*daemon->config.push.listen) {
+        daemon->write_clock = cc_write_clock_new(4096);
+        options.write_clock = daemon->write_clock;
+        options.expose = daemon->config.changes.expose;
+    }
     daemon->wire = cc_wire_new(daemon->base, &options, primary, &error);
     if (!daemon->wire) {
         fprintf(stderr, "changecast: %s\n", error.message);
@@ -252,6 +259,7 @@ done:
     cc_channel_free(channel);
     cc_topology_stop(topology);
     cc_wire_free(daemon->wire);
+    cc_write_clock_free(daemon->write_clock);
     for (size_t i = 0; i < 3; i++) {
         if (signals[i]) {
             event_free(signals[i]);

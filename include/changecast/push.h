@@ -7,6 +7,7 @@
 #define CHANGECAST_PUSH_H
 
 #include "changecast/channel.h"
+#include "changecast/write_clock.h"
 
 #include <bson/bson.h>
 #include <stdint.h>
@@ -28,6 +29,7 @@ typedef struct cc_push_options {
     int64_t snapshot_max_docs;
     int64_t snapshot_max_bytes;
     int64_t max_pending_docs;
+    cc_write_clock_t *write_clock; /* optional: write-to-delivery latency */
 } cc_push_options_t;
 
 typedef struct cc_push cc_push_t;

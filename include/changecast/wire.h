@@ -6,6 +6,7 @@
 #define CHANGECAST_WIRE_H
 
 #include "changecast/primary.h"
+#include "changecast/write_clock.h"
 
 #include <bson/bson.h>
 #include <event2/event.h>
@@ -29,6 +30,9 @@ typedef struct cc_wire_options {
     int64_t max_connections;
     int64_t primary_wait_ms;
     int64_t connect_timeout_ms;
+    /* Optional: write replies to these namespaces are timed (write_clock.h). */
+    cc_write_clock_t *write_clock;
+    const char *expose;
 } cc_wire_options_t;
 
 /* base must have been created after evthread_use_pthreads(): the topology

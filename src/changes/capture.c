@@ -153,6 +153,10 @@ static void *capture_thread(void *arg)
             cc_channel_post(capture->channel, CC_MSG_STARTED, NULL,
                             capture->token ? capture->token : start, NULL, 0);
             if (!capture->token && start) {
+                /* A stream opened at "now" starts at its first batch's
+                 * postBatchResumeToken, a high-water mark: a position live
+                 * queries can place a snapshot at right away. */
+                cc_channel_post(capture->channel, CC_MSG_PROGRESS, NULL, start, NULL, 0);
                 set_token(capture, start);
             }
             bson_free(start);

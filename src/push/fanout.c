@@ -441,11 +441,30 @@ static void set_capture_position(struct cc_push *push, const char *token, bool i
     push->capture_position_is_event = is_event;
 }
 
+bool cc_fanout_read_through(const struct cc_push *push, uint32_t *seconds, uint32_t *increment)
+{
+    if (!push->capture_position ||
+        !cc_token_cluster_time(push->capture_position, seconds, increment)) {
+        return false;
+    }
+    if (!push->capture_position_is_event) {
+        /* A high-water mark at T says every event before T was seen;
+         * events of T itself may still come after it. */
+        if (*increment > 0) {
+            (*increment)--;
+        } else {
+            (*seconds)--;
+            *increment = UINT32_MAX;
+        }
+    }
+    return true;
+}
+
 void cc_fanout_send_watermarks(struct cc_push *push)
 {
     const char *position = push->capture_position;
     uint32_t seconds, increment;
-    if (!position || !cc_token_cluster_time(position, &seconds, &increment)) {
+    if (!cc_fanout_read_through(push, &seconds, &increment)) {
         return;
     }
     cc_conn_t *conn;
@@ -473,6 +492,22 @@ void cc_fanout_send_watermarks(struct cc_push *push)
     }
 }
 
+const double cc_write_latency_bounds_ms[CC_WRITE_LATENCY_BUCKETS] = {
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
+
+static void count_write_latency(int64_t latency_us, void *arg)
+{
+    cc_metrics_t *m = arg;
+    double ms = (double)latency_us / 1000.0;
+    for (size_t i = 0; i < CC_WRITE_LATENCY_BUCKETS; i++) {
+        if (ms <= cc_write_latency_bounds_ms[i]) {
+            m->write_latency_buckets[i]++;
+        }
+    }
+    m->write_latency_count++;
+    m->write_latency_sum_s += ms / 1000.0;
+}
+
 static void dispatch_live(struct cc_push *push, cc_event_t *event)
 {
     push->metrics.events_captured++;
@@ -481,6 +516,11 @@ static void dispatch_live(struct cc_push *push, cc_event_t *event)
     set_capture_position(push, event->token, true);
     live_dispatch_t dispatch = {push, event, ++push->dispatch_sequence};
     cc_index_visit(push->index, event, offer_live, &dispatch);
+    if (push->options.write_clock) {
+        cc_write_clock_settle(push->options.write_clock, event->cluster_seconds,
+                              event->cluster_increment, bson_get_monotonic_time(),
+                              count_write_latency, &push->metrics);
+    }
 }
 
 /* {txnNumber, lsid} of a transaction's event as JSON, for its marker. */

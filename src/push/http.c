@@ -60,6 +60,22 @@ static int serve_health(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
     return reply_json(push, wsi, slot, 503, &doc);
 }
 
+/* Document states waiting in format=docs queues: bounded by distinct _ids. */
+static size_t pending_docs(struct cc_push *push)
+{
+    size_t total = 0;
+    cc_conn_t *conn;
+    TAILQ_FOREACH(conn, &push->conns, link)
+    {
+        cc_sub_t *sub;
+        TAILQ_FOREACH(sub, &conn->subs, conn_link)
+        {
+            total += sub->pending ? cc_pending_count(sub->pending) : 0;
+        }
+    }
+    return total;
+}
+
 /* Prometheus text exposition format 0.0.4. */
 static int serve_metrics(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
 {
@@ -68,64 +84,97 @@ static int serve_metrics(struct cc_push *push, struct lws *wsi, cc_conn_t **slot
     if (m->last_cluster_time > 0) {
         lag = (double)time(NULL) - m->last_cluster_time;
     }
-    char body[4096];
-    snprintf(body, sizeof body,
-             "# HELP changecast_subscribers Open subscriber connections.\n"
-             "# TYPE changecast_subscribers gauge\n"
-             "changecast_subscribers{transport=\"sse\"} %zu\n"
-             "changecast_subscribers{transport=\"ws\"} %zu\n"
-             "# HELP changecast_events_captured_total Change events read from MongoDB.\n"
-             "# TYPE changecast_events_captured_total counter\n"
-             "changecast_events_captured_total %llu\n"
-             "# HELP changecast_events_delivered_total Change events queued to subscribers.\n"
-             "# TYPE changecast_events_delivered_total counter\n"
-             "changecast_events_delivered_total %llu\n"
-             "# HELP changecast_drops_total Subscriber connections dropped.\n"
-             "# TYPE changecast_drops_total counter\n"
-             "changecast_drops_total{reason=\"slow_consumer\"} %llu\n"
-             "# HELP changecast_resets_total Resets sent to subscribers.\n"
-             "# TYPE changecast_resets_total counter\n"
-             "changecast_resets_total{reason=\"history_lost\"} %llu\n"
-             "changecast_resets_total{reason=\"capture_restarted\"} %llu\n"
-             "# HELP changecast_catchups_total Private catch-up streams opened.\n"
-             "# TYPE changecast_catchups_total counter\n"
-             "changecast_catchups_total %llu\n"
-             "# HELP changecast_subscription_checks_total Live events offered to subscriptions "
-             "(candidates from the namespace and _id index).\n"
-             "# TYPE changecast_subscription_checks_total counter\n"
-             "changecast_subscription_checks_total %llu\n"
-             "# HELP changecast_requests_rejected_total Push requests answered with an error.\n"
-             "# TYPE changecast_requests_rejected_total counter\n"
-             "changecast_requests_rejected_total %llu\n"
-             "# HELP changecast_ring_events Events held for reconnecting subscribers.\n"
-             "# TYPE changecast_ring_events gauge\n"
-             "changecast_ring_events %zu\n"
-             "# HELP changecast_ring_bytes Bytes those events take.\n"
-             "# TYPE changecast_ring_bytes gauge\n"
-             "changecast_ring_bytes %zu\n"
-             "# HELP changecast_capture_lag_seconds Now minus the clusterTime of the last event.\n"
-             "# TYPE changecast_capture_lag_seconds gauge\n"
-             "changecast_capture_lag_seconds %.0f\n"
-             "# HELP changecast_capture_up Whether the capture stream is live.\n"
-             "# TYPE changecast_capture_up gauge\n"
-             "changecast_capture_up %d\n"
-             "# HELP changecast_wire_connections Application connections to the wire proxy.\n"
-             "# TYPE changecast_wire_connections gauge\n"
-             "changecast_wire_connections %lld\n"
-             "# HELP changecast_wire_bytes_forwarded_total Bytes the wire proxy forwarded.\n"
-             "# TYPE changecast_wire_bytes_forwarded_total counter\n"
-             "changecast_wire_bytes_forwarded_total{direction=\"upstream\"} %llu\n"
-             "changecast_wire_bytes_forwarded_total{direction=\"client\"} %llu\n",
-             push->sse_count, push->ws_count, (unsigned long long)m->events_captured,
-             (unsigned long long)m->events_delivered, (unsigned long long)m->drops_slow_consumer,
-             (unsigned long long)m->resets_history_lost,
-             (unsigned long long)m->resets_capture_restarted,
-             (unsigned long long)m->catchups_started, (unsigned long long)m->subscription_checks,
-             (unsigned long long)m->requests_rejected, cc_ring_count(push->ring),
-             cc_ring_bytes(push->ring), lag, push->capture_state == CC_CAPTURE_LIVE,
-             (long long)atomic_load(&push->wire_connections),
-             (unsigned long long)atomic_load(&push->wire_bytes_to_upstream),
-             (unsigned long long)atomic_load(&push->wire_bytes_to_clients));
+    char body[8192];
+    snprintf(
+        body, sizeof body,
+        "# HELP changecast_subscribers Open subscriber connections.\n"
+        "# TYPE changecast_subscribers gauge\n"
+        "changecast_subscribers{transport=\"sse\"} %zu\n"
+        "changecast_subscribers{transport=\"ws\"} %zu\n"
+        "# HELP changecast_events_captured_total Change events read from MongoDB.\n"
+        "# TYPE changecast_events_captured_total counter\n"
+        "changecast_events_captured_total %llu\n"
+        "# HELP changecast_events_delivered_total Change events queued to subscribers.\n"
+        "# TYPE changecast_events_delivered_total counter\n"
+        "changecast_events_delivered_total %llu\n"
+        "# HELP changecast_drops_total Subscriber connections dropped.\n"
+        "# TYPE changecast_drops_total counter\n"
+        "changecast_drops_total{reason=\"slow_consumer\"} %llu\n"
+        "# HELP changecast_resets_total Resets sent to subscribers.\n"
+        "# TYPE changecast_resets_total counter\n"
+        "changecast_resets_total{reason=\"history_lost\"} %llu\n"
+        "changecast_resets_total{reason=\"capture_restarted\"} %llu\n"
+        "changecast_resets_total{reason=\"too_many_pending\"} %llu\n"
+        "# HELP changecast_snapshots_total Live-query snapshots sent or refused.\n"
+        "# TYPE changecast_snapshots_total counter\n"
+        "changecast_snapshots_total{result=\"served\"} %llu\n"
+        "changecast_snapshots_total{result=\"refused\"} %llu\n"
+        "# HELP changecast_pending_docs Document states waiting for format=docs clients.\n"
+        "# TYPE changecast_pending_docs gauge\n"
+        "changecast_pending_docs %zu\n"
+        "# HELP changecast_transactions_total Transactions delivered as one piece.\n"
+        "# TYPE changecast_transactions_total counter\n"
+        "changecast_transactions_total %llu\n"
+        "# HELP changecast_catchups_total Private catch-up streams opened.\n"
+        "# TYPE changecast_catchups_total counter\n"
+        "changecast_catchups_total %llu\n"
+        "# HELP changecast_subscription_checks_total Live events offered to subscriptions "
+        "(candidates from the namespace and _id index).\n"
+        "# TYPE changecast_subscription_checks_total counter\n"
+        "changecast_subscription_checks_total %llu\n"
+        "# HELP changecast_requests_rejected_total Push requests answered with an error.\n"
+        "# TYPE changecast_requests_rejected_total counter\n"
+        "changecast_requests_rejected_total %llu\n"
+        "# HELP changecast_ring_events Events held for reconnecting subscribers.\n"
+        "# TYPE changecast_ring_events gauge\n"
+        "changecast_ring_events %zu\n"
+        "# HELP changecast_ring_bytes Bytes those events take.\n"
+        "# TYPE changecast_ring_bytes gauge\n"
+        "changecast_ring_bytes %zu\n"
+        "# HELP changecast_capture_lag_seconds Now minus the clusterTime of the last event.\n"
+        "# TYPE changecast_capture_lag_seconds gauge\n"
+        "changecast_capture_lag_seconds %.0f\n"
+        "# HELP changecast_capture_up Whether the capture stream is live.\n"
+        "# TYPE changecast_capture_up gauge\n"
+        "changecast_capture_up %d\n"
+        "# HELP changecast_wire_connections Application connections to the wire proxy.\n"
+        "# TYPE changecast_wire_connections gauge\n"
+        "changecast_wire_connections %lld\n"
+        "# HELP changecast_wire_bytes_forwarded_total Bytes the wire proxy forwarded.\n"
+        "# TYPE changecast_wire_bytes_forwarded_total counter\n"
+        "changecast_wire_bytes_forwarded_total{direction=\"upstream\"} %llu\n"
+        "changecast_wire_bytes_forwarded_total{direction=\"client\"} %llu\n",
+        push->sse_count, push->ws_count, (unsigned long long)m->events_captured,
+        (unsigned long long)m->events_delivered, (unsigned long long)m->drops_slow_consumer,
+        (unsigned long long)m->resets_history_lost, (unsigned long long)m->resets_capture_restarted,
+        (unsigned long long)m->resets_too_many_pending, (unsigned long long)m->snapshots_served,
+        (unsigned long long)m->snapshots_refused, pending_docs(push),
+        (unsigned long long)m->transactions_grouped, (unsigned long long)m->catchups_started,
+        (unsigned long long)m->subscription_checks, (unsigned long long)m->requests_rejected,
+        cc_ring_count(push->ring), cc_ring_bytes(push->ring), lag,
+        push->capture_state == CC_CAPTURE_LIVE, (long long)atomic_load(&push->wire_connections),
+        (unsigned long long)atomic_load(&push->wire_bytes_to_upstream),
+        (unsigned long long)atomic_load(&push->wire_bytes_to_clients));
+    size_t used = strlen(body);
+    used += (size_t)snprintf(body + used, sizeof body - used,
+                             "# HELP changecast_write_to_delivery_seconds From the wire proxy "
+                             "forwarding a write's reply to its change being queued for "
+                             "subscribers.\n"
+                             "# TYPE changecast_write_to_delivery_seconds histogram\n");
+    for (size_t i = 0; i < CC_WRITE_LATENCY_BUCKETS && used < sizeof body; i++) {
+        used += (size_t)snprintf(body + used, sizeof body - used,
+                                 "changecast_write_to_delivery_seconds_bucket{le=\"%g\"} %llu\n",
+                                 cc_write_latency_bounds_ms[i] / 1000.0,
+                                 (unsigned long long)m->write_latency_buckets[i]);
+    }
+    if (used < sizeof body) {
+        snprintf(body + used, sizeof body - used,
+                 "changecast_write_to_delivery_seconds_bucket{le=\"+Inf\"} %llu\n"
+                 "changecast_write_to_delivery_seconds_sum %.6f\n"
+                 "changecast_write_to_delivery_seconds_count %llu\n",
+                 (unsigned long long)m->write_latency_count, m->write_latency_sum_s,
+                 (unsigned long long)m->write_latency_count);
+    }
     return cc_http_reply(push, wsi, slot, 200, "text/plain; version=0.0.4", body);
 }
 

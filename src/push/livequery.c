@@ -201,8 +201,7 @@ cc_verdict_t cc_livequery_judge(const cc_sub_t *sub, const cc_event_t *event)
 bool cc_livequery_can_snapshot(const struct cc_push *push)
 {
     uint32_t seconds, increment;
-    return push->capture_position &&
-           cc_token_cluster_time(push->capture_position, &seconds, &increment);
+    return cc_fanout_read_through(push, &seconds, &increment);
 }
 
 /* The snapshot is read where capture has read up to, position P, so that
@@ -215,15 +214,7 @@ void cc_livequery_request_snapshot(struct cc_push *push, cc_sub_t *sub, uint64_t
     cc_snapshot_query_t *query = bson_malloc0(sizeof *query);
     bson_free(sub->snapshot_position);
     sub->snapshot_position = bson_strdup(push->capture_position);
-    cc_token_cluster_time(sub->snapshot_position, &query->at_seconds, &query->at_increment);
-    if (!push->capture_position_is_event) {
-        if (query->at_increment > 0) {
-            query->at_increment--;
-        } else {
-            query->at_seconds--;
-            query->at_increment = UINT32_MAX;
-        }
-    }
+    cc_fanout_read_through(push, &query->at_seconds, &query->at_increment);
     query->db = bson_strdup(sub->namespaces[0].db);
     query->coll = bson_strdup(sub->namespaces[0].coll);
     query->filter = sub->query ? bson_copy(sub->query) : NULL;

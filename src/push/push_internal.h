@@ -118,6 +118,10 @@ typedef enum cc_capture_state {
 
 typedef struct cc_index cc_index_t;
 
+/* Upper bounds of the write-to-delivery histogram, in milliseconds. */
+#define CC_WRITE_LATENCY_BUCKETS 12
+extern const double cc_write_latency_bounds_ms[CC_WRITE_LATENCY_BUCKETS];
+
 typedef struct cc_metrics {
     uint64_t events_captured;
     uint64_t events_delivered;
@@ -131,6 +135,10 @@ typedef struct cc_metrics {
     uint64_t snapshots_refused;
     uint64_t resets_too_many_pending;
     uint64_t transactions_grouped;
+    /* write-to-delivery latency (write_clock.h), a Prometheus histogram */
+    uint64_t write_latency_buckets[CC_WRITE_LATENCY_BUCKETS];
+    uint64_t write_latency_count;
+    double write_latency_sum_s;
     double last_cluster_time;
 } cc_metrics_t;
 
@@ -225,6 +233,9 @@ void cc_fanout_refill(cc_conn_t *conn);
  * has read: everything up to there that matched it has been queued. */
 void cc_fanout_send_watermarks(struct cc_push *push);
 
+/* The cluster time up to which capture has read every event: its
+ * position's time, or just before it for a high-water mark. */
+bool cc_fanout_read_through(const struct cc_push *push, uint32_t *seconds, uint32_t *increment);
 /* Sends a message that is not a change: on a WebSocket {type, id, ...body};
  * on SSE "event: type" with body as data, and an id line when sse_id. */
 void cc_fanout_send_notice(cc_sub_t *sub, const char *type, const char *sse_id, const bson_t *body);

@@ -121,6 +121,11 @@ cc_wire_t *cc_wire_new(struct event_base *base, const cc_wire_options_t *options
      * every connection to this changecast as the same service. */
     bson_oid_init(&wire->service_id, NULL);
 
+    if (wire->options.write_clock && options->expose &&
+        !cc_expose_parse(options->expose, &wire->expose, error)) {
+        goto fail;
+    }
+    wire->options.expose = NULL; /* parsed; the text is not kept */
     if (client_tls_enabled(&wire->options) && !cc_wire_reload_tls(wire, error)) {
         goto fail;
     }
@@ -230,5 +235,6 @@ void cc_wire_free(cc_wire_t *wire)
     for (size_t i = 0; i < sizeof wire->strings / sizeof wire->strings[0]; i++) {
         bson_free(wire->strings[i]);
     }
+    cc_expose_destroy(&wire->expose);
     bson_free(wire);
 }

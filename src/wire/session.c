@@ -233,6 +233,8 @@ static void forward_client_frame(cc_session_t *session, const cc_frame_header_t 
         }
         if (is_hello) {
             forward_hello_msg(session, header, evbuffer_pullup(input, (ev_ssize_t)len));
+        } else if (peek == CC_PEEK_NAME && expects_reply) {
+            cc_writes_note_request(session, header, name, input);
         }
     } else if (header->opcode == CC_OP_QUERY) {
         is_hello = forward_hello_query(session, header, evbuffer_pullup(input, (ev_ssize_t)len));
@@ -379,6 +381,9 @@ static void forward_upstream_frame(cc_session_t *session, const cc_frame_header_
     if (take_hello(session, header->response_to, &load_balanced) >= 0) {
         rewrite_hello_reply(session, header, load_balanced);
     } else {
+        if (session->pending_writes) {
+            cc_writes_note_reply(session, header, input);
+        }
         evbuffer_remove_buffer(input, session->staged, (size_t)header->length);
     }
     if (session->state != CC_SESSION_CLOSED && completes_request) {

@@ -5,7 +5,9 @@
 #ifndef CC_WIRE_INTERNAL_H
 #define CC_WIRE_INTERNAL_H
 
+#include "changecast/expose.h"
 #include "changecast/hostport.h"
+#include "frame.h"
 #include "changecast/wire.h"
 
 #include <event2/bufferevent.h>
@@ -25,6 +27,7 @@ typedef enum cc_session_state {
 /* Handshake replies still to be rewritten; a driver has at most one or two
  * in flight on a connection, so a few slots are plenty. */
 #define CC_PENDING_HELLOS 8
+#define CC_PENDING_WRITES 16
 
 /* How a session reads one of its sockets (socket_io.c): a TLS bufferevent
  * reads for itself; a plain socket is read by the session's own event. */
@@ -57,6 +60,8 @@ typedef struct cc_session {
     bool pending_hello_load_balanced[CC_PENDING_HELLOS];
     size_t pending_hellos;
     bool handshake_seen;
+    int32_t pending_write_ids[CC_PENDING_WRITES]; /* writes whose replies go to the clock */
+    size_t pending_writes;
     int64_t replies_owed; /* requests forwarded that still expect a reply */
     bool close_when_flushed;
 } cc_session_t;
@@ -73,6 +78,7 @@ struct cc_wire {
     SSL_CTX *client_tls;
     SSL_CTX *upstream_tls;
     bson_oid_t service_id;
+    cc_expose_t expose; /* writes to these feed the write clock */
     uint64_t next_session_id;
     size_t session_count;
     uint64_t bytes_forwarded[2]; /* [0] to clients, [1] to the upstream */
@@ -85,6 +91,12 @@ struct cc_wire {
      * bufferevent reads at most at once (its max_single_read default). */
     uint8_t read_buffer[16 * 1024];
 };
+
+/* writes.c */
+void cc_writes_note_request(cc_session_t *session, const cc_frame_header_t *header,
+                            const char *name, struct evbuffer *input);
+void cc_writes_note_reply(cc_session_t *session, const cc_frame_header_t *header,
+                          struct evbuffer *input);
 
 /* session.c */
 void cc_session_open(struct cc_wire *wire, evutil_socket_t fd, const struct sockaddr *peer,
