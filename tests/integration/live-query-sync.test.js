@@ -87,10 +87,13 @@ test('a format=docs subscriber that stops reading is not dropped: it skips inter
 });
 
 test('a document leaving the filter is a delete (docs) or a leave (changes), and one entering it is an upsert or a change', async () => {
-  const stack = await startPush();
+  const stack = await startPush({ flags: ['--push.watermark_ms', '100'] });
   try {
     const coll = stack.client.db('shop').collection('moves');
+    const watcher = await openSse(sseUrl(stack.pushUrl, { ns: ['shop.moves'] }));
     await coll.insertMany([{ _id: 1, status: 'open' }, { _id: 2, status: 'closed' }]);
+    await watermarkPast(stack.client, watcher); // so the snapshot includes them
+    watcher.close();
     const ws = await openWs(stack.wsUrl);
     const filter = { status: 'open' };
     assert.equal((await ws.subscribe('docs', 'shop.moves', { snapshot: true, format: 'docs', filter })).type, 'subscribed');
