@@ -245,6 +245,13 @@ export function fromSse(name, data, id = null) {
 
 let streamCounter = 0;
 
+// {txnNumber, lsid} of a transaction message: top-level as the protocol
+// document writes it, or under "txn" as the server sends it today.
+function txnOf(msg) {
+    const txn = msg.txn && typeof msg.txn === 'object' ? msg.txn : msg;
+    return { txnNumber: txn.txnNumber, lsid: txn.lsid };
+}
+
 function withoutUndefined(object) {
     const out = {};
     for (const [key, value] of Object.entries(object)) if (value !== undefined) out[key] = value;
@@ -305,10 +312,10 @@ export class Stream {
                 }
                 break;
             case 'txn':
-                if (msg.count > 0) this.txn = { count: msg.count, items: [], meta: { txnNumber: msg.txnNumber, lsid: msg.lsid } };
+                if (msg.count > 0) this.txn = { count: msg.count, items: [], meta: txnOf(msg) };
                 break;
             case 'transaction':
-                this.deliver(msg.changes || [], { txnNumber: msg.txnNumber, lsid: msg.lsid });
+                this.deliver(msg.changes || [], txnOf(msg));
                 break;
             case 'watermark':
                 this.advance(msg.token, msg.clusterTime ? toTimestamp(msg.clusterTime) : null);

@@ -344,6 +344,47 @@ for (const transport of ['sse', 'ws']) {
   });
 }
 
+for (const transport of ['sse', 'ws']) {
+  test(`${transport}: a multi-document transaction reaches a subscription and a store together, once`, async () => {
+    const s = await startPush();
+    const session = s.client.startSession();
+    try {
+      const orders = s.client.db('it').collection('orders');
+      await orders.insertMany([{ _id: 1, v: 0 }, { _id: 2, v: 0 }]);
+      const conn = open(s.pushUrl, { transport });
+      const txns = [];
+      const changes = [];
+      conn.subscribe({ ns: 'it.orders' }, (event, info) => changes.push({ op: event.operationType, txn: info.txn }), { onTransaction: (items, txn) => txns.push({ items, txn }) });
+      const coll = conn.collection('it.orders');
+      const heard = [];
+      coll.subscribe((c) => heard.push(c));
+      await loaded(coll);
+      await waitUntil(() => conn.state === 'open', 'the connection to open');
+      heard.length = 0;
+      await session.withTransaction(async () => {
+        await orders.updateOne({ _id: 1 }, { $set: { v: 1 } }, { session });
+        await orders.insertOne({ _id: 3, v: 1 }, { session });
+        await orders.deleteOne({ _id: 2 }, { session });
+      });
+      // changecast holds a transaction until its capture reads the event
+      // after it (it cannot know the transaction ended before): write one.
+      await s.client.db('it').collection('chat').insertOne({ after: 'the transaction' });
+      await coll.waitFor(session.operationTime, { timeoutMs: 15000 });
+      await conn.waitFor(session.operationTime, { timeoutMs: 15000 });
+      assert.deepEqual(heard, [{ inserted: ['3'], updated: ['1'], deleted: ['2'], reset: false }], 'one change set for the whole transaction');
+      await assertMirrors(coll, orders, 'the transaction');
+      assert.equal(txns.length, 1, 'onTransaction once');
+      assert.deepEqual(txns[0].items.map((i) => i.event.operationType), ['update', 'insert', 'delete']);
+      assert.equal(typeof txns[0].txn.txnNumber, 'number');
+      assert.deepEqual(changes.map((c) => c.op), ['update', 'insert', 'delete']);
+      assert.ok(changes.every((c) => c.txn && c.txn.txnNumber === txns[0].txn.txnNumber));
+    } finally {
+      await session.endSession();
+      await s.stop();
+    }
+  });
+}
+
 test('a reset (capture restarted upstream) makes the store read a new snapshot and swap it in one step', async () => {
   const s = await startPush({ standinArgs: ['--oplog-size', '30'] });
   try {

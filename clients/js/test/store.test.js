@@ -130,6 +130,11 @@ test('a transaction applies as one batch and listeners hear it once', () => {
     assert.equal(heard.length, 1, 'nothing applied before the whole transaction arrived');
     src.feed(fromSse('change', JSON.stringify(ev(10, 'delete', 9).event)));
     assert.deepEqual(heard[1], { inserted: [], updated: ['1'], deleted: ['9'], reset: false });
+    // The server nests txnNumber and lsid under "txn" (the protocol page has them at the top).
+    const seen = [];
+    src.current.sink = { ...src.current.sink, changes: (items, txn) => seen.push(txn) };
+    src.feed({ type: 'transaction', id: 'x', txn: { txnNumber: 9, lsid: { id: 1 } }, changes: [ev(11, 'insert', 5, { fullDocument: { _id: 5 } })].map(({ token, event }) => ({ type: 'change', token, event })) });
+    assert.deepEqual(seen, [{ txnNumber: 9, lsid: { id: 1 } }]);
 });
 
 test('format=docs: upsert and delete messages, tokens from the SSE id of the last message of a write', () => {
