@@ -103,7 +103,7 @@ def fanout(out):
             f.write("\t".join(str(x) for x in [*k, m["runs"], round(m["deliveries_per_s"]), m["p50_ms"],
                                                m["p99_ms"], m["max_ms"], m["drops"], m["disconnects"],
                                                round(m["server_cpu_s_per_m"], 3),
-                                               round(m["total_cpu_s_per_m"], 3), round(m["dpcs"]),
+                                               round(m["total_cpu_s_per_m"], 3), m["dpcs"] if m["dpcs"] != m["dpcs"] else round(m["dpcs"]),
                                                m["server_rss_kib"], m["bytes_per_delivery"],
                                                m["publish_rate"]]) + "\n")
             vals = [k[0], str(k[1]), str(k[2]), k[3], str(m["runs"]), f"{m['deliveries_per_s']:.0f}",

@@ -11,11 +11,12 @@
 # comparison; the ratios and added latencies are medians of per-round
 # comparisons (each target against the direct run of the same round).
 #
-#   bench/wire.sh [--quick] [--runs N] [--seconds S] [--warmup-seconds W]
+#   bench/wire.sh [--quick | --smoke] [--runs N] [--seconds S] [--warmup-seconds W]
 #                 [--clients "1 16 64"] [--ops "ping insertfind"]
 #                 [--out DIR] [--standin] [--write-docs]
 #
 #   --quick       ~1 minute: 3 rounds of 0.6 s (default: 5 rounds of 2 s, ~4 min)
+#   --smoke       one round of 0.3 s with 1 and 16 clients (bench/run --smoke)
 #   --out DIR     where the TSVs, key lines and plots go (default: a temp dir, kept)
 #   --standin     also run everything against the Node stand-in (slow, optional)
 #   --write-docs  results into docs/bench/ and docs/benchmarks.md
@@ -28,10 +29,11 @@ root=$PWD
 
 command_line="bench/wire.sh $*"
 runs=5 seconds=2 warmup=0.5 clients_list="1 16 64" ops_list="ping insertfind"
-out="" standin=false write_docs=false
+out="" standin=false write_docs=false smoke=false
 while (($#)); do
     case "$1" in
         --quick) runs=3 seconds=0.6 warmup=0.3 ;;
+        --smoke) smoke=true runs=1 seconds=0.3 warmup=0.1 clients_list="1 16" ;;
         --runs) runs=$2; shift ;;
         --seconds) seconds=$2; shift ;;
         --warmup-seconds) warmup=$2; shift ;;
@@ -45,7 +47,7 @@ while (($#)); do
     esac
     shift
 done
-if ((runs < 3)); then
+if ((runs < 3)) && ! $smoke; then
     echo "wire.sh: --runs must be at least 3 (medians of one or two runs mean nothing here)" >&2
     exit 2
 fi
@@ -71,8 +73,13 @@ source_state="$(git rev-parse --short HEAD)"
 if [[ -n $(git status --porcelain -- src include CMakeLists.txt 2>/dev/null) ]]; then
     source_state+=" plus uncommitted changes in src/, include/ or CMakeLists.txt"
 fi
-build=$(scripts/build)
-bin=$root/$build
+# CHANGECAST_BENCH_BUILD=DIR: binaries already built there (bench/run).
+if [[ -n ${CHANGECAST_BENCH_BUILD:-} ]]; then
+    build=$CHANGECAST_BENCH_BUILD
+else
+    build=$(scripts/build)
+fi
+bin=$(cd "$build" && pwd)
 for b in changecast mini_upstream wire_load; do
     [[ -x $bin/$b ]] || { log "wire.sh: $bin/$b missing after build"; exit 1; }
 done
@@ -324,7 +331,7 @@ done
 {
     echo "- CPUs: $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
     echo "- kernel: $(uname -r); Debian $(cat /etc/debian_version 2>/dev/null || echo '?')"
-    echo "- changecast $source_state, build dir $build/ ($(grep -m1 CMAKE_BUILD_TYPE "$build/CMakeCache.txt" | cut -d= -f2)), $(cc --version | head -1)"
+    echo "- changecast $source_state, build dir $(basename "$bin")/ ($(grep -m1 CMAKE_BUILD_TYPE "$bin/CMakeCache.txt" | cut -d= -f2)), $(cc --version | head -1)"
     echo "- libmongoc $(pkg-config --modversion libmongoc-1.0), libevent $(pkg-config --modversion libevent), $(haproxy -v | head -1 | cut -d' ' -f1-3)"
     echo "- pinning: servers (upstream, changecast, haproxy) on CPU $server_cpus, wire_load on CPU $load_cpus"
     echo "- load average (1/5/15 min; the benchmark's own client threads count too) before: $load_start; after: $load_end"
