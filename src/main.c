@@ -135,6 +135,7 @@ static bool start_push(daemon_t *daemon, cc_channel_t *channel, cc_capture_t **c
         .snapshot_max_docs = c->push.snapshot_max_docs,
         .snapshot_max_bytes = c->push.snapshot_max_bytes,
         .max_pending_docs = c->push.max_pending_docs,
+        .demo = c->push.demo,
         .write_clock = daemon->write_clock,
     };
     daemon->push = cc_push_start(&push, channel, error);

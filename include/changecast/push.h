@@ -29,6 +29,7 @@ typedef struct cc_push_options {
     int64_t snapshot_max_docs;
     int64_t snapshot_max_bytes;
     int64_t max_pending_docs;
+    bool demo; /* serve the demo page at / */
     cc_write_clock_t *write_clock; /* optional: write-to-delivery latency */
 } cc_push_options_t;
 

@@ -16,6 +16,7 @@ typedef enum key_type {
     KEY_HOSTPORT,
     KEY_OPTIONAL_HOSTPORT, /* host:port, or empty for "off" */
     KEY_INT,
+    KEY_BOOL, /* on/off, true/false, yes/no, 1/0 */
     KEY_LOG_LEVEL
 } key_type_t;
 
@@ -90,6 +91,8 @@ static const config_key_t config_keys[] = {
      "a live query's snapshot with more matching documents is refused (snapshot_too_large)"},
     {"push", "snapshot_max_bytes", KEY_INT, FIELD(push.snapshot_max_bytes), "16777216", 1024,
      1073741824, "a live query's snapshot larger than this (as JSON) is refused"},
+    {"push", "demo", KEY_BOOL, FIELD(push.demo), "off", 0, 0,
+     "serve the demo page at / (on for trying changecast out; off in production)"},
     {"push", "max_pending_docs", KEY_INT, FIELD(push.max_pending_docs), "10000", 1, 10000000,
      "format=docs: distinct documents waiting for a slow client before it gets reset"},
     {"log", "level", KEY_LOG_LEVEL, FIELD(log.level), "info", 0, 0, "debug, info, warn or error"},
@@ -148,6 +151,19 @@ static bool set_key(cc_config_t *config, const config_key_t *key, const char *va
         *(int64_t *)field = number;
         return true;
     }
+    case KEY_BOOL: {
+        static const char *const yes[] = {"on", "true", "yes", "1"}, *const no[] = {"off", "false",
+                                                                                    "no", "0"};
+        for (size_t i = 0; i < 4; i++) {
+            if (strcmp(value, yes[i]) == 0 || strcmp(value, no[i]) == 0) {
+                *(bool *)field = strcmp(value, yes[i]) == 0;
+                return true;
+            }
+        }
+        bson_set_error(error, 0, 0, "%s.%s: \"%s\" is not on or off", key->section, key->name,
+                       value);
+        return false;
+    }
     case KEY_STRING:
         break;
     }
@@ -170,7 +186,7 @@ void cc_config_init(cc_config_t *config)
 void cc_config_destroy(cc_config_t *config)
 {
     for (size_t i = 0; i < KEY_COUNT; i++) {
-        if (config_keys[i].type != KEY_INT) {
+        if (config_keys[i].type != KEY_INT && config_keys[i].type != KEY_BOOL) {
             char **text = (void *)((char *)config + config_keys[i].offset);
             bson_free(*text);
             *text = NULL;

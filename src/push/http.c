@@ -2,6 +2,7 @@
 /* Plain HTTP answers: errors as JSON {error, message}, /healthz and
  * /metrics. Headers go out at once; the body at the next writable
  * callback, as libwebsockets wants. */
+#include "assets.h"
 #include "push_internal.h"
 
 #include <string.h>
@@ -9,9 +10,14 @@
 int cc_http_reply(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, unsigned status,
                   const char *content_type, const char *body)
 {
+    return cc_http_reply_bytes(push, wsi, slot, status, content_type, body, strlen(body));
+}
+
+int cc_http_reply_bytes(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, unsigned status,
+                        const char *content_type, const char *body, size_t len)
+{
     uint8_t buffer[LWS_PRE + 1024];
     uint8_t *start = buffer + LWS_PRE, *p = start, *end = buffer + sizeof buffer - 1;
-    size_t len = strlen(body);
     if (lws_add_http_common_headers(wsi, status, content_type, len, &p, end) ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
                                      (const unsigned char *)"no-store", 8, &p, end) ||
@@ -19,7 +25,9 @@ int cc_http_reply(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, unsig
         return -1;
     }
     cc_conn_t *conn = cc_conn_new(push, wsi, CC_CONN_HTTP);
-    conn->http_body = bson_strdup(body);
+    conn->http_body = bson_malloc(len + 1);
+    memcpy(conn->http_body, body, len);
+    conn->http_body[len] = '\0';
     conn->http_body_len = len;
     *slot = conn;
     lws_callback_on_writable(wsi);
@@ -178,6 +186,40 @@ static int serve_metrics(struct cc_push *push, struct lws *wsi, cc_conn_t **slot
     return cc_http_reply(push, wsi, slot, 200, "text/plain; version=0.0.4", body);
 }
 
+/* The exposed namespaces, for pickers such as the demo page's. */
+static int serve_namespaces(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
+{
+    bson_t doc = BSON_INITIALIZER, list;
+    BSON_APPEND_ARRAY_BEGIN(&doc, "namespaces", &list);
+    for (size_t i = 0; i < push->expose.count; i++) {
+        const cc_ns_pattern_t *p = &push->expose.patterns[i];
+        char key[24], name[512];
+        snprintf(key, sizeof key, "%zu", i);
+        snprintf(name, sizeof name, "%s.%s", p->db, p->coll ? p->coll : "*");
+        BSON_APPEND_UTF8(&list, key, name);
+    }
+    bson_append_array_end(&doc, &list);
+    return reply_json(push, wsi, slot, 200, &doc);
+}
+
+/* Embedded files; the demo page's only with push.demo = on. */
+static int serve_asset(struct cc_push *push, struct lws *wsi, const char *path, cc_conn_t **slot)
+{
+    for (const cc_asset_t *asset = cc_assets; asset->path; asset++) {
+        if (strcmp(asset->path, path) != 0) {
+            continue;
+        }
+        if (strncmp(path, "/v1/", 4) != 0 && !push->options.demo) {
+            break;
+        }
+        char type[64];
+        snprintf(type, sizeof type, "%s; charset=utf-8", asset->content_type);
+        return cc_http_reply_bytes(push, wsi, slot, 200, type, (const char *)asset->data,
+                                   asset->len);
+    }
+    return cc_http_error(push, wsi, slot, 404, "not_found", "no such endpoint");
+}
+
 int cc_http_serve(struct cc_push *push, struct lws *wsi, const char *path, cc_conn_t **slot)
 {
     if (strcmp(path, "/healthz") == 0) {
@@ -189,5 +231,8 @@ int cc_http_serve(struct cc_push *push, struct lws *wsi, const char *path, cc_co
     if (strcmp(path, "/v1/events") == 0) {
         return cc_sse_open(push, wsi, slot);
     }
-    return cc_http_error(push, wsi, slot, 404, "not_found", "no such endpoint");
+    if (strcmp(path, "/v1/namespaces") == 0) {
+        return serve_namespaces(push, wsi, slot);
+    }
+    return serve_asset(push, wsi, path, slot);
 }

@@ -291,6 +291,8 @@ void cc_ws_refuse_sub(cc_sub_t *sub, const char *code, const char *message);
 int cc_http_serve(struct cc_push *push, struct lws *wsi, const char *path, cc_conn_t **slot);
 int cc_http_reply(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, unsigned status,
                   const char *content_type, const char *body);
+int cc_http_reply_bytes(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, unsigned status,
+                        const char *content_type, const char *body, size_t len);
 int cc_http_error(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, unsigned status,
                   const char *code, const char *message);
 

@@ -9,6 +9,7 @@
 #include "changecast/log.h"
 #include "push_internal.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 
 static struct cc_push *push_of(struct lws *wsi)
@@ -222,6 +223,13 @@ static void *push_thread(void *arg)
     info.protocols = protocols;
     info.user = push;
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    /* lws looks an address up on the socket's family: on an IPv6 socket an
+     * IPv4 literal is not found, and lws 4.1 then listens on every
+     * interface. An IPv4 address gets an IPv4 socket. */
+    struct in_addr ipv4;
+    if (inet_pton(AF_INET, hp.host, &ipv4) == 1) {
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    }
     info.max_http_header_data = 8192;
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_to_log);
     push->context = lws_create_context(&info);
