@@ -91,6 +91,8 @@ export interface SubscriptionError {
 }
 
 export interface Handlers {
+    /** The server took the subscription (again after each reconnect). */
+    onSubscribed?: () => void;
     onChange?: (change: ChangeEvent | DocMessage, info: ChangeInfo) => void;
     onSnapshot?: (snapshot: Snapshot) => void;
     onReset?: (reset: ResetInfo) => void;
@@ -201,6 +203,8 @@ export declare class Stream {
     token: string | null;
     position: Timestamp | null;
     failed: SubscriptionError | null;
+    /** The server has taken the subscription and it has not been lost since. */
+    active: boolean;
     duplicates: number;
     request(): Selection;
     feed(message: { type: string; [key: string]: unknown }): void;

@@ -278,6 +278,7 @@ export class Stream {
         this.token = selection.after ?? null;
         this.position = null;
         this.failed = null;
+        this.active = false; // the server has taken the subscription (and not lost it since)
         this.duplicates = 0;
         this.snapshotting = null;
         this.txn = null;
@@ -291,6 +292,7 @@ export class Stream {
 
     /** The transport lost the connection: partial snapshots and transactions go. */
     interrupted() {
+        this.active = false;
         this.snapshotting = null;
         this.txn = null;
     }
@@ -347,8 +349,12 @@ export class Stream {
                 this.sink.error?.(this.failed);
                 this.sink.advanced?.();
                 break;
+            case 'subscribed':
+                this.active = true;
+                this.sink.subscribed?.();
+                break;
             default:
-                break; // subscribed, unsubscribed, pong, and anything newer
+                break; // unsubscribed, pong, and anything newer
         }
     }
 
@@ -1003,6 +1009,7 @@ class SseTransport {
             entry.open = true;
             entry.wasOpen = true;
             this.everOpen = true;
+            entry.stream.feed({ type: 'subscribed' });
             this.updateState();
         };
         for (const name of SSE_EVENTS) {
@@ -1245,7 +1252,8 @@ export class Connection {
      * Change events of a selection `{ns, filter, ops, fullDocument}` (live
      * queries: also snapshot, format, sort, limit). onChange(event, info)
      * gets each change event once, in order (with format 'docs' an
-     * `{type: 'upsert'|'delete', _id, doc}`); handlers: onSnapshot, onReset,
+     * `{type: 'upsert'|'delete', _id, doc}`); handlers: onSubscribed (the
+     * server took it, again after each reconnect), onSnapshot, onReset,
      * onError, onTransaction(items, txn). Returns the unsubscribe function.
      */
     subscribe(selection, onChange, handlers = {}) {
@@ -1262,6 +1270,7 @@ export class Connection {
                 }
             },
             snapshot: (snap) => handlers.onSnapshot?.(snap),
+            subscribed: () => handlers.onSubscribed?.(),
             reset: (r) => handlers.onReset?.(r),
             error: (e) => handlers.onError?.(e),
         });

@@ -223,3 +223,14 @@ test('an update or replace without contents or description (the document left th
     assert.deepEqual(heard, [{ inserted: [], updated: [], deleted: ['1'], reset: false }]);
     assert.deepEqual([...coll.keys()], ['2']);
 });
+
+test('a stream is active from subscribed until the transport loses it', () => {
+    const heard = [];
+    const stream = new Stream({ ns: 'shop.orders' }, { subscribed: () => heard.push('subscribed') });
+    assert.equal(stream.active, false);
+    stream.feed({ type: 'subscribed', id: stream.id });
+    assert.equal(stream.active, true);
+    stream.interrupted();
+    assert.equal(stream.active, false);
+    assert.deepEqual(heard, ['subscribed']);
+});
