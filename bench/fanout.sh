@@ -15,7 +15,7 @@
 #                   [--subscribers "1000 10000"] [--rates "100 1000"]
 #                   [--protos "sse ws"] [--seconds D]
 #
-#   --quick       a rough pass: windows of 2 s (default 4 s), ~7 min
+#   --quick       a rough pass: windows of 2 s (default 3 s, ~14 min), ~10 min
 #   --smoke       one round, 100 subscribers x 100 events/s, 1 s windows
 #   --out DIR     where the TSVs, key lines and plots go (default: a temp dir)
 #   --write-docs  results into docs/bench/ and docs/benchmarks.md
@@ -36,7 +36,7 @@ while (($#)); do
 done
 parse_common "${args[@]}"
 case $profile in
-    full) : "${seconds:=4}"; warmup=1 drain=3 ;;
+    full) : "${seconds:=3}"; warmup=1 drain=3 ;;
     quick) : "${seconds:=2}"; warmup=0.5 drain=2 ;;
     smoke) : "${seconds:=1}"; warmup=0.3 drain=1 subs_list=100 rates_list=100 ;;
 esac

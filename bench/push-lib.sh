@@ -58,6 +58,8 @@ push_tools() {
     fi
     if [[ -n ${CHANGECAST_BENCH_BUILD:-} ]]; then
         build=$CHANGECAST_BENCH_BUILD
+        # CHANGECAST_BENCH_SOURCE says what it was built from (e.g. a commit).
+        source_state=${CHANGECAST_BENCH_SOURCE:-"binaries of $CHANGECAST_BENCH_BUILD"}
     else
         build=$(scripts/build)
     fi

@@ -88,6 +88,8 @@ def fanout(out):
         m["runs"] = len(rows)
         m["offered"] = int(s) * float(r)
         m["dpcs"] = 1e6 / m["server_cpu_s_per_m"] if m["server_cpu_s_per_m"] > 0 else float("nan")
+        if m["deliveries_per_s"] == 0:
+            m["p50_ms"] = m["p99_ms"] = m["max_ms"] = float("nan")
         m["dpcs_total"] = 1e6 / m["total_cpu_s_per_m"] if m["total_cpu_s_per_m"] > 0 else float("nan")
         summary[(proto, int(s), int(float(r)), target)] = m
     keys = sorted(summary, key=lambda k: (k[0] != "sse", k[1], k[2], order(k[3])))
@@ -123,9 +125,13 @@ def fanout(out):
         for peer in sorted((p for (pp, ss, rr, p) in summary if (pp, ss, rr) == (proto, s, r) and p != target),
                            key=order):
             pm = summary[(proto, s, r, peer)]
+            def ratio(a, b):
+                return f"{a / b:.2f}" if a == a and b == b and b > 0 else "n/a"
+            p99_cc = fmt_ms(cc["p99_ms"]) if cc["deliveries_per_s"] > 0 else "none delivered"
+            p99_peer = fmt_ms(pm["p99_ms"]) if pm["deliveries_per_s"] > 0 else "none delivered"
             line = (f"fanout {proto} s={s} r={r}: changecast/{peer} deliveries per cpu-second "
-                    f"{cc['dpcs'] / pm['dpcs']:.2f} (server+subscribers {cc['dpcs_total'] / pm['dpcs_total']:.2f}), "
-                    f"p99 {fmt_ms(cc['p99_ms'])} vs {fmt_ms(pm['p99_ms'])}")
+                    f"{ratio(cc['dpcs'], pm['dpcs'])} (server+subscribers {ratio(cc['dpcs_total'], pm['dpcs_total'])}), "
+                    f"p99 {p99_cc} vs {p99_peer}")
             notes = []
             for name, m in (("changecast", cc), (peer, pm)):
                 share = m["deliveries_per_s"] / m["offered"]
