@@ -198,32 +198,44 @@ function show(ns) {
 async function namespaces() {
     try {
         const res = await fetch(new URL('/v1/namespaces', pushUrl));
-        if (!res.ok) return null;
+        if (!res.ok) return [];
         const body = await res.json();
-        return Array.isArray(body.namespaces) ? body.namespaces.filter((n) => !n.endsWith('.*')) : null;
+        return Array.isArray(body.namespaces) ? body.namespaces : [];
     } catch {
-        return null;
+        return [];
     }
 }
 
+// The picker lists the exposed collections; `db.*` exposes collections the
+// page cannot list, so a text field takes any name (also without a list).
 async function start() {
-    const wanted = params.get('ns');
     const list = await namespaces();
-    if (list && list.length) {
-        const select = $('ns-select');
-        select.replaceChildren(...list.map((n) => Object.assign(document.createElement('option'), { value: n, textContent: n })));
-        select.value = wanted && list.includes(wanted) ? wanted : list.includes('shop.orders') ? 'shop.orders' : list[0];
-        select.hidden = false;
-        select.addEventListener('change', () => show(select.value));
+    const concrete = list.filter((n) => !n.endsWith('.*'));
+    const wildcards = list.filter((n) => n.endsWith('.*')).map((n) => n.slice(0, -2));
+    const initial =
+        params.get('ns') ||
+        (concrete.includes('shop.orders') || wildcards.includes('shop') ? 'shop.orders' : concrete[0] || (wildcards.length ? `${wildcards[0]}.orders` : 'shop.orders'));
+    const select = $('ns-select');
+    const input = $('ns-input');
+    const names = concrete.includes(initial) ? concrete : [initial, ...concrete];
+    select.replaceChildren(...names.map((n) => Object.assign(document.createElement('option'), { value: n, textContent: n })));
+    select.value = initial;
+    select.hidden = names.length < 2 && (wildcards.length > 0 || !list.length);
+    input.hidden = list.length > 0 && wildcards.length === 0;
+    input.value = initial;
+    input.placeholder = wildcards.length ? `${wildcards[0]}.<collection>` : 'db.collection';
+    select.addEventListener('change', () => {
+        input.value = select.value;
         show(select.value);
-    } else {
-        // No list from the push port: type a namespace.
-        const input = $('ns-input');
-        input.value = wanted || input.value;
-        input.hidden = false;
-        input.addEventListener('change', () => input.value.includes('.') && show(input.value.trim()));
-        show(input.value.trim());
-    }
+    });
+    input.addEventListener('change', () => {
+        const ns = input.value.trim();
+        if (!/^[^.\s]+\.[^\s]+$/.test(ns)) return;
+        if (![...select.options].some((o) => o.value === ns)) select.append(Object.assign(document.createElement('option'), { value: ns, textContent: ns }));
+        select.value = ns;
+        show(ns);
+    });
+    show(initial);
 }
 
 // ----------------------------------------------------------------- write
