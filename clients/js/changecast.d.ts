@@ -103,9 +103,9 @@ export interface Handlers {
 export type State = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
 export interface ConnectOptions {
-    /** A bearer token (JWT), sent as `access_token`. */
+    /** A bearer token (JWT), sent as the `access_token` query parameter. */
     token?: string;
-    /** Called before the first connect and again `refreshMarginMs` before the JWT's `exp`. */
+    /** Called before the first connect and again `refreshMarginMs` before the JWT's `exp`; an open WebSocket gets the new token as `{"type": "auth"}`. */
     getToken?: () => string | Promise<string>;
     refreshMarginMs?: number;
     /** Default 'auto': WebSocket, or SSE when a WebSocket cannot be opened at first. */
@@ -174,7 +174,7 @@ export declare class Connection {
     readonly url: string;
     state: State;
     transportName: 'ws' | 'sse';
-    on(name: State | 'reset' | 'state' | 'retry' | 'disconnect' | 'error', listener: (detail: any) => void): () => void;
+    on(name: State | 'reset' | 'state' | 'retry' | 'disconnect' | 'authenticated' | 'error', listener: (detail: any) => void): () => void;
     subscribe(selection: Selection, onChange?: Handlers['onChange'], handlers?: Handlers): () => void;
     subscribe(selection: Selection, handlers: Handlers): () => void;
     collection<T extends Doc = Doc>(ns: string, options?: CollectionOptions): LiveCollection<T>;

@@ -693,11 +693,14 @@ export function jwtExpiry(token) {
 
 // The token a (re)connect presents. With getToken it is fetched before
 // first use and again refreshMarginMs before its `exp`, so reconnects never
-// present an expired one. (Auth is being built: this is the only place that
-// knows how a token is obtained; authParams() the only one that knows how
-// it is sent.)
+// present an expired one, and an open WebSocket is handed the new one
+// (docs/security.md: `{"type": "auth", "token"}` replaces the token of a
+// socket before it expires; SSE streams end at `exp` and reconnect with the
+// fresh token). This is the only place that knows how a token is obtained;
+// authParams() and WsTransport.reauth() the only ones that know how it is sent.
 class TokenSource {
-    constructor({ token, getToken, refreshMarginMs = 30000, now = Date.now }) {
+    constructor({ token, getToken, refreshMarginMs = 30000, now = Date.now }, onRefresh = null) {
+        this.onRefresh = onRefresh;
         this.token = token ?? null;
         this.getToken = getToken || null;
         this.margin = refreshMarginMs;
@@ -718,8 +721,10 @@ class TokenSource {
             this.pending = Promise.resolve()
                 .then(() => this.getToken())
                 .then((token) => {
+                    const changed = (token ?? null) !== this.token;
                     this.token = token ?? null;
                     this.schedule();
+                    if (changed && this.token) this.onRefresh?.(this.token);
                     return this.token;
                 })
                 .finally(() => {
@@ -862,6 +867,8 @@ class WsTransport {
                 if (msg.type === 'reset') this.conn.emit('reset', { subscription: stream.id, reason: msg.reason, message: msg.message });
             } else if (msg.type === 'error') {
                 this.conn.emit('error', { code: msg.code, message: msg.message });
+            } else if (msg.type === 'authenticated') {
+                this.conn.emit('authenticated', { expiresAt: msg.expiresAt });
             }
         };
         ws.onerror = () => {};
@@ -869,6 +876,8 @@ class WsTransport {
     }
 
     // The socket is gone (closed, or silent past the ping deadline).
+    // (Close 4001 token_expired / 4003 token refused: the reconnect asks
+    // getToken again when the token is at or near its exp.)
     lost(ws, openedAt, code) {
         if (this.socket !== ws) return;
         this.socket = null;
@@ -931,6 +940,11 @@ class WsTransport {
 
     attach(stream) {
         this.send(subscribeMessage(stream.id, stream.request()));
+    }
+
+    // A fresh token for the open socket, so it outlives the old token's exp.
+    reauth(token) {
+        this.send({ type: 'auth', token });
     }
 
     detach(stream) {
@@ -1031,6 +1045,17 @@ class SseTransport {
         }
         es.onerror = (e) => {
             if (entry.es !== es) return;
+            // A server-sent `event: error` (e.g. token_expired at exp) also
+            // lands here, with data; the stream ends either way.
+            if (typeof e?.data === 'string' && e.data) {
+                let detail = null;
+                try {
+                    detail = JSON.parse(e.data);
+                } catch {
+                    detail = { message: e.data };
+                }
+                this.conn.emit('error', { subscription: entry.stream.id, ...detail });
+            }
             es.close();
             entry.es = null;
             entry.open = false;
@@ -1174,7 +1199,7 @@ export class Connection {
         this.streams = new Map();
         this.listeners = new Map();
         this.waiters = new Waiters(() => [...this.streams.values()]);
-        this.tokens = new TokenSource(this.options);
+        this.tokens = new TokenSource(this.options, (token) => this.transport?.reauth?.(token));
         const WS = this.options.WebSocket || globalThis.WebSocket;
         const ES = this.options.EventSource || globalThis.EventSource;
         let kind = this.options.transport;
@@ -1191,7 +1216,7 @@ export class Connection {
      * listener(detail) for the states 'connecting' | 'open' | 'reconnecting'
      * | 'closed', for 'reset' (a subscription was reset), 'state' (all of
      * these, detail.state), 'retry' ({delayMs, attempt} before each
-     * reconnect), 'disconnect' and 'error'.
+     * reconnect), 'disconnect', 'authenticated' and 'error'.
      */
     on(name, listener) {
         if (!this.listeners.has(name)) this.listeners.set(name, new Set());
