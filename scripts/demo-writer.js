@@ -186,6 +186,7 @@ async function main() {
     const server = await startHttp(client, opts);
     console.log(`writer ready http=127.0.0.1:${server.address().port} ns=${opts.ns}`);
     const stop = async () => {
+        setTimeout(() => process.exit(0), 3000).unref(); // even if the upstream never answers
         stopTicking();
         server.close();
         server.closeAllConnections?.();
