@@ -164,7 +164,7 @@ start_changecast() { # UPSTREAM_PORT [FLAGS...]
     rm -f "$err"
     (cd "$tmp/run" && exec "${pin_server[@]}" "$bin/changecast" --wire.listen 127.0.0.1:0 \
         --wire.upstream "mongodb://127.0.0.1:$up/?replicaSet=rs0" --push.listen 127.0.0.1:0 \
-        --changes.expose bench.events --changes.token_file "" --log.level info "$@") 2>"$err" &
+        --changes.expose bench.events --changes.token_file "" --auth.mode none --log.level info "$@") 2>"$err" &
     cc_pid=$!
     pids+=($!)
     line=$(wait_for_line "$err" 'event=ready .*' 15 $!) || true

@@ -5,11 +5,13 @@
 #include "changecast/auth.h"
 #include "changecast/capture.h"
 #include "changecast/config.h"
+#include "changecast/hostport.h"
 #include "changecast/log.h"
 #include "changecast/push.h"
 #include "changecast/topology.h"
 #include "changecast/wire.h"
 
+#include <arpa/inet.h>
 #include <event2/thread.h>
 #include <mongoc/mongoc.h>
 #include <signal.h>
@@ -63,6 +65,62 @@ static void wire_options_from_config(const cc_config_t *config, cc_wire_options_
     options->connect_timeout_ms = config->wire.connect_timeout_ms;
 }
 
+static void auth_options_from_config(const cc_config_t *config, cc_auth_options_t *options)
+{
+    cc_auth_options_init(options);
+    options->mode = strcmp(config->auth.mode, "none") == 0 ? CC_AUTH_MODE_NONE : CC_AUTH_MODE_JWT;
+    options->secret_file = config->auth.jwt_secret_file;
+    options->public_key_file = config->auth.jwt_public_key_file;
+    options->jwks_file = config->auth.jwks_file;
+    options->issuer = config->auth.issuer;
+    options->audience = config->auth.audience;
+    options->leeway_s = config->auth.leeway_s;
+    options->cookie_name = config->auth.cookie;
+}
+
+/* Whether host:port names a loopback address (or localhost). */
+static bool listens_on_loopback(const char *hostport)
+{
+    cc_hostport_t hp;
+    bson_error_t error;
+    struct in_addr v4;
+    struct in6_addr v6;
+    if (!cc_hostport_parse(hostport, &hp, &error)) {
+        return false;
+    }
+    if (strcmp(hp.host, "localhost") == 0) {
+        return true;
+    }
+    if (inet_pton(AF_INET, hp.host, &v4) == 1) {
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    }
+    return inet_pton(AF_INET6, hp.host, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+/* The push port's authorization settings, checked as at start-up (the
+ * keys are loaded), so --check-config catches them too. */
+static bool check_auth(const cc_config_t *config, bson_error_t *error)
+{
+    if (strcmp(config->auth.mode, "jwt") != 0 && strcmp(config->auth.mode, "none") != 0) {
+        bson_set_error(error, 0, 0, "auth.mode: \"%s\" is not jwt or none", config->auth.mode);
+        return false;
+    }
+    if (strcmp(config->auth.mode, "none") == 0 && !config->auth.allow_anonymous_public &&
+        !listens_on_loopback(config->push.listen)) {
+        bson_set_error(error, 0, 0,
+                       "auth.mode = none on a push port that is not on loopback (push.listen = "
+                       "%s) would show every exposed change to anyone: configure auth.mode = "
+                       "jwt, or set auth.allow_anonymous_public = on if that is intended",
+                       config->push.listen);
+        return false;
+    }
+    cc_auth_options_t options;
+    auth_options_from_config(config, &options);
+    cc_auth_t *auth = cc_auth_new(&options, error);
+    cc_auth_destroy(auth);
+    return auth != NULL;
+}
+
 static bool check_config(const cc_config_t *config, bson_error_t *error)
 {
     bool has_cert = *config->wire.tls_cert_file != '\0';
@@ -81,7 +139,15 @@ static bool check_config(const cc_config_t *config, bson_error_t *error)
                        "(e.g. shop.orders or shop.*)");
         return false;
     }
-    return true;
+    if ((*config->push.tls_cert_file != '\0') != (*config->push.tls_key_file != '\0')) {
+        bson_set_error(error, 0, 0, "push.tls_cert_file and push.tls_key_file go together");
+        return false;
+    }
+    if (*config->push.tls_client_ca_file && !*config->push.tls_cert_file) {
+        bson_set_error(error, 0, 0, "push.tls_client_ca_file needs push.tls_cert_file");
+        return false;
+    }
+    return !*config->push.listen || check_auth(config, error);
 }
 
 static void on_drained(void *arg)
@@ -97,6 +163,9 @@ static void on_signal(evutil_socket_t signal_number, short what, void *arg)
     if (signal_number == SIGHUP) {
         bson_error_t error;
         cc_log_open(daemon->config.log.file);
+        if (daemon->push) {
+            cc_push_reload(daemon->push); /* logs its own outcome */
+        }
         if (cc_wire_reload_tls(daemon->wire, &error)) {
             cc_info("event=reloaded what=\"log file, TLS certificates\"");
         } else {
@@ -137,7 +206,16 @@ static bool start_push(daemon_t *daemon, cc_channel_t *channel, cc_capture_t **c
         .max_pending_docs = c->push.max_pending_docs,
         .demo = c->push.demo,
         .write_clock = daemon->write_clock,
+        .allowed_origins = c->push.allowed_origins,
+        .max_connections = c->push.max_connections,
+        .max_connections_per_ip = c->push.max_connections_per_ip,
+        .max_filter_bytes = c->push.max_filter_bytes,
+        .max_filter_depth = c->push.max_filter_depth,
+        .tls_cert_file = c->push.tls_cert_file,
+        .tls_key_file = c->push.tls_key_file,
+        .tls_client_ca_file = c->push.tls_client_ca_file,
     };
+    auth_options_from_config(c, &push.auth);
     daemon->push = cc_push_start(&push, channel, error);
     if (!daemon->push) {
         return false;

@@ -156,6 +156,10 @@ bool cc_scope_check_filter(const cc_scope_t *scope, const bson_t *filter, bool o
  * a plain copy. `out` is initialised by the call. */
 void cc_scope_project(const cc_scope_t *scope, const bson_t *doc, bson_t *out);
 
+/* The same projection as a find `projection` ({_id: 1, "a.b": 1, ...}), so MongoDB reads
+ * snapshots already projected; false (and `out` empty) without `fields`. `out` is initialised. */
+bool cc_scope_find_projection(const cc_scope_t *scope, bson_t *out);
+
 /* Copies a change event with fullDocument, fullDocumentBeforeChange, documentKey (it can carry
  * shard key fields) and updateDescription projected: updatedFields keys, removedFields,
  * truncatedArrays and disambiguatedPaths are kept when their dotted path lies under a listed

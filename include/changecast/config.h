@@ -46,7 +46,26 @@ typedef struct cc_config {
         int64_t snapshot_max_bytes;
         int64_t max_pending_docs;
         bool demo;
+        char *allowed_origins;
+        int64_t max_connections;
+        int64_t max_connections_per_ip;
+        int64_t max_filter_bytes;
+        int64_t max_filter_depth;
+        char *tls_cert_file;
+        char *tls_key_file;
+        char *tls_client_ca_file;
     } push;
+    struct {
+        char *mode;
+        bool allow_anonymous_public;
+        char *jwt_secret_file;
+        char *jwt_public_key_file;
+        char *jwks_file;
+        char *issuer;
+        char *audience;
+        int64_t leeway_s;
+        char *cookie;
+    } auth;
     struct {
         char *level;
         char *file;

@@ -70,4 +70,15 @@ bool cc_token_normalize(const char *text, char *out, size_t out_size);
  * then seconds and increment as big-endian 32-bit integers). */
 bool cc_token_cluster_time(const char *token, uint32_t *seconds, uint32_t *increment);
 
+/* What a resume token marks. MongoDB 6.0+ (version 2) tokens continue
+ * after the cluster time with the version (KeyString 2B04) and the token
+ * type: 0 (29) for a high-water mark, "every event before this time was
+ * seen", or 128 (2C0100) for an event. Other layouts are UNKNOWN. */
+typedef enum cc_token_kind {
+    CC_TOKEN_UNKNOWN,
+    CC_TOKEN_EVENT,
+    CC_TOKEN_HIGH_WATER_MARK,
+} cc_token_kind_t;
+cc_token_kind_t cc_token_kind(const char *token);
+
 #endif

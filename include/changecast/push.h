@@ -6,6 +6,7 @@
 #ifndef CHANGECAST_PUSH_H
 #define CHANGECAST_PUSH_H
 
+#include "changecast/auth.h"
 #include "changecast/channel.h"
 #include "changecast/write_clock.h"
 
@@ -30,6 +31,15 @@ typedef struct cc_push_options {
     int64_t snapshot_max_bytes;
     int64_t max_pending_docs;
     bool demo; /* serve the demo page at / */
+    cc_auth_options_t auth;
+    const char *allowed_origins;
+    int64_t max_connections;
+    int64_t max_connections_per_ip;
+    int64_t max_filter_bytes;
+    int64_t max_filter_depth;
+    const char *tls_cert_file; /* with tls_key_file: TLS only */
+    const char *tls_key_file;
+    const char *tls_client_ca_file;
     cc_write_clock_t *write_clock; /* optional: write-to-delivery latency */
 } cc_push_options_t;
 
@@ -43,6 +53,9 @@ const char *cc_push_address(const cc_push_t *push);
 /* Wire-side numbers for /metrics, updated by the wire thread. */
 void cc_push_set_wire_stats(cc_push_t *push, int64_t connections, uint64_t bytes_to_upstream,
                             uint64_t bytes_to_clients);
+
+/* Reads key files and certificates again (SIGHUP), on the push thread. */
+void cc_push_reload(cc_push_t *push);
 
 void cc_push_stop(cc_push_t *push);
 

@@ -231,3 +231,29 @@ void cc_proj_append_value(const cc_proj_node_t *node, const char *key, bson_iter
 {
     append_partial(node, key, value, out);
 }
+
+static void append_paths(const cc_proj_node_t *node, const char *prefix, bson_t *out)
+{
+    for (size_t i = 0; i < node->count; i++) {
+        const cc_proj_node_t *child = &node->children[i];
+        char *path =
+            *prefix ? bson_strdup_printf("%s.%s", prefix, child->name) : bson_strdup(child->name);
+        if (child->whole) {
+            BSON_APPEND_INT32(out, path, 1);
+        } else {
+            append_paths(child, path, out);
+        }
+        bson_free(path);
+    }
+}
+
+bool cc_scope_find_projection(const cc_scope_t *scope, bson_t *out)
+{
+    bson_init(out);
+    if (!scope->fields) {
+        return false;
+    }
+    BSON_APPEND_INT32(out, "_id", 1);
+    append_paths(scope->fields, "", out);
+    return true;
+}

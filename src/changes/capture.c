@@ -122,11 +122,11 @@ static cc_stream_error_t pump(cc_capture_t *capture, mongoc_change_stream_t *str
             if (failure != CC_STREAM_OK) {
                 return failure;
             }
+            /* Every empty batch, moved or not: it also tells push that a
+             * transaction it holds is complete. */
             char *token = cc_stream_resume_token(stream);
             if (token) {
-                if (!capture->token || strcmp(token, capture->token) != 0) {
-                    cc_channel_post(capture->channel, CC_MSG_PROGRESS, NULL, token, NULL, 0);
-                }
+                cc_channel_post(capture->channel, CC_MSG_PROGRESS, NULL, token, NULL, 0);
                 set_token(capture, token);
                 bson_free(token);
             }

@@ -195,3 +195,14 @@ bool cc_token_cluster_time(const char *token, uint32_t *seconds, uint32_t *incre
     *increment = (uint32_t)strtoul(part, NULL, 16);
     return true;
 }
+
+cc_token_kind_t cc_token_kind(const char *token)
+{
+    if (strlen(token) < 24 || strncmp(token, "82", 2) != 0 || strncmp(token + 18, "2B04", 4) != 0) {
+        return CC_TOKEN_UNKNOWN;
+    }
+    if (strncmp(token + 22, "29", 2) == 0) {
+        return CC_TOKEN_HIGH_WATER_MARK;
+    }
+    return strncmp(token + 22, "2C0100", 6) == 0 ? CC_TOKEN_EVENT : CC_TOKEN_UNKNOWN;
+}

@@ -48,6 +48,8 @@ void cc_conn_free(cc_conn_t *conn)
     } else if (conn->kind == CC_CONN_WS) {
         push->ws_count--;
     }
+    cc_access_release(push, conn);
+    cc_grant_destroy(conn->grant);
     bson_free(conn->out.data);
     bson_free(conn->rx);
     bson_free(conn->http_body);

@@ -52,17 +52,14 @@ static void queued(cc_sub_t *sub)
 
 /* One change as it goes out: SSE event text, or a WebSocket item (inside a
  * transaction message, without the subscription id). */
-static void append_change(cc_sub_t *sub, cc_event_t *event, bool leave, bson_string_t *txn_item)
+static void append_change(cc_sub_t *sub, const char *token, const char *json, size_t json_len,
+                          bool leave, bson_string_t *txn_item)
 {
     cc_conn_t *conn = sub->conn;
     const char *type = leave ? "leave" : "change";
-    size_t json_len = event->json_len;
-    const char *json = sub->full_document_default && !sub->live_query
-                           ? cc_event_json_default(event, &json_len)
-                           : event->json;
     if (conn->kind == CC_CONN_SSE) {
-        const char *parts[] = {"id: ", event->token, "\nevent: ", type, "\ndata: ", json, "\n\n"};
-        const size_t lens[] = {4, strlen(event->token), 8, strlen(type), 7, json_len, 2};
+        const char *parts[] = {"id: ", token, "\nevent: ", type, "\ndata: ", json, "\n\n"};
+        const size_t lens[] = {4, strlen(token), 8, strlen(type), 7, json_len, 2};
         for (size_t i = 0; i < 7; i++) {
             if (txn_item) {
                 bson_string_append(txn_item, parts[i]);
@@ -72,16 +69,16 @@ static void append_change(cc_sub_t *sub, cc_event_t *event, bool leave, bson_str
         }
     } else if (txn_item) {
         bson_string_append_printf(txn_item, "%s{\"type\":\"%s\",\"token\":\"%s\",\"event\":",
-                                  txn_item->len ? "," : "", type, event->token);
+                                  txn_item->len ? "," : "", type, token);
         bson_string_append(txn_item, json);
         bson_string_append(txn_item, "}");
     } else {
         static const char open[] = "{\"type\":\"", id[] = "\",\"id\":\"",
-                          token[] = "\",\"token\":\"", body[] = "\",\"event\":", close[] = "}";
-        const char *parts[] = {open, type, id, sub->id, token, event->token, body, json, close};
-        const size_t lens[] = {sizeof open - 1, strlen(type),     sizeof id - 1,
-                               strlen(sub->id), sizeof token - 1, strlen(event->token),
-                               sizeof body - 1, json_len,         sizeof close - 1};
+                          token_key[] = "\",\"token\":\"", body[] = "\",\"event\":", close[] = "}";
+        const char *parts[] = {open, type, id, sub->id, token_key, token, body, json, close};
+        const size_t lens[] = {
+            sizeof open - 1, strlen(type),    sizeof id - 1, strlen(sub->id), sizeof token_key - 1,
+            strlen(token),   sizeof body - 1, json_len,      sizeof close - 1};
         cc_conn_append_ws_text(conn, parts, lens, 9);
     }
 }
@@ -93,39 +90,11 @@ typedef struct txn_batch {
     size_t capacity;
 } txn_batch_t;
 
-void cc_fanout_deliver(cc_sub_t *sub, cc_event_t *event)
+/* Queues one change event (json: the event as this subscriber may see it). */
+static void deliver_change(cc_sub_t *sub, const char *token, const char *json, size_t json_len,
+                           bool leave)
 {
     cc_conn_t *conn = sub->conn;
-    if (conn->closing) {
-        return;
-    }
-    bool leave = false;
-    if (sub->live_query) {
-        cc_verdict_t verdict = cc_livequery_judge(sub, event);
-        if (verdict == CC_VERDICT_SKIP) {
-            return;
-        }
-        /* Out of the view without being deleted: say so, the client
-         * cannot tell from the event alone. */
-        leave = verdict == CC_VERDICT_DELETE && strcmp(event->operation, "delete") != 0;
-        if (sub->format == CC_FORMAT_DOCS) {
-            conn->push->metrics.events_delivered++;
-            cc_pending_put(sub->pending, event, verdict == CC_VERDICT_UPSERT);
-            if (cc_pending_count(sub->pending) > (size_t)conn->push->options.max_pending_docs) {
-                conn->push->metrics.resets_too_many_pending++;
-                cc_pending_free(sub->pending);
-                sub->pending = cc_pending_new();
-                conn->out.len = 0;
-                cc_fanout_send_reset(sub, "too_many_pending",
-                                     "more than push.max_pending_docs documents waited for this "
-                                     "client: subscribe again with a snapshot");
-                cc_conn_drop(conn, 1013, "too_many_pending");
-                return;
-            }
-            cc_conn_mark_dirty(conn);
-            return;
-        }
-    }
     conn->push->metrics.events_delivered++;
     txn_batch_t *current_txn = conn->push->current_txn;
     if (current_txn) {
@@ -138,12 +107,116 @@ void cc_fanout_deliver(cc_sub_t *sub, cc_event_t *event)
             }
             current_txn->subs[current_txn->count++] = sub;
         }
-        append_change(sub, event, leave, sub->txn_items);
+        append_change(sub, token, json, json_len, leave, sub->txn_items);
         sub->txn_item_count++;
         return;
     }
-    append_change(sub, event, leave, NULL);
+    append_change(sub, token, json, json_len, leave, NULL);
     queued(sub);
+}
+
+/* Queues a document state for a format=docs subscription; doc_json (owned,
+ * may be NULL: the event's post-image) is what it may see of the document. */
+static void deliver_state(cc_sub_t *sub, cc_event_t *event, bool upsert, char *doc_json)
+{
+    cc_conn_t *conn = sub->conn;
+    conn->push->metrics.events_delivered++;
+    cc_pending_put(sub->pending, event, upsert, doc_json);
+    if (cc_pending_count(sub->pending) > (size_t)conn->push->options.max_pending_docs) {
+        conn->push->metrics.resets_too_many_pending++;
+        cc_pending_free(sub->pending);
+        sub->pending = cc_pending_new();
+        conn->out.len = 0;
+        cc_fanout_send_reset(sub, "too_many_pending",
+                             "more than push.max_pending_docs documents waited for this client: "
+                             "subscribe again with a snapshot");
+        cc_conn_drop(conn, 1013, "too_many_pending");
+        return;
+    }
+    cc_conn_mark_dirty(conn);
+}
+
+/* The event as a restricted subscriber may see it, as JSON; NULL when it
+ * may not (HIDDEN). *left: it left the holder's rows. */
+static char *scoped_json(const cc_sub_t *sub, const cc_scope_t *scope, const cc_event_t *event,
+                         bson_t *view, size_t *len, cc_scope_event_t *verdict)
+{
+    *verdict = cc_scope_apply_event(scope, &event->document, view);
+    if (*verdict == CC_SCOPE_EVENT_HIDDEN) {
+        return NULL;
+    }
+    if (sub->full_document_default && !sub->live_query && strcmp(event->operation, "update") == 0) {
+        bson_t without = BSON_INITIALIZER;
+        bson_copy_to_excluding_noinit(view, &without, "fullDocument", NULL);
+        char *json = bson_as_relaxed_extended_json(&without, len);
+        bson_destroy(&without);
+        return json;
+    }
+    return bson_as_relaxed_extended_json(view, len);
+}
+
+/* A live query: what the change means for the view, in its format. */
+static void deliver_live_query(cc_sub_t *sub, cc_event_t *event, const cc_scope_t *scope)
+{
+    cc_verdict_t verdict = cc_livequery_judge(sub, event);
+    if (verdict == CC_VERDICT_SKIP) {
+        return;
+    }
+    bool upsert = verdict == CC_VERDICT_UPSERT;
+    if (sub->format == CC_FORMAT_DOCS) {
+        char *doc = NULL;
+        bson_t post, projected;
+        bson_iter_t iter;
+        uint32_t len;
+        const uint8_t *data;
+        if (upsert && scope && cc_scope_has_fields(scope) &&
+            bson_iter_init_find(&iter, &event->document, "fullDocument") &&
+            BSON_ITER_HOLDS_DOCUMENT(&iter)) {
+            bson_iter_document(&iter, &len, &data);
+            bson_init_static(&post, data, len);
+            cc_scope_project(scope, &post, &projected);
+            doc = bson_as_relaxed_extended_json(&projected, NULL);
+            bson_destroy(&projected);
+        }
+        deliver_state(sub, event, upsert, doc);
+        return;
+    }
+    /* Out of the view without being deleted: say so, the client cannot
+     * tell from the event alone. */
+    bool leave = !upsert && strcmp(event->operation, "delete") != 0;
+    if (!scope) {
+        deliver_change(sub, event->token, event->json, event->json_len, leave);
+        return;
+    }
+    bson_t view;
+    size_t json_len;
+    cc_scope_event_t seen;
+    char *json = scoped_json(sub, scope, event, &view, &json_len, &seen);
+    if (json) {
+        deliver_change(sub, event->token, json, json_len, leave);
+        bson_free(json);
+    }
+    bson_destroy(&view);
+}
+
+/* What restricts this subscriber's view of the event: NULL when it may see
+ * all of it. False when it may see nothing of it. */
+static bool event_scope(const cc_sub_t *sub, const cc_event_t *event, const cc_scope_t **out)
+{
+    const cc_grant_t *grant = sub->conn->grant;
+    *out = NULL;
+    if (!grant) {
+        return false;
+    }
+    const cc_scope_t *scope =
+        sub->scope ? sub->scope : cc_grant_scope(grant, event->db, event->coll);
+    if (!scope) {
+        return false;
+    }
+    if (cc_scope_row_filter(scope) || cc_scope_has_fields(scope)) {
+        *out = scope;
+    }
+    return true;
 }
 
 /* Examines one event for one subscription, in stream order. */
@@ -154,21 +227,43 @@ static void offer(cc_sub_t *sub, cc_event_t *event)
     }
     bson_free(sub->position);
     sub->position = bson_strdup(event->token);
-    if (!namespace_matches(sub, event)) {
+    const cc_scope_t *scope;
+    if (sub->conn->closing || !namespace_matches(sub, event) || !event_scope(sub, event, &scope)) {
         return;
     }
+    uint32_t op = cc_op_bit(event->operation);
     if (sub->live_query) {
-        uint32_t op = cc_op_bit(event->operation);
         if (op & (CC_OP_DROP | CC_OP_RENAME | CC_OP_DROP_DATABASE | CC_OP_INVALIDATE)) {
             cc_fanout_send_reset(sub, "namespace_dropped",
                                  "the collection was dropped or renamed: its rows are gone");
             return;
         }
-        cc_fanout_deliver(sub, event);
-    } else if ((sub->ops & cc_op_bit(event->operation)) &&
-               (!sub->filter || cc_filter_matches(sub->filter, &event->document))) {
-        cc_fanout_deliver(sub, event);
+        deliver_live_query(sub, event, scope);
+        return;
     }
+    if (!(sub->ops & op)) {
+        return;
+    }
+    if (!scope) {
+        if (!sub->filter || cc_filter_matches(sub->filter, &event->document)) {
+            size_t len = event->json_len;
+            const char *json =
+                sub->full_document_default ? cc_event_json_default(event, &len) : event->json;
+            deliver_change(sub, event->token, json, len, false);
+        }
+        return;
+    }
+    /* The subscriber's filter runs on what it may see, so it cannot probe
+     * hidden fields or rows. */
+    bson_t view;
+    size_t len;
+    cc_scope_event_t seen;
+    char *json = scoped_json(sub, scope, event, &view, &len, &seen);
+    if (json && (!sub->filter || cc_filter_matches(sub->filter, &view))) {
+        deliver_change(sub, event->token, json, len, false);
+    }
+    bson_free(json);
+    bson_destroy(&view);
 }
 
 void cc_fanout_send_notice(cc_sub_t *sub, const char *type, const char *sse_id, const bson_t *body)
@@ -434,11 +529,14 @@ static void on_catchup_message(struct cc_push *push, cc_msg_t *msg)
     }
 }
 
-static void set_capture_position(struct cc_push *push, const char *token, bool is_event)
+/* A high-water mark says only that every event before its time was seen;
+ * anything else (an event, a layout we cannot read) is taken to cover its
+ * whole time: a snapshot there may then repeat a change, never miss one. */
+static void set_capture_position(struct cc_push *push, const char *token)
 {
     bson_free(push->capture_position);
     push->capture_position = token ? bson_strdup(token) : NULL;
-    push->capture_position_is_event = is_event;
+    push->capture_position_is_event = !token || cc_token_kind(token) != CC_TOKEN_HIGH_WATER_MARK;
 }
 
 bool cc_fanout_read_through(const struct cc_push *push, uint32_t *seconds, uint32_t *increment)
@@ -513,7 +611,7 @@ static void dispatch_live(struct cc_push *push, cc_event_t *event)
     push->metrics.events_captured++;
     push->metrics.last_cluster_time = event->cluster_seconds;
     cc_ring_append(push->ring, event);
-    set_capture_position(push, event->token, true);
+    set_capture_position(push, event->token);
     live_dispatch_t dispatch = {push, event, ++push->dispatch_sequence};
     cc_index_visit(push->index, event, offer_live, &dispatch);
     if (push->options.write_clock) {
@@ -672,12 +770,12 @@ void cc_fanout_drain_channel(struct cc_push *push)
             break;
         case CC_MSG_PROGRESS:
             cc_ring_advance_floor(push->ring, msg->token);
-            set_capture_position(push, msg->token, false);
+            set_capture_position(push, msg->token);
             break;
         case CC_MSG_RESTARTED:
             push->metrics.resets_capture_restarted++;
             cc_ring_reset(push->ring, NULL);
-            set_capture_position(push, NULL, false);
+            set_capture_position(push, NULL);
             reset_all(push, "capture_restarted", msg->reason);
             break;
         case CC_MSG_UNAVAILABLE:

@@ -7,6 +7,22 @@
 
 #include <string.h>
 
+int cc_http_add_cors(struct cc_push *push, struct lws *wsi, unsigned char **p, unsigned char *end)
+{
+    char origin[256];
+    if (cc_access_origin(push, wsi, origin, sizeof origin) != CC_ORIGIN_ALLOWED) {
+        return 0;
+    }
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
+                                       (const unsigned char *)origin, (int)strlen(origin), p,
+                                       end) ||
+           lws_add_http_header_by_name(wsi,
+                                       (const unsigned char *)"access-control-allow-credentials:",
+                                       (const unsigned char *)"true", 4, p, end) ||
+           lws_add_http_header_by_name(
+               wsi, (const unsigned char *)"vary:", (const unsigned char *)"Origin", 6, p, end);
+}
+
 int cc_http_reply(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, unsigned status,
                   const char *content_type, const char *body)
 {
@@ -19,6 +35,10 @@ int cc_http_reply_bytes(struct cc_push *push, struct lws *wsi, cc_conn_t **slot,
     uint8_t buffer[LWS_PRE + 1024];
     uint8_t *start = buffer + LWS_PRE, *p = start, *end = buffer + sizeof buffer - 1;
     if (lws_add_http_common_headers(wsi, status, content_type, len, &p, end) ||
+        cc_http_add_cors(push, wsi, &p, end) ||
+        (status == 401 &&
+         lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
+                                     (const unsigned char *)"Bearer", 6, &p, end)) ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
                                      (const unsigned char *)"no-store", 8, &p, end) ||
         lws_finalize_write_http_header(wsi, start, &p, end)) {
@@ -92,7 +112,7 @@ static int serve_metrics(struct cc_push *push, struct lws *wsi, cc_conn_t **slot
     if (m->last_cluster_time > 0) {
         lag = (double)time(NULL) - m->last_cluster_time;
     }
-    char body[8192];
+    char body[12288];
     snprintf(
         body, sizeof body,
         "# HELP changecast_subscribers Open subscriber connections.\n"
@@ -164,6 +184,23 @@ static int serve_metrics(struct cc_push *push, struct lws *wsi, cc_conn_t **slot
         (unsigned long long)atomic_load(&push->wire_bytes_to_upstream),
         (unsigned long long)atomic_load(&push->wire_bytes_to_clients));
     size_t used = strlen(body);
+    used += (size_t)snprintf(body + used, sizeof body - used,
+                             "# HELP changecast_refusals_total Requests, subscriptions and "
+                             "messages refused, by reason.\n"
+                             "# TYPE changecast_refusals_total counter\n");
+    for (size_t i = 0; i < CC_REFUSAL_COUNT && used < sizeof body; i++) {
+        used += (size_t)snprintf(
+            body + used, sizeof body - used, "changecast_refusals_total{reason=\"%s\"} %llu\n",
+            cc_refusal_name((cc_refusal_t)i), (unsigned long long)m->refusals[i]);
+    }
+    if (used < sizeof body) {
+        used += (size_t)snprintf(body + used, sizeof body - used,
+                                 "# HELP changecast_expired_streams_total Streams ended because "
+                                 "their token expired.\n"
+                                 "# TYPE changecast_expired_streams_total counter\n"
+                                 "changecast_expired_streams_total %llu\n",
+                                 (unsigned long long)m->expired_streams);
+    }
     used += (size_t)snprintf(body + used, sizeof body - used,
                              "# HELP changecast_write_to_delivery_seconds From the wire proxy "
                              "forwarding a write's reply to its change being queued for "

@@ -194,8 +194,10 @@ cc_verdict_t cc_livequery_judge(const cc_sub_t *sub, const cc_event_t *event)
         return CC_VERDICT_SKIP;
     }
     /* Without a pre-image it may have matched: say it is gone (a delete of
-     * a row the client never had changes nothing there). */
-    return CC_VERDICT_DELETE;
+     * a row the client never had changes nothing there) - unless the token
+     * has a row filter: then nothing may tell the holder that a document
+     * it might never have been allowed to see changed (docs/security.md). */
+    return sub->row_filtered ? CC_VERDICT_SKIP : CC_VERDICT_DELETE;
 }
 
 bool cc_livequery_can_snapshot(const struct cc_push *push)
@@ -217,9 +219,17 @@ void cc_livequery_request_snapshot(struct cc_push *push, cc_sub_t *sub, uint64_t
     cc_fanout_read_through(push, &query->at_seconds, &query->at_increment);
     query->db = bson_strdup(sub->namespaces[0].db);
     query->coll = bson_strdup(sub->namespaces[0].coll);
-    query->filter = sub->query ? bson_copy(sub->query) : NULL;
+    const bson_t *filter = sub->view_query ? sub->view_query : sub->query;
+    query->filter = filter ? bson_copy(filter) : NULL;
     query->sort = sub->sort ? bson_copy(sub->sort) : NULL;
     query->limit = sub->limit;
+    bson_t projection;
+    if (sub->scope) {
+        if (cc_scope_find_projection(sub->scope, &projection)) {
+            query->projection = bson_copy(&projection); /* fields the token shows */
+        }
+        bson_destroy(&projection);
+    }
     query->max_docs = push->options.snapshot_max_docs;
     query->max_bytes = push->options.snapshot_max_bytes;
     cc_channel_request_snapshot(push->channel, request_id, query);
@@ -282,13 +292,19 @@ bool cc_livequery_send_snapshot(cc_sub_t *sub, const cc_snapshot_t *snapshot)
 
 /* One document state; the last of a write carries the position, since
  * only then has every earlier change been sent. */
-static void emit_state(cc_event_t *event, bool upsert, bool last, void *arg)
+static void emit_state(cc_event_t *event, bool upsert, const char *doc_json, bool last, void *arg)
 {
     cc_sub_t *sub = arg;
     cc_conn_t *conn = sub->conn;
     size_t id_len, doc_len = 0;
     const char *id = cc_event_json_id(event, &id_len);
-    const char *doc = upsert ? cc_event_json_post_image(event, &doc_len) : NULL;
+    const char *doc = NULL;
+    if (upsert && doc_json) {
+        doc = doc_json;
+        doc_len = strlen(doc_json);
+    } else if (upsert) {
+        doc = cc_event_json_post_image(event, &doc_len);
+    }
     const char *token = last ? sub->position : NULL;
     if (conn->kind == CC_CONN_SSE) {
         const char *parts[] = {"{\"_id\":", id, ",\"doc\":", doc, "}"};

@@ -12,6 +12,7 @@
 typedef struct pending_entry {
     cc_event_t *event; /* the newest change of this _id */
     bool upsert;       /* else a delete */
+    char *doc;         /* the state as this subscriber may see it; NULL: the post-image */
 } pending_entry_t;
 
 struct cc_pending {
@@ -31,6 +32,7 @@ static void clear(cc_pending_t *pending)
 {
     for (size_t i = 0; i < pending->count; i++) {
         cc_event_unref(pending->entries[i].event);
+        bson_free(pending->entries[i].doc);
     }
     pending->count = 0;
     if (pending->slots) {
@@ -91,7 +93,7 @@ static void grow(cc_pending_t *pending)
     }
 }
 
-void cc_pending_put(cc_pending_t *pending, cc_event_t *event, bool upsert)
+void cc_pending_put(cc_pending_t *pending, cc_event_t *event, bool upsert, char *doc_json)
 {
     if (2 * (pending->count + 1) > pending->slot_count) {
         grow(pending);
@@ -101,8 +103,10 @@ void cc_pending_put(cc_pending_t *pending, cc_event_t *event, bool upsert)
     if (find_slot(pending, key, len, &slot)) {
         pending_entry_t *entry = &pending->entries[pending->slots[slot] - 1];
         cc_event_unref(entry->event);
+        bson_free(entry->doc);
         entry->event = cc_event_ref(event);
         entry->upsert = upsert;
+        entry->doc = doc_json;
         return;
     }
     if (pending->count == pending->capacity) {
@@ -110,15 +114,18 @@ void cc_pending_put(cc_pending_t *pending, cc_event_t *event, bool upsert)
         pending->entries =
             bson_realloc(pending->entries, pending->capacity * sizeof *pending->entries);
     }
-    pending->entries[pending->count] = (pending_entry_t){cc_event_ref(event), upsert};
+    pending->entries[pending->count] = (pending_entry_t){cc_event_ref(event), upsert, doc_json};
     pending->slots[slot] = (uint32_t)++pending->count;
 }
 
 void cc_pending_drain(cc_pending_t *pending,
-                      void (*emit)(cc_event_t *event, bool upsert, bool last, void *arg), void *arg)
+                      void (*emit)(cc_event_t *event, bool upsert, const char *doc_json, bool last,
+                                   void *arg),
+                      void *arg)
 {
     for (size_t i = 0; i < pending->count; i++) {
-        emit(pending->entries[i].event, pending->entries[i].upsert, i + 1 == pending->count, arg);
+        const pending_entry_t *entry = &pending->entries[i];
+        emit(entry->event, entry->upsert, entry->doc, i + 1 == pending->count, arg);
     }
     clear(pending);
 }

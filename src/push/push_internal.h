@@ -6,15 +6,47 @@
 #ifndef CC_PUSH_INTERNAL_H
 #define CC_PUSH_INTERNAL_H
 
+#include "changecast/auth.h"
 #include "changecast/expose.h"
 #include "changecast/filter.h"
 #include "changecast/push.h"
 #include "changecast/ring.h"
 
 #include <libwebsockets.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/queue.h>
+
+/* Why a request or message was refused: counted in /metrics. */
+typedef enum cc_refusal {
+    CC_REFUSAL_TOKEN_MISSING,
+    CC_REFUSAL_TOKEN_INVALID,
+    CC_REFUSAL_TOKEN_EXPIRED,
+    CC_REFUSAL_TOKEN_NOT_YET_VALID,
+    CC_REFUSAL_CLAIM_MISSING,
+    CC_REFUSAL_CLAIM_INVALID,
+    CC_REFUSAL_NOT_GRANTED,
+    CC_REFUSAL_FIELD_NOT_GRANTED,
+    CC_REFUSAL_ORIGIN_NOT_ALLOWED,
+    CC_REFUSAL_TOO_MANY_CONNECTIONS,
+    CC_REFUSAL_TOO_MANY_CONNECTIONS_PER_IP,
+    CC_REFUSAL_FILTER_TOO_LARGE,
+    CC_REFUSAL_FILTER_TOO_DEEP,
+    CC_REFUSAL_TOO_MANY_SUBSCRIPTIONS,
+    CC_REFUSAL_MESSAGE_TOO_LARGE,
+    CC_REFUSAL_COUNT
+} cc_refusal_t;
+
+typedef enum cc_origin {
+    CC_ORIGIN_NONE,    /* no Origin header: not a browser's cross-site request */
+    CC_ORIGIN_SAME,    /* the push port's own origin */
+    CC_ORIGIN_ALLOWED, /* in push.allowed_origins */
+    CC_ORIGIN_REFUSED,
+} cc_origin_t;
+
+#define CC_MAX_TOKEN_BYTES 16384
+#define CC_PEER_BUCKETS 1024
 
 typedef enum cc_conn_kind { CC_CONN_HTTP, CC_CONN_SSE, CC_CONN_WS } cc_conn_kind_t;
 
@@ -53,7 +85,8 @@ typedef struct cc_sub {
     cc_ns_pattern_t *namespaces;
     size_t namespace_count;
     cc_filter_t *filter;
-    bson_t *query; /* the filter as given */
+    bson_t *query;      /* the filter as given */
+    bson_t *view_query; /* a live query's filter with the token's rows; NULL: query */
     uint32_t ops;
     bool ops_given;
     /* Live queries (livequery.c): the filter is on documents. */
@@ -64,7 +97,11 @@ typedef struct cc_sub {
     int64_t limit;
     char **filter_fields; /* top-level fields the filter reads */
     size_t filter_field_count;
-    cc_pending_t *pending;    /* format=docs: newest state per _id not yet written */
+    cc_pending_t *pending; /* format=docs: newest state per _id not yet written */
+    /* What the connection's token grants for this subscription's exact
+     * namespace (NULL: look it up per event, or no restriction). */
+    const cc_scope_t *scope;
+    bool row_filtered;        /* a live query whose token has a row filter */
     char *snapshot_position;  /* where its snapshot was read: its changes start after */
     bson_string_t *txn_items; /* its part of the transaction being dispatched */
     size_t txn_item_count;
@@ -97,6 +134,9 @@ struct cc_conn {
     int close_code; /* WebSocket close code */
     char close_reason[64];
     int64_t last_rx_us;
+    cc_grant_t *grant; /* what its token grants; NULL until it has one (WebSocket) */
+    char peer_ip[64];
+    bool admitted; /* counted against the per-address limit */
     /* assembling a fragmented WebSocket message */
     uint8_t *rx;
     size_t rx_len;
@@ -135,6 +175,8 @@ typedef struct cc_metrics {
     uint64_t snapshots_refused;
     uint64_t resets_too_many_pending;
     uint64_t transactions_grouped;
+    uint64_t refusals[CC_REFUSAL_COUNT];
+    uint64_t expired_streams;
     /* write-to-delivery latency (write_clock.h), a Prometheus histogram */
     uint64_t write_latency_buckets[CC_WRITE_LATENCY_BUCKETS];
     uint64_t write_latency_count;
@@ -144,7 +186,7 @@ typedef struct cc_metrics {
 
 struct cc_push {
     cc_push_options_t options;
-    char *strings[3];
+    char *strings[7];
     cc_channel_t *channel;
     cc_expose_t expose;
     cc_ring_t *ring;
@@ -184,6 +226,15 @@ struct cc_push {
     size_t txn_count;
     size_t txn_capacity;
     struct txn_batch *current_txn; /* set while a transaction is offered */
+    cc_auth_t *auth;
+    char **origins; /* push.allowed_origins */
+    size_t origin_count;
+    bool any_origin;
+    bool tls;
+    SSL_CTX *tls_ctx; /* lws's, for reloading the certificate */
+    struct peer_count *peers[CC_PEER_BUCKETS];
+    lws_sorted_usec_list_t expiry_timer;
+    atomic_bool reload_requested;
     int hangup_fd;
     bool hangup_owned_by_lws;
 };
@@ -239,9 +290,6 @@ bool cc_fanout_read_through(const struct cc_push *push, uint32_t *seconds, uint3
 /* Sends a message that is not a change: on a WebSocket {type, id, ...body};
  * on SSE "event: type" with body as data, and an id line when sse_id. */
 void cc_fanout_send_notice(cc_sub_t *sub, const char *type, const char *sse_id, const bson_t *body);
-/* Queues one change (or, in format=docs, its state) for a subscription. */
-void cc_fanout_deliver(cc_sub_t *sub, cc_event_t *event);
-
 /* livequery.c */
 typedef enum cc_verdict { CC_VERDICT_SKIP, CC_VERDICT_UPSERT, CC_VERDICT_DELETE } cc_verdict_t;
 /* Checks a live query's request once it is complete; *code names the
@@ -264,10 +312,41 @@ void cc_livequery_render_pending(cc_sub_t *sub);
 cc_pending_t *cc_pending_new(void);
 void cc_pending_free(cc_pending_t *pending);
 size_t cc_pending_count(const cc_pending_t *pending);
-void cc_pending_put(cc_pending_t *pending, cc_event_t *event, bool upsert);
+/* doc_json (owned; NULL: the event's post-image) is the upserted state. */
+void cc_pending_put(cc_pending_t *pending, cc_event_t *event, bool upsert, char *doc_json);
 void cc_pending_drain(cc_pending_t *pending,
-                      void (*emit)(cc_event_t *event, bool upsert, bool last, void *arg),
+                      void (*emit)(cc_event_t *event, bool upsert, const char *doc_json, bool last,
+                                   void *arg),
                       void *arg);
+
+/* access.c */
+bool cc_access_init(struct cc_push *push, bson_error_t *error);
+void cc_access_cleanup(struct cc_push *push);
+const char *cc_refusal_name(cc_refusal_t refusal);
+void cc_access_refused(struct cc_push *push, cc_refusal_t refusal);
+cc_refusal_t cc_refusal_from_auth(const bson_error_t *error);
+cc_origin_t cc_access_origin(const struct cc_push *push, struct lws *wsi, char *origin,
+                             size_t size);
+/* The request's token (Bearer header, access_token, cookie); false: none. */
+bool cc_access_token(const struct cc_push *push, struct lws *wsi, char *out, size_t size);
+/* Verifies (counting a refusal); the caller owns the grant. */
+cc_grant_t *cc_access_verify(struct cc_push *push, const char *token, bson_error_t *error);
+/* Counts the connection against the limits, or refuses it (counted). */
+bool cc_access_admit(struct cc_push *push, const char *ip, cc_refusal_t *refusal);
+void cc_access_release(struct cc_push *push, cc_conn_t *conn);
+void cc_access_release_ip(struct cc_push *push, const char *ip);
+/* Ends the streams whose token has expired. */
+void cc_access_expire(struct cc_push *push);
+/* Checks a subscription against its connection's grant: namespaces
+ * granted, filter and sort within the shown fields; combines the claim's
+ * row filter into a live query's filter. *refusal says why not. */
+bool cc_access_check_sub(struct cc_push *push, const cc_grant_t *grant, cc_sub_t *sub,
+                         cc_refusal_t *refusal, bson_error_t *error);
+/* 401, 403, 429 or 400. */
+int cc_refusal_status(cc_refusal_t refusal);
+/* The filter limits (push.max_filter_bytes/depth) on a parsed filter. */
+bool cc_access_check_filter_shape(struct cc_push *push, const bson_t *filter, size_t sent_bytes,
+                                  cc_refusal_t *refusal, bson_error_t *error);
 
 /* hangup.c */
 bool cc_hangup_init(struct cc_push *push);
@@ -286,6 +365,8 @@ int cc_sse_write_status(cc_conn_t *conn);
 void cc_sse_refuse(cc_conn_t *conn, unsigned status, const char *code, const char *message);
 int cc_ws_receive(cc_conn_t *conn, const void *in, size_t len);
 void cc_ws_send_json(cc_conn_t *conn, const bson_t *message);
+/* A new socket: its token from the upgrade (or none yet), and the limits. */
+void cc_ws_open(cc_conn_t *conn);
 /* Ends one subscription of a WebSocket with an error message. */
 void cc_ws_refuse_sub(cc_sub_t *sub, const char *code, const char *message);
 int cc_http_serve(struct cc_push *push, struct lws *wsi, const char *path, cc_conn_t **slot);
@@ -293,6 +374,9 @@ int cc_http_reply(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, unsig
                   const char *content_type, const char *body);
 int cc_http_reply_bytes(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, unsigned status,
                         const char *content_type, const char *body, size_t len);
+/* Adds the CORS headers when the request comes from an allowed cross-site
+ * origin; nonzero when the headers do not fit. */
+int cc_http_add_cors(struct cc_push *push, struct lws *wsi, unsigned char **p, unsigned char *end);
 int cc_http_error(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, unsigned status,
                   const char *code, const char *message);
 

@@ -10,6 +10,7 @@
 #include "push_internal.h"
 
 #include <arpa/inet.h>
+#include <openssl/ssl.h>
 #include <string.h>
 
 static struct cc_push *push_of(struct lws *wsi)
@@ -75,6 +76,36 @@ static void on_heartbeat(lws_sorted_usec_list_t *sul)
                      push->options.heartbeat_ms * LWS_US_PER_MS);
 }
 
+static void on_expiry_timer(lws_sorted_usec_list_t *sul)
+{
+    struct cc_push *push = lws_container_of(sul, struct cc_push, expiry_timer);
+    cc_access_expire(push);
+    lws_sul_schedule(push->context, 0, &push->expiry_timer, on_expiry_timer, LWS_US_PER_SEC);
+}
+
+/* SIGHUP, asked for by the main thread: key files and the certificate are
+ * read again here, on the thread that uses them. */
+static void reload(struct cc_push *push)
+{
+    bson_error_t error;
+    if (!cc_auth_reload(push->auth, &error)) {
+        cc_error("event=reload_failed what=auth error=\"%s\"", error.message);
+    } else {
+        cc_info("event=reloaded what=auth");
+    }
+    if (!push->tls_ctx) {
+        return;
+    }
+    if (SSL_CTX_use_certificate_chain_file(push->tls_ctx, push->options.tls_cert_file) != 1 ||
+        SSL_CTX_use_PrivateKey_file(push->tls_ctx, push->options.tls_key_file, SSL_FILETYPE_PEM) !=
+            1 ||
+        SSL_CTX_check_private_key(push->tls_ctx) != 1) {
+        cc_error("event=reload_failed what=push_tls file=\"%s\"", push->options.tls_cert_file);
+        return;
+    }
+    cc_info("event=reloaded what=push_tls");
+}
+
 static void on_watermark_timer(lws_sorted_usec_list_t *sul)
 {
     struct cc_push *push = lws_container_of(sul, struct cc_push, watermark_timer);
@@ -131,8 +162,16 @@ static int on_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
         /* A WebSocket upgrade without our subprotocol lands here. */
         return 1;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (atomic_exchange(&push->reload_requested, false)) {
+            reload(push);
+        }
         cc_fanout_drain_channel(push);
         schedule_flush(push);
+        return 0;
+    case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+        /* The push port's SSL_CTX, kept for SIGHUP; TLS 1.2 at least. */
+        push->tls_ctx = user;
+        SSL_CTX_set_min_proto_version(push->tls_ctx, TLS1_2_VERSION);
         return 0;
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
@@ -146,16 +185,24 @@ static int on_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
     cc_conn_t **slot = user;
     switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
-        char uri[64];
+        char uri[64], origin[256];
         if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
             strcmp(uri, "/v1/ws") != 0) {
             return 1;
+        }
+        /* Cross-site WebSocket hijacking: a foreign page must not ride a
+         * browser's cookie token. */
+        if (cc_access_origin(push, wsi, origin, sizeof origin) == CC_ORIGIN_REFUSED) {
+            cc_access_refused(push, CC_REFUSAL_ORIGIN_NOT_ALLOWED);
+            lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, "origin_not_allowed");
+            return -1;
         }
         return 0;
     }
     case LWS_CALLBACK_ESTABLISHED:
         *slot = cc_conn_new(push, wsi, CC_CONN_WS);
         cc_info("push_conn=%llu event=ws_open", (unsigned long long)(*slot)->id);
+        cc_ws_open(*slot);
         return 0;
     case LWS_CALLBACK_RECEIVE:
         if (*slot) {
@@ -231,6 +278,16 @@ static void *push_thread(void *arg)
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     }
     info.max_http_header_data = 8192;
+    if (*push->options.tls_cert_file) {
+        push->tls = true;
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = push->options.tls_cert_file;
+        info.ssl_private_key_filepath = push->options.tls_key_file;
+        if (*push->options.tls_client_ca_file) {
+            info.ssl_ca_filepath = push->options.tls_client_ca_file;
+            info.options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
+        }
+    }
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_to_log);
     push->context = lws_create_context(&info);
     push->vhost = push->context ? lws_get_vhost_by_name(push->context, "default") : NULL;
@@ -257,6 +314,7 @@ static void *push_thread(void *arg)
     cc_channel_on_post(push->channel, wake_push, push);
     lws_sul_schedule(push->context, 0, &push->heartbeat_timer, on_heartbeat,
                      push->options.heartbeat_ms * LWS_US_PER_MS);
+    lws_sul_schedule(push->context, 0, &push->expiry_timer, on_expiry_timer, LWS_US_PER_SEC);
     if (push->options.watermark_ms > 0) {
         lws_sul_schedule(push->context, 0, &push->watermark_timer, on_watermark_timer,
                          push->options.watermark_ms * LWS_US_PER_MS);
@@ -293,12 +351,17 @@ cc_push_t *cc_push_start(const cc_push_options_t *options, cc_channel_t *channel
 {
     struct cc_push *push = bson_malloc0(sizeof *push);
     push->options = *options;
-    push->strings[0] = bson_strdup(options->listen);
-    push->strings[1] = bson_strdup(options->expose);
-    push->strings[2] = bson_strdup(options->full_document);
-    push->options.listen = push->strings[0];
-    push->options.expose = push->strings[1];
-    push->options.full_document = push->strings[2];
+    const char **kept[] = {&push->options.listen,
+                           &push->options.expose,
+                           &push->options.full_document,
+                           &push->options.allowed_origins,
+                           &push->options.tls_cert_file,
+                           &push->options.tls_key_file,
+                           &push->options.tls_client_ca_file};
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        push->strings[i] = bson_strdup(*kept[i] ? *kept[i] : "");
+        *kept[i] = push->strings[i];
+    }
     push->channel = channel;
     push->hangup_fd = -1;
     TAILQ_INIT(&push->conns);
@@ -309,6 +372,10 @@ cc_push_t *cc_push_start(const cc_push_options_t *options, cc_channel_t *channel
     bson_error_t detail;
     if (!cc_expose_parse(options->expose, &push->expose, &detail)) {
         bson_set_error(error, 0, 0, "changes.expose: %s", detail.message);
+        cc_push_stop(push);
+        return NULL;
+    }
+    if (!cc_access_init(push, error)) {
         cc_push_stop(push);
         return NULL;
     }
@@ -326,6 +393,12 @@ cc_push_t *cc_push_start(const cc_push_options_t *options, cc_channel_t *channel
         return NULL;
     }
     return push;
+}
+
+void cc_push_reload(cc_push_t *push)
+{
+    atomic_store(&push->reload_requested, true);
+    lws_cancel_service(push->context);
 }
 
 const char *cc_push_address(const cc_push_t *push)
@@ -361,6 +434,7 @@ void cc_push_stop(cc_push_t *push)
     cc_index_free(push->index);
     cc_ring_free(push->ring);
     cc_expose_destroy(&push->expose);
+    cc_access_cleanup(push);
     for (size_t i = 0; i < sizeof push->strings / sizeof push->strings[0]; i++) {
         bson_free(push->strings[i]);
     }

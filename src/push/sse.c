@@ -22,18 +22,27 @@ static int reject(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, cc_su
     return cc_http_error(push, wsi, slot, status, code, message);
 }
 
+static int refuse(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, cc_sub_t *sub,
+                  cc_grant_t *grant, cc_refusal_t refusal, const char *message)
+{
+    cc_grant_destroy(grant);
+    return reject(push, wsi, slot, sub, (unsigned)cc_refusal_status(refusal),
+                  cc_refusal_name(refusal), message);
+}
+
 static bool read_token(const char *text, sse_request_t *request)
 {
     request->has_token = true;
     return cc_token_normalize(text, request->token, sizeof request->token);
 }
 
-static int write_stream_headers(struct lws *wsi)
+static int write_stream_headers(struct cc_push *push, struct lws *wsi)
 {
     uint8_t buffer[LWS_PRE + 1024];
     uint8_t *start = buffer + LWS_PRE, *p = start, *end = buffer + sizeof buffer - 1;
     if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "text/event-stream",
                                     LWS_ILLEGAL_HTTP_CONTENT_LEN, &p, end) ||
+        cc_http_add_cors(push, wsi, &p, end) ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
                                      (const unsigned char *)"no-cache", 8, &p, end) ||
         lws_add_http_header_by_name(wsi, (const unsigned char *)"x-accel-buffering:",
@@ -64,12 +73,13 @@ int cc_sse_write_status(cc_conn_t *conn)
     }
     if (conn->status_pending == HTTP_STATUS_OK) {
         conn->status_pending = 0;
-        return write_stream_headers(conn->wsi) ? -1 : cc_conn_flush(conn);
+        return write_stream_headers(conn->push, conn->wsi) ? -1 : cc_conn_flush(conn);
     }
     uint8_t buffer[LWS_PRE + 1024];
     uint8_t *start = buffer + LWS_PRE, *p = start, *end = buffer + sizeof buffer - 1;
     if (lws_add_http_common_headers(conn->wsi, conn->status_pending, "application/json",
                                     conn->http_body_len, &p, end) ||
+        cc_http_add_cors(conn->push, conn->wsi, &p, end) ||
         lws_finalize_write_http_header(conn->wsi, start, &p, end)) {
         return -1;
     }
@@ -102,6 +112,10 @@ int cc_sse_open(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
         } else if (strcmp(arg, "filter") == 0) {
             if (sub->filter) {
                 return reject(push, wsi, slot, sub, 400, "bad_filter", "filter given twice");
+            }
+            cc_refusal_t refusal;
+            if (!cc_access_check_filter_shape(push, NULL, strlen(value), &refusal, &error)) {
+                return refuse(push, wsi, slot, sub, NULL, refusal, error.message);
             }
             if (!cc_sub_set_filter_json(sub, value, strlen(value), &error)) {
                 return reject(push, wsi, slot, sub, 400, "bad_filter", error.message);
@@ -140,16 +154,39 @@ int cc_sse_open(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
         return reject(push, wsi, slot, sub, 400, "bad_request",
                       "ns is required: ?ns=db.collection (repeatable; db.* for a database)");
     }
+    cc_refusal_t refusal;
+    if (sub->query && !cc_access_check_filter_shape(push, sub->query, 0, &refusal, &error)) {
+        return refuse(push, wsi, slot, sub, NULL, refusal, error.message);
+    }
     if (!cc_livequery_prepare(push, sub, &code, &error)) {
         return reject(push, wsi, slot, sub, 400, code, error.message);
     }
+    char origin[256];
+    if (cc_access_origin(push, wsi, origin, sizeof origin) == CC_ORIGIN_REFUSED) {
+        cc_access_refused(push, CC_REFUSAL_ORIGIN_NOT_ALLOWED);
+        return refuse(push, wsi, slot, sub, NULL, CC_REFUSAL_ORIGIN_NOT_ALLOWED,
+                      "this origin may not use the push port (push.allowed_origins)");
+    }
+    char *token = bson_malloc(CC_MAX_TOKEN_BYTES + 1);
+    cc_access_token(push, wsi, token, CC_MAX_TOKEN_BYTES + 1);
+    cc_grant_t *grant = cc_access_verify(push, token, &error);
+    bson_free(token);
+    if (!grant) {
+        return refuse(push, wsi, slot, sub, NULL, cc_refusal_from_auth(&error), error.message);
+    }
+    if (!cc_access_check_sub(push, grant, sub, &refusal, &error)) {
+        return refuse(push, wsi, slot, sub, grant, refusal, error.message);
+    }
+
     if (push->capture_state == CC_CAPTURE_UNAVAILABLE) {
+        cc_grant_destroy(grant);
         return reject(push, wsi, slot, sub, 503, "capture_unavailable", push->capture_reason);
     }
     /* The header EventSource sends on reconnect wins over the parameter. */
     char header[1100];
     if (lws_hdr_custom_copy(wsi, header, sizeof header, "last-event-id:", 14) > 0 &&
         !read_token(header, &request)) {
+        cc_grant_destroy(grant);
         return reject(push, wsi, slot, sub, 400, "bad_request",
                       "Last-Event-ID is not a token (hex digits)");
     }
@@ -158,16 +195,29 @@ int cc_sse_open(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
      * for it. */
     bool wait_for_snapshot = sub->want_snapshot && !request.has_token;
     if (wait_for_snapshot && !cc_livequery_can_snapshot(push)) {
+        cc_grant_destroy(grant);
         return reject(push, wsi, slot, sub, 503, "capture_unavailable",
                       "the capture stream has not read anything yet: try again in a moment");
     }
-    if (!wait_for_snapshot && write_stream_headers(wsi) != 0) {
+    char ip[64] = "";
+    lws_get_peer_simple(wsi, ip, sizeof ip);
+    if (!cc_access_admit(push, ip, &refusal)) {
+        return refuse(push, wsi, slot, sub, grant, refusal,
+                      "too many push connections (push.max_connections, "
+                      "push.max_connections_per_ip)");
+    }
+    if (!wait_for_snapshot && write_stream_headers(push, wsi) != 0) {
+        cc_access_release_ip(push, ip);
+        cc_grant_destroy(grant);
         cc_sub_free(sub);
         return -1;
     }
     /* The stream lives as long as the client does. */
     lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
     cc_conn_t *conn = cc_conn_new(push, wsi, CC_CONN_SSE);
+    bson_strncpy(conn->peer_ip, ip, sizeof conn->peer_ip);
+    conn->admitted = true;
+    conn->grant = grant;
     conn->status_pending = wait_for_snapshot ? 1 : 0;
     *slot = conn;
     cc_hangup_watch(push, conn);

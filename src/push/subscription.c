@@ -26,6 +26,7 @@ void cc_sub_free(cc_sub_t *sub)
         cc_filter_destroy(sub->filter);
     }
     bson_destroy(sub->query);
+    bson_destroy(sub->view_query);
     bson_destroy(sub->sort);
     for (size_t i = 0; i < sub->filter_field_count; i++) {
         bson_free(sub->filter_fields[i]);

@@ -196,6 +196,7 @@ static void subscribe(cc_conn_t *conn, const bson_t *message, const char *id)
         return;
     }
     if (conn->sub_count >= (size_t)conn->push->options.max_subscriptions) {
+        cc_access_refused(conn->push, CC_REFUSAL_TOO_MANY_SUBSCRIPTIONS);
         send_error(conn, id, "too_many_subscriptions", "push.max_subscriptions reached");
         return;
     }
@@ -220,6 +221,11 @@ static void subscribe(cc_conn_t *conn, const bson_t *message, const char *id)
         }
         bson_iter_document(&iter, &len, &data);
         bson_init_static(&filter, data, len);
+        cc_refusal_t refusal;
+        if (!cc_access_check_filter_shape(conn->push, &filter, len, &refusal, &error)) {
+            code = cc_refusal_name(refusal);
+            goto fail;
+        }
         bson_error_t detail;
         sub->filter = cc_filter_compile(&filter, &detail);
         if (!sub->filter) {
@@ -250,6 +256,11 @@ static void subscribe(cc_conn_t *conn, const bson_t *message, const char *id)
         after = token;
     }
     if (!set_live_query(conn->push, sub, message, &code, &error)) {
+        goto fail;
+    }
+    cc_refusal_t refusal;
+    if (!cc_access_check_sub(conn->push, conn->grant, sub, &refusal, &error)) {
+        code = cc_refusal_name(refusal);
         goto fail;
     }
     if (conn->push->capture_state == CC_CAPTURE_UNAVAILABLE) {
@@ -287,6 +298,82 @@ static void unsubscribe(cc_conn_t *conn, const char *id)
     send_simple(conn, "unsubscribed", id);
 }
 
+/* A token for the socket: the first, or a fresh one before the old expires.
+ * The subscriptions go on; those the new token does not grant end. */
+static void authenticate(cc_conn_t *conn, const bson_t *message)
+{
+    bson_iter_t iter;
+    bson_error_t error;
+    if (!bson_iter_init_find(&iter, message, "token") || !BSON_ITER_HOLDS_UTF8(&iter)) {
+        send_error(conn, NULL, "bad_request", "auth needs a token (a string)");
+        return;
+    }
+    cc_grant_t *grant = cc_access_verify(conn->push, bson_iter_utf8(&iter, NULL), &error);
+    if (!grant) {
+        send_error(conn, NULL, cc_refusal_name(cc_refusal_from_auth(&error)), error.message);
+        return;
+    }
+    cc_grant_t *old = conn->grant;
+    conn->grant = grant;
+    cc_sub_t *sub, *next;
+    for (sub = TAILQ_FIRST(&conn->subs); sub; sub = next) {
+        next = TAILQ_NEXT(sub, conn_link);
+        sub->scope = NULL;
+        cc_refusal_t refusal;
+        char *rows_before =
+            sub->view_query ? bson_as_canonical_extended_json(sub->view_query, NULL) : NULL;
+        if (!cc_access_check_sub(conn->push, grant, sub, &refusal, &error)) {
+            cc_ws_refuse_sub(sub, cc_refusal_name(refusal), error.message);
+        } else if (sub->live_query) {
+            /* A live query's rows were fixed by its snapshot: a token with
+             * other rows needs a new snapshot. */
+            char *rows_after =
+                sub->view_query ? bson_as_canonical_extended_json(sub->view_query, NULL) : NULL;
+            if ((rows_before == NULL) != (rows_after == NULL) ||
+                (rows_before && strcmp(rows_before, rows_after) != 0)) {
+                cc_access_refused(conn->push, CC_REFUSAL_NOT_GRANTED);
+                cc_ws_refuse_sub(sub, "not_granted",
+                                 "the new token grants other rows: subscribe again with a "
+                                 "snapshot");
+            }
+            bson_free(rows_after);
+        }
+        bson_free(rows_before);
+    }
+    cc_grant_destroy(old);
+    bson_t doc = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&doc, "type", "authenticated");
+    BSON_APPEND_INT64(&doc, "expiresAt", cc_grant_expires_at(grant));
+    cc_ws_send_json(conn, &doc);
+    bson_destroy(&doc);
+}
+
+void cc_ws_open(cc_conn_t *conn)
+{
+    struct cc_push *push = conn->push;
+    cc_refusal_t refusal;
+    bson_error_t error;
+    lws_get_peer_simple(conn->wsi, conn->peer_ip, sizeof conn->peer_ip);
+    /* cc_conn_new counted this socket already. */
+    push->ws_count--;
+    bool admitted = cc_access_admit(push, conn->peer_ip, &refusal);
+    push->ws_count++;
+    if (!admitted) {
+        cc_conn_drop(conn, LWS_CLOSE_STATUS_POLICY_VIOLATION, cc_refusal_name(refusal));
+        return;
+    }
+    conn->admitted = true;
+    char *token = bson_malloc(CC_MAX_TOKEN_BYTES + 1);
+    bool has_token = cc_access_token(push, conn->wsi, token, CC_MAX_TOKEN_BYTES + 1);
+    if (has_token || cc_auth_mode(push->auth) == CC_AUTH_MODE_NONE) {
+        conn->grant = cc_access_verify(push, token, &error);
+        if (!conn->grant) {
+            cc_conn_drop(conn, 4003, cc_refusal_name(cc_refusal_from_auth(&error)));
+        }
+    }
+    bson_free(token);
+}
+
 static void handle_message(cc_conn_t *conn, const char *text, size_t len)
 {
     bson_t message;
@@ -305,6 +392,8 @@ static void handle_message(cc_conn_t *conn, const char *text, size_t len)
                          : NULL;
     if (strcmp(type, "ping") == 0) {
         send_simple(conn, "pong", NULL);
+    } else if (strcmp(type, "auth") == 0) {
+        authenticate(conn, &message);
     } else if (strcmp(type, "subscribe") == 0 || strcmp(type, "unsubscribe") == 0) {
         if (!id) {
             send_error(conn, NULL, "bad_request", "id is required and must be a string");
@@ -314,7 +403,8 @@ static void handle_message(cc_conn_t *conn, const char *text, size_t len)
             unsubscribe(conn, id);
         }
     } else {
-        send_error(conn, id, "bad_message", "type must be one of subscribe, unsubscribe, ping");
+        send_error(conn, id, "bad_message",
+                   "type must be one of subscribe, unsubscribe, auth, ping");
     }
     bson_destroy(&message);
 }
@@ -328,6 +418,7 @@ int cc_ws_receive(cc_conn_t *conn, const void *in, size_t len)
         return 0;
     }
     if (conn->rx_len + len > (size_t)conn->push->options.max_message_bytes) {
+        cc_access_refused(conn->push, CC_REFUSAL_MESSAGE_TOO_LARGE);
         cc_conn_drop(conn, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
         return 0;
     }

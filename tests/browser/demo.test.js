@@ -22,7 +22,7 @@ const { startPush, httpGet, WAIT_MS } = require('../integration/push-support');
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const ARTIFACTS = process.env.CHANGECAST_ARTIFACTS || path.join(ROOT, 'build', 'artifacts');
-const DEMO_FLAGS = ['--push.demo', 'on'];
+const DEMO_FLAGS = ['--push.demo', 'on', '--auth.mode', 'none'];
 const NS = 'shop.orders';
 
 const row = (id) => `#docs tbody tr[data-key='${JSON.stringify(id)}']`;
@@ -108,7 +108,7 @@ test('the demo page shows live rows, highlights changes, waits for its own write
 
     // The capture stream's upstream connection is cut: capture resumes by
     // itself and the page goes on.
-    const { ok } = await s.client.db('admin').command({ configureFailPoint: 'failCommand', mode: { times: 1 }, data: { failCommands: ['getMore'], closeConnection: true } });
+    const { ok } = await s.client.db('admin').command({ configureFailPoint: 'failCommand', mode: { times: 1 }, data: { failCommands: ['getMore'], appName: 'changecast-capture', closeConnection: true } });
     assert.equal(ok, 1);
     await orders.updateOne({ _id: 'o1' }, { $set: { status: 'packed', writtenAt: Date.now() }, $inc: { revision: 1 } });
     await cellShows(page, 'o1', 'status', 'packed');

@@ -47,6 +47,7 @@ function pushFlags({ tokenFile, extra = [] } = {}) {
     '--changes.expose', EXPOSE,
     '--changes.token_file', tokenFile || path.join(tempDir('cc-token'), 'token'),
     '--push.flush_ms', '5',
+    '--auth.mode', 'none', // auth tests give their own
     ...extra,
   ];
 }
