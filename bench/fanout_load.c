@@ -25,7 +25,8 @@
  * histogram has 1 us buckets to 100 ms and 100 us buckets beyond. CPU comes
  * from /proc/PID/task/X/schedstat (nanoseconds, every thread), RSS from
  * /proc/PID/status. Subscribers are closed with RST (SO_LINGER 0) and bound
- * to several 127.0.0.x source addresses, so that runs of 10,000 connections
+ * to 20 source addresses 127.0.0.2-21 (changecast takes at most
+ * push.max_connections_per_ip, 1,000 by default, from one), so that runs of 10,000 connections
  * do not run out of ephemeral ports. Linux only; calls libmongoc and libc. */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -81,7 +82,7 @@ typedef struct options {
 
 static options_t opt = {.mode = MODE_FANOUT,
                         .subscribers = 1,
-                        .source_ips = 8,
+                        .source_ips = 20,
                         .rate = 100,
                         .seconds = 5,
                         .warmup = 1,

@@ -161,10 +161,16 @@ start_standin() { # VAR [ARGS...]
 start_changecast() { # UPSTREAM_PORT [FLAGS...]
     local up=$1 err=$tmp/run/changecast.err line
     shift
+    # Builds with authorization need it said that subscribers are anonymous;
+    # older ones do not know the key (and refuse unknown keys).
+    cc_auth_flags=()
+    if "$bin/changecast" --help 2>&1 | grep -q -- '--auth.mode'; then
+        cc_auth_flags=(--auth.mode none)
+    fi
     rm -f "$err"
     (cd "$tmp/run" && exec "${pin_server[@]}" "$bin/changecast" --wire.listen 127.0.0.1:0 \
         --wire.upstream "mongodb://127.0.0.1:$up/?replicaSet=rs0" --push.listen 127.0.0.1:0 \
-        --changes.expose bench.events --changes.token_file "" --auth.mode none --log.level info "$@") 2>"$err" &
+        --changes.expose bench.events --changes.token_file "" "${cc_auth_flags[@]}" --log.level info "$@") 2>"$err" &
     cc_pid=$!
     pids+=($!)
     line=$(wait_for_line "$err" 'event=ready .*' 15 $!) || true
