@@ -127,7 +127,10 @@ bool cc_access_token(const struct cc_push *push, struct lws *wsi, char *out, siz
         out[len] = '\0';
         return true;
     }
-    if (lws_get_urlarg_by_name(wsi, "access_token=", out, (int)size) && *out) {
+    /* lws copies "access_token=value" and points at the value. */
+    const char *value = lws_get_urlarg_by_name(wsi, "access_token=", out, (int)size);
+    if (value && *value) {
+        memmove(out, value, strlen(value) + 1);
         return true;
     }
     out[0] = '\0';

@@ -172,6 +172,12 @@ static int on_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
         /* The push port's SSL_CTX, kept for SIGHUP; TLS 1.2 at least. */
         push->tls_ctx = user;
         SSL_CTX_set_min_proto_version(push->tls_ctx, TLS1_2_VERSION);
+        if (*push->options.tls_client_ca_file) {
+            /* A client without a certificate from this CA is refused in
+             * the handshake. */
+            SSL_CTX_set_verify(push->tls_ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                               NULL);
+        }
         return 0;
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
@@ -283,6 +289,8 @@ static void *push_thread(void *arg)
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.ssl_cert_filepath = push->options.tls_cert_file;
         info.ssl_private_key_filepath = push->options.tls_key_file;
+        /* SSE and our raw WebSocket framing are written for HTTP/1.1. */
+        info.alpn = "http/1.1";
         if (*push->options.tls_client_ca_file) {
             info.ssl_ca_filepath = push->options.tls_client_ca_file;
             info.options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
