@@ -363,9 +363,11 @@ void cc_config_print_help(FILE *out, const char *program)
 {
     fprintf(out,
             "usage: %s [--config FILE] [--SECTION.KEY VALUE ...] [--check-config]\n"
-            "       %s --help | --version\n\n"
+            "       %s --help | --version\n"
+            "       %s token --secret-file F --ns DB.COLL [--filter JSON] [--fields A,B] --ttl 1h\n"
+            "             (a development JWT for the push port: %s token --help)\n\n"
             "Every key of the config file is also a flag; flags override the file.\n\n",
-            program, program);
+            program, program, program, program);
     const char *section = "";
     for (size_t i = 0; i < KEY_COUNT; i++) {
         const config_key_t *key = &config_keys[i];
