@@ -25,29 +25,31 @@ static void fail(cc_snapshot_t *snapshot, const char *code, const char *message)
     snapshot->error_message = bson_strdup(message);
 }
 
+static bool too_large(cc_snapshot_t *snapshot, const char *what, int64_t cap, const char *key)
+{
+    char message[200];
+    snprintf(message, sizeof message,
+             "the matching documents exceed %lld %s (push.%s): narrow the filter or give a limit",
+             (long long)cap, what, key);
+    fail(snapshot, "snapshot_too_large", message);
+    return false;
+}
+
 static bool add_document(cc_snapshot_t *snapshot, const cc_snapshot_query_t *query,
                          const bson_t *doc, size_t *capacity)
 {
     if ((int64_t)snapshot->count >= query->max_docs) {
-        char message[200];
-        snprintf(message, sizeof message,
-                 "more than %lld documents match (push.snapshot_max_docs): narrow the filter "
-                 "or give a limit",
-                 (long long)query->max_docs);
-        fail(snapshot, "snapshot_too_large", message);
-        return false;
+        return too_large(snapshot, "documents", query->max_docs, "snapshot_max_docs");
     }
     size_t len;
     char *json = bson_as_relaxed_extended_json(doc, &len);
+    if (!json) { /* MongoDB keeps strings as drivers send them */
+        fail(snapshot, "snapshot_failed", "a matching document has a string that is not UTF-8");
+        return false;
+    }
     if ((int64_t)(snapshot->bytes + len) > query->max_bytes) {
         bson_free(json);
-        char message[200];
-        snprintf(message, sizeof message,
-                 "the matching documents exceed %lld bytes (push.snapshot_max_bytes): narrow the "
-                 "filter or give a limit",
-                 (long long)query->max_bytes);
-        fail(snapshot, "snapshot_too_large", message);
-        return false;
+        return too_large(snapshot, "bytes", query->max_bytes, "snapshot_max_bytes");
     }
     if (snapshot->count == *capacity) {
         *capacity = *capacity ? *capacity * 2 : 64;

@@ -107,6 +107,26 @@ void cc_conn_append_ws_text(cc_conn_t *conn, const char *const *parts, const siz
     }
 }
 
+/* One Server-Sent Event (WHATWG HTML, "Server-sent events"): an optional
+ * id line, the event type, and data made of the parts (one line: the JSON
+ * we write has no newlines). */
+void cc_conn_append_sse(cc_conn_t *conn, const char *id, const char *type, const char *const *parts,
+                        const size_t *lens, size_t count)
+{
+    if (id) {
+        cc_conn_append(conn, "id: ", 4);
+        cc_conn_append(conn, id, strlen(id));
+        cc_conn_append(conn, "\n", 1);
+    }
+    cc_conn_append(conn, "event: ", 7);
+    cc_conn_append(conn, type, strlen(type));
+    cc_conn_append(conn, "\ndata: ", 7);
+    for (size_t i = 0; i < count; i++) {
+        cc_conn_append(conn, parts[i], lens[i]);
+    }
+    cc_conn_append(conn, "\n\n", 2);
+}
+
 void cc_conn_mark_dirty(cc_conn_t *conn)
 {
     if (conn->push->options.flush_ms == 0) {

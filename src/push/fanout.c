@@ -57,16 +57,12 @@ static void append_change(cc_sub_t *sub, const char *token, const char *json, si
 {
     cc_conn_t *conn = sub->conn;
     const char *type = leave ? "leave" : "change";
-    if (conn->kind == CC_CONN_SSE) {
-        const char *parts[] = {"id: ", token, "\nevent: ", type, "\ndata: ", json, "\n\n"};
-        const size_t lens[] = {4, strlen(token), 8, strlen(type), 7, json_len, 2};
-        for (size_t i = 0; i < 7; i++) {
-            if (txn_item) {
-                bson_string_append(txn_item, parts[i]);
-            } else {
-                cc_conn_append(conn, parts[i], lens[i]);
-            }
-        }
+    if (conn->kind == CC_CONN_SSE && !txn_item) {
+        cc_conn_append_sse(conn, token, type, &json, &json_len, 1);
+    } else if (conn->kind == CC_CONN_SSE) {
+        bson_string_append_printf(txn_item, "id: %s\nevent: %s\ndata: ", token, type);
+        bson_string_append(txn_item, json);
+        bson_string_append(txn_item, "\n\n");
     } else if (txn_item) {
         bson_string_append_printf(txn_item, "%s{\"type\":\"%s\",\"token\":\"%s\",\"event\":",
                                   txn_item->len ? "," : "", type, token);
@@ -280,16 +276,7 @@ void cc_fanout_send_notice(cc_sub_t *sub, const char *type, const char *sse_id, 
     }
     size_t len;
     char *json = bson_as_relaxed_extended_json(body, &len);
-    if (sse_id) {
-        cc_conn_append(conn, "id: ", 4);
-        cc_conn_append(conn, sse_id, strlen(sse_id));
-        cc_conn_append(conn, "\n", 1);
-    }
-    cc_conn_append(conn, "event: ", 7);
-    cc_conn_append(conn, type, strlen(type));
-    cc_conn_append(conn, "\ndata: ", 7);
-    cc_conn_append(conn, json, len);
-    cc_conn_append(conn, "\n\n", 2);
+    cc_conn_append_sse(conn, sse_id, type, (const char *const *)&json, &len, 1);
     bson_free(json);
     cc_conn_mark_dirty(conn);
 }

@@ -235,23 +235,6 @@ void cc_livequery_request_snapshot(struct cc_push *push, cc_sub_t *sub, uint64_t
     cc_channel_request_snapshot(push->channel, request_id, query);
 }
 
-static void append_sse(cc_conn_t *conn, const char *id, const char *type, const char *const *parts,
-                       const size_t *lens, size_t count)
-{
-    if (id) {
-        cc_conn_append(conn, "id: ", 4);
-        cc_conn_append(conn, id, strlen(id));
-        cc_conn_append(conn, "\n", 1);
-    }
-    cc_conn_append(conn, "event: ", 7);
-    cc_conn_append(conn, type, strlen(type));
-    cc_conn_append(conn, "\ndata: ", 7);
-    for (size_t i = 0; i < count; i++) {
-        cc_conn_append(conn, parts[i], lens[i]);
-    }
-    cc_conn_append(conn, "\n\n", 2);
-}
-
 bool cc_livequery_send_snapshot(cc_sub_t *sub, const cc_snapshot_t *snapshot)
 {
     if (snapshot->error_code) {
@@ -268,8 +251,8 @@ bool cc_livequery_send_snapshot(cc_sub_t *sub, const cc_snapshot_t *snapshot)
     bson_destroy(&begin);
     for (size_t i = 0; i < snapshot->count; i++) {
         if (conn->kind == CC_CONN_SSE) {
-            append_sse(conn, NULL, "doc", (const char *const *)&snapshot->docs[i],
-                       &snapshot->lens[i], 1);
+            cc_conn_append_sse(conn, NULL, "doc", (const char *const *)&snapshot->docs[i],
+                               &snapshot->lens[i], 1);
             continue;
         }
         static const char open[] = "{\"type\":\"doc\",\"id\":\"",
@@ -310,11 +293,11 @@ static void emit_state(cc_event_t *event, bool upsert, const char *doc_json, boo
         const char *parts[] = {"{\"_id\":", id, ",\"doc\":", doc, "}"};
         const size_t lens[] = {7, id_len, 7, doc_len, 1};
         if (upsert) {
-            append_sse(conn, token, "upsert", parts, lens, 5);
+            cc_conn_append_sse(conn, token, "upsert", parts, lens, 5);
         } else {
             const char *gone[] = {parts[0], id, "}"};
             const size_t gone_lens[] = {7, id_len, 1};
-            append_sse(conn, token, "delete", gone, gone_lens, 3);
+            cc_conn_append_sse(conn, token, "delete", gone, gone_lens, 3);
         }
         return;
     }

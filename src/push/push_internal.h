@@ -245,6 +245,8 @@ void cc_conn_free(cc_conn_t *conn);
 void cc_conn_append(cc_conn_t *conn, const void *bytes, size_t len);
 void cc_conn_append_ws_text(cc_conn_t *conn, const char *const *parts, const size_t *lens,
                             size_t count);
+void cc_conn_append_sse(cc_conn_t *conn, const char *id, const char *type, const char *const *parts,
+                        const size_t *lens, size_t count);
 void cc_conn_mark_dirty(cc_conn_t *conn);
 /* Writes every pending byte in one lws_write; -1 to close. */
 int cc_conn_flush(cc_conn_t *conn);
