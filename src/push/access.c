@@ -261,8 +261,8 @@ void cc_access_expire(struct cc_push *push)
     TAILQ_FOREACH(conn, &push->conns, link)
     {
         int64_t expires = conn->grant ? cc_grant_expires_at(conn->grant) : 0;
-        if (conn->closing || expires == 0 || now < expires) {
-            continue;
+        if (conn->closing || conn->status_pending || expires == 0 || now < expires) {
+            continue; /* (a stream still waiting for its snapshot ends once it has it) */
         }
         cc_info("push_conn=%llu event=token_expired", (unsigned long long)conn->id);
         push->metrics.expired_streams++;
