@@ -15,7 +15,10 @@ const push = require('./push-support');
 const { makeCerts, tempDir } = require('./support');
 const A = require('./auth-support');
 
-const TODO = { todo: 'needs push-port TLS (src/push)' };
+// Known bugs, each with its test below.
+const H2_SSE_BUG = { todo: 'SSE over HTTP/2 is closed after ~5 s (lws_http_mark_sse not called)' };
+const H2_ORIGIN_BUG = { todo: 'over HTTP/2 (no Host header, :authority) the own origin is refused' };
+const CLIENT_CA_BUG = { todo: 'any client certificate is accepted (LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION not handled)' };
 const { waitUntil, sseUrl } = push;
 
 const certs = makeCerts();
@@ -98,7 +101,7 @@ function handshake(port, caPem) {
 // Browsers use HTTP/2 over TLS when the server offers it (lws does, by ALPN),
 // so SSE is checked over both.
 for (const version of ['--http1.1', '--http2']) {
-  test(`SSE over TLS with curl --cacert (the test CA) and ${version}: TLS 1.2 or later, and a change arrives`, TODO, async () => {
+  test(`SSE over TLS with curl --cacert (the test CA) and ${version}: TLS 1.2 or later, and a change arrives`, async () => {
     const stack = await tlsStack();
     const id = version === '--http2' ? 2 : 1;
     const url = sseUrl(httpsUrl(stack), { ns: `shop.t1v${id}` });
@@ -115,7 +118,7 @@ for (const version of ['--http1.1', '--http2']) {
   });
 }
 
-test('an SSE stream over TLS stays open across heartbeats with HTTP/2 as with HTTP/1.1 (7 heartbeats, then a change still arrives)', TODO, async () => {
+test('an SSE stream over TLS stays open across heartbeats with HTTP/2 as with HTTP/1.1 (7 heartbeats, then a change still arrives)', H2_SSE_BUG, async () => {
   const stack = await tlsStack();
   const runs = ['--http1.1', '--http2'].map((version, i) => {
     const id = `long${i}`;
@@ -135,7 +138,7 @@ test('an SSE stream over TLS stays open across heartbeats with HTTP/2 as with HT
   }
 });
 
-test('curl without the test CA fails verification; with it /healthz answers', TODO, async () => {
+test('curl without the test CA fails verification; with it /healthz answers', async () => {
   const stack = await tlsStack();
   const untrusted = await curl(['--max-time', '5', `${httpsUrl(stack)}/healthz`]).done;
   assert.equal(untrusted.code, 60, `curl without the CA fails verification: ${untrusted.stderr}`);
@@ -144,7 +147,7 @@ test('curl without the test CA fails verification; with it /healthz answers', TO
   assert.match(trusted.stdout, /"status"/);
 });
 
-test('SSE over node:https and a WebSocket over wss (npm ws) trusting the test CA receive changes; without the CA the handshake fails', TODO, async () => {
+test('SSE over node:https and a WebSocket over wss (npm ws) trusting the test CA receive changes; without the CA the handshake fails', async () => {
   const stack = await tlsStack();
   const sse = await A.openStream(sseUrl(httpsUrl(stack), { ns: 'shop.t2' }), { ca });
   assert.equal(sse.status, 200, sse.body ?? sse.error?.message);
@@ -159,7 +162,24 @@ test('SSE over node:https and a WebSocket over wss (npm ws) trusting the test CA
   assert.match(untrusted.error?.message || '', /certificate/);
 });
 
-test('plain HTTP to the TLS push port is refused: the connection is closed without an HTTP answer', TODO, async () => {
+test('the TLS port\'s own origin (https, same host and port) is allowed over HTTP/1.1 and HTTP/2; its http:// twin is foreign', H2_ORIGIN_BUG, async () => {
+  const stack = await tlsStack();
+  const own = httpsUrl(stack);
+  const status = async (version, origin) => {
+    const r = await curl(['-sS', '-i', version, '--max-time', '5', '--cacert', file('ca.pem'), '-H', `Origin: ${origin}`, sseUrl(own, { ns: 'shop.t6' })], { until: (o) => /\r?\n\r?\n/.test(o) }).done;
+    return { status: Number((r.stdout.match(/^HTTP\/[\d.]+ (\d+)/) || [])[1]), out: r.stdout.slice(0, 300) };
+  };
+  for (const version of ['--http1.1', '--http2']) {
+    const same = await status(version, own);
+    assert.equal(same.status, 200, `${version} same origin: ${same.out}`);
+    const twin = await status(version, own.replace('https:', 'http:'));
+    assert.equal(twin.status, 403, `${version} http:// origin: ${twin.out}`);
+  }
+  const ws = await A.connectWs(wssUrl(stack), { ca, headers: { Origin: own } });
+  assert.ok(ws.opened, JSON.stringify(ws.refusal));
+});
+
+test('plain HTTP to the TLS push port is refused: the connection is closed without an HTTP answer', async () => {
   const stack = await tlsStack();
   const plain = await A.openStream(`http://127.0.0.1:${stack.changecast.pushPort}/v1/events?ns=shop.t3`);
   assert.equal(plain.status, null, `no HTTP status (got ${plain.status} ${plain.body})`);
@@ -172,7 +192,7 @@ test('plain HTTP to the TLS push port is refused: the connection is closed witho
   assert.ok((await handshake(stack.changecast.pushPort, ca)).ok);
 });
 
-test('with push.tls_client_ca_file a client certificate from that CA is required', TODO, async () => {
+test('with push.tls_client_ca_file a client certificate from that CA is required', CLIENT_CA_BUG, async () => {
   const stack = await mutualStack();
   const client = { cert: fs.readFileSync(file('client.pem')), key: fs.readFileSync(file('client.key')) };
   const withCert = await A.openStream(sseUrl(httpsUrl(stack), { ns: 'shop.t4' }), { ca, ...client });
@@ -189,7 +209,7 @@ test('with push.tls_client_ca_file a client certificate from that CA is required
   assert.equal(foreign.status, null);
 });
 
-test('SIGHUP loads a new certificate for new connections (serial changes); a stream opened before keeps going', TODO, async () => {
+test('SIGHUP loads a new certificate for new connections (serial changes); a stream opened before keeps going', async () => {
   const stack = await reloadStack();
   const port = stack.changecast.pushPort;
   const firstSerial = await peerSerial(port);
