@@ -562,8 +562,15 @@ test('auth.mode none is refused at start-up on a non-loopback push.listen unless
   assert.match(refused.output, /allow_anonymous_public/);
   const publicOk = checkConfig(['--auth.mode', 'none', '--push.listen', '0.0.0.0:8080', '--auth.allow_anonymous_public', 'on']);
   assert.equal(publicOk.status, 0, publicOk.output);
-  const loopback = checkConfig(['--auth.mode', 'none', '--push.listen', '127.0.0.1:8080']);
-  assert.equal(loopback.status, 0, loopback.output);
+  for (const listen of ['127.0.0.1:8080', '127.0.0.2:8080', '[::1]:8080', 'localhost:8080']) {
+    const loopback = checkConfig(['--auth.mode', 'none', '--push.listen', listen]);
+    assert.equal(loopback.status, 0, `${listen}: ${loopback.output}`);
+  }
+  for (const listen of ['[::]:8080', '10.1.2.3:8080']) {
+    const open = checkConfig(['--auth.mode', 'none', '--push.listen', listen]);
+    assert.equal(open.status, 2, `${listen}: ${open.output}`);
+  }
+  // --check-config runs the same checks as start-up, before anything binds (src/main.c).
 });
 
 test('jwt mode needs exactly one key source (checked by --check-config)', () => {
