@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The push subsystem's shared state. server.c owns the lws context and the
  * thread; conn.c a connection's outbound bytes; subscription.c parsing and
- * the namespace index; fanout.c delivery from capture, ring and catch-up;
- * sse.c, ws.c and http.c the three kinds of requests. */
+ * the namespace index; fanout.c the order of delivery from capture, ring
+ * and catch-up; deliver.c what one event means for one subscription; txn.c
+ * whole transactions; livequery.c and pending.c snapshots and document
+ * states; access.c tokens, origins and limits; sse.c, ws.c and http.c the
+ * three kinds of requests. */
 #ifndef CC_PUSH_INTERNAL_H
 #define CC_PUSH_INTERNAL_H
 
@@ -225,7 +228,7 @@ struct cc_push {
     cc_event_t **txn_events;
     size_t txn_count;
     size_t txn_capacity;
-    struct txn_batch *current_txn; /* set while a transaction is offered */
+    struct cc_txn_batch *current_txn; /* set while a transaction is offered */
     cc_auth_t *auth;
     char **origins; /* push.allowed_origins */
     size_t origin_count;
@@ -289,9 +292,28 @@ void cc_fanout_send_watermarks(struct cc_push *push);
 /* The cluster time up to which capture has read every event: its
  * position's time, or just before it for a high-water mark. */
 bool cc_fanout_read_through(const struct cc_push *push, uint32_t *seconds, uint32_t *increment);
+/* Takes a live event into the ring and offers it to every candidate. */
+void cc_fanout_dispatch_live(struct cc_push *push, cc_event_t *event);
 /* Sends a message that is not a change: on a WebSocket {type, id, ...body};
  * on SSE "event: type" with body as data, and an id line when sse_id. */
 void cc_fanout_send_notice(cc_sub_t *sub, const char *type, const char *sse_id, const bson_t *body);
+/* deliver.c */
+/* Examines one event for one subscription, in stream order. */
+void cc_deliver_offer(cc_sub_t *sub, cc_event_t *event);
+/* After a subscription's connection got more bytes: flush or drop. */
+void cc_deliver_queued(cc_sub_t *sub);
+
+/* txn.c */
+/* Subscriptions that got part of the transaction being dispatched. */
+typedef struct cc_txn_batch {
+    cc_sub_t **subs;
+    size_t count;
+    size_t capacity;
+} cc_txn_batch_t;
+void cc_txn_on_live_event(struct cc_push *push, cc_event_t *event);
+/* Dispatches the transaction held back, if any. */
+void cc_txn_release(struct cc_push *push);
+
 /* livequery.c */
 typedef enum cc_verdict { CC_VERDICT_SKIP, CC_VERDICT_UPSERT, CC_VERDICT_DELETE } cc_verdict_t;
 /* Checks a live query's request once it is complete; *code names the

@@ -7,7 +7,7 @@
 'use strict';
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const { startPush, openSse, sseUrl, sleep } = require('./push-support');
+const { startPush, openSse, sseUrl, sleep, waitUntil } = require('./push-support');
 const { newView, feedSse, expected, plain, startWriter, watermarkPast } = require('./live-support');
 
 test('a snapshot taken while a writer runs at full speed, then its changes: the view equals a find afterwards, 20 runs, no gap, no duplicate', async () => {
@@ -22,7 +22,8 @@ test('a snapshot taken while a writer runs at full speed, then its changes: the 
       let writes;
       try {
         sink = await openSse(sseUrl(stack.pushUrl, { ns: [`shop.live${run}`], snapshot: true, filter }));
-        await sleep(150);
+        const before = writer.count();
+        await waitUntil(() => writer.count() >= before + 20, 'twenty writes after the snapshot request');
       } finally {
         writes = await writer.stop();
       }

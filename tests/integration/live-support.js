@@ -87,7 +87,7 @@ function startWriter(coll, { ids = 40 } = {}) {
       writes++;
     }
   })();
-  return { stop: async () => ((running = false), await done, writes) };
+  return { count: () => writes, stop: async () => ((running = false), await done, writes) };
 }
 
 // The operationTime of the last write, from a session, then waits until the
