@@ -15,10 +15,11 @@ const push = require('./push-support');
 const { makeCerts, tempDir } = require('./support');
 const A = require('./auth-support');
 
-// Known bugs, each with its test below.
-const H2_SSE_BUG = { todo: 'SSE over HTTP/2 is closed after ~5 s (lws_http_mark_sse not called)' };
-const H2_ORIGIN_BUG = { todo: 'over HTTP/2 (no Host header, :authority) the own origin is refused' };
-const CLIENT_CA_BUG = { todo: 'any client certificate is accepted (LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION not handled)' };
+// Known bug, with its test below:
+// src/push/server.c reload() loads the certificate into the live SSL_CTX
+// before it knows the key matches: OpenSSL then drops the old key, the key
+// load fails, and every new handshake fails until a good SIGHUP.
+const TLS_RELOAD_BUG = { todo: 'a failed certificate reload leaves the push port unable to complete any TLS handshake' };
 const { waitUntil, sseUrl } = push;
 
 const certs = makeCerts();
@@ -98,8 +99,10 @@ function handshake(port, caPem) {
   });
 }
 
-// Browsers use HTTP/2 over TLS when the server offers it (lws does, by ALPN),
-// so SSE is checked over both.
+// Browsers use HTTP/2 over TLS when the server offers it by ALPN. changecast
+// offers http/1.1 only; a client asking for h2 must still get a working
+// stream (over HTTP/2 lws closed SSE streams after ~5 s and the Host-based
+// origin check refused the port's own origin).
 for (const version of ['--http1.1', '--http2']) {
   test(`SSE over TLS with curl --cacert (the test CA) and ${version}: TLS 1.2 or later, and a change arrives`, async () => {
     const stack = await tlsStack();
@@ -118,7 +121,7 @@ for (const version of ['--http1.1', '--http2']) {
   });
 }
 
-test('an SSE stream over TLS stays open across heartbeats with HTTP/2 as with HTTP/1.1 (7 heartbeats, then a change still arrives)', H2_SSE_BUG, async () => {
+test('an SSE stream over TLS stays open across heartbeats with HTTP/2 as with HTTP/1.1 (7 heartbeats, then a change still arrives)', async () => {
   const stack = await tlsStack();
   const runs = ['--http1.1', '--http2'].map((version, i) => {
     const id = `long${i}`;
@@ -162,7 +165,7 @@ test('SSE over node:https and a WebSocket over wss (npm ws) trusting the test CA
   assert.match(untrusted.error?.message || '', /certificate/);
 });
 
-test('the TLS port\'s own origin (https, same host and port) is allowed over HTTP/1.1 and HTTP/2; its http:// twin is foreign', H2_ORIGIN_BUG, async () => {
+test('the TLS port\'s own origin (https, same host and port) is allowed over HTTP/1.1 and HTTP/2; its http:// twin is foreign', async () => {
   const stack = await tlsStack();
   const own = httpsUrl(stack);
   const status = async (version, origin) => {
@@ -192,7 +195,7 @@ test('plain HTTP to the TLS push port is refused: the connection is closed witho
   assert.ok((await handshake(stack.changecast.pushPort, ca)).ok);
 });
 
-test('with push.tls_client_ca_file a client certificate from that CA is required', CLIENT_CA_BUG, async () => {
+test('with push.tls_client_ca_file a client certificate from that CA is required', async () => {
   const stack = await mutualStack();
   const client = { cert: fs.readFileSync(file('client.pem')), key: fs.readFileSync(file('client.key')) };
   const withCert = await A.openStream(sseUrl(httpsUrl(stack), { ns: 'shop.t4' }), { ca, ...client });
@@ -227,4 +230,26 @@ test('SIGHUP loads a new certificate for new connections (serial changes); a str
   assert.equal((await handshake(port, ca)).ok, false, 'and no longer with the old one');
   await coll(stack, 't5').insertOne({ _id: 1 });
   await waitUntil(() => before.changes.length, 'the stream opened before the reload still delivers');
+});
+
+test('a SIGHUP whose new certificate and key do not match keeps serving the old certificate', TLS_RELOAD_BUG, async () => {
+  const dir = tempDir('cc-push-certs-bad');
+  for (const name of ['server.pem', 'server.key']) fs.copyFileSync(file(name), file(name, dir));
+  const stack = await push.startPush({ flags: tlsFlags(dir) });
+  try {
+    const port = stack.changecast.pushPort;
+    const before = await peerSerial(port);
+    // A certificate replaced before its key (as a careless copy would do).
+    const other = makeCerts();
+    fs.copyFileSync(file('server.pem', other), file('server.pem', dir));
+    stack.changecast.proc.kill('SIGHUP');
+    await stack.changecast.waitFor(/event=reload_failed what=push_tls/);
+    assert.equal(await peerSerial(port), before, 'the old certificate is still served');
+    assert.ok((await handshake(port, ca)).ok, 'and still verifies');
+    const sse = await A.openStream(sseUrl(httpsUrl(stack), { ns: 'shop.t7' }), { ca });
+    assert.equal(sse.status, 200, sse.body ?? sse.error?.message);
+    sse.close();
+  } finally {
+    await stack.stop();
+  }
 });
