@@ -433,6 +433,14 @@ test('the port\'s own origin (same Host, same scheme) and requests without Origi
   assert.ok(ws.opened, JSON.stringify(ws.refusal));
 });
 
+test('/healthz and /metrics need no token in jwt mode (load balancers and Prometheus probe them)', async () => {
+  const stack = await hsStack();
+  for (const path of ['/healthz', '/metrics']) {
+    const res = await push.httpGet(`${stack.pushUrl}${path}`);
+    assert.equal(res.status, 200, `${path}: ${res.body.slice(0, 200)}`);
+  }
+});
+
 // --------------------------------------------------------------- metrics
 
 test('refusals are counted in /metrics as changecast_refusals_total{reason=<code>}', async () => {
