@@ -133,6 +133,53 @@ void cc_scope_project_event(const cc_scope_t *scope, const bson_t *event, bson_t
     project_event(scope, event, none, out);
 }
 
+/* Whether a value equals the one at `path` in `doc`, compared as BSON. */
+static bool same_value_at(const bson_t *doc, const char *path, const bson_iter_t *value)
+{
+    bson_iter_t it, found;
+    if (!bson_iter_init(&it, doc) || !bson_iter_find_descendant(&it, path, &found)) {
+        return false;
+    }
+    bson_t a = BSON_INITIALIZER, b = BSON_INITIALIZER;
+    bson_append_iter(&a, "", 0, value);
+    bson_append_iter(&b, "", 0, &found);
+    bool same = bson_equal(&a, &b);
+    bson_destroy(&a);
+    bson_destroy(&b);
+    return same;
+}
+
+/* Whether an update's description agrees with the post-image: every
+ * updated field has that value in it, every removed field is absent. A
+ * post-image from updateLookup is read later than the update; when a later
+ * change has moved on, the description shows values the document had at
+ * the update's time, perhaps while it was outside the holder's rows. */
+static bool description_agrees(const bson_t *event, const bson_t *post)
+{
+    bson_iter_t it, list;
+    if (bson_iter_init(&it, event) &&
+        bson_iter_find_descendant(&it, "updateDescription.updatedFields", &list) &&
+        bson_iter_recurse(&list, &it)) {
+        while (bson_iter_next(&it)) {
+            if (!same_value_at(post, bson_iter_key(&it), &it)) {
+                return false;
+            }
+        }
+    }
+    if (bson_iter_init(&it, event) &&
+        bson_iter_find_descendant(&it, "updateDescription.removedFields", &list) &&
+        bson_iter_recurse(&list, &it)) {
+        while (bson_iter_next(&it)) {
+            bson_iter_t probe, found;
+            if (BSON_ITER_HOLDS_UTF8(&it) && bson_iter_init(&probe, post) &&
+                bson_iter_find_descendant(&probe, bson_iter_utf8(&it, NULL), &found)) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 static bool is_op(const char *op, const char *name)
 {
     return op && strcmp(op, name) == 0;
@@ -158,6 +205,9 @@ static cc_scope_event_t decide(const cc_scope_t *scope, const bson_t *event, dro
     drops->pre = !pre_in;
     if (is_op(op, "insert") || is_op(op, "update") || is_op(op, "replace")) {
         if (post_in) {
+            /* Unless the document was in the rows before, the description
+             * must not say more than the post-image shows. */
+            drops->update = is_op(op, "update") && !pre_in && !description_agrees(event, &post);
             return CC_SCOPE_EVENT_VISIBLE;
         }
         drops->update = true; /* the new values belong to a row the holder does not have */

@@ -83,6 +83,13 @@ static void on_expiry_timer(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(push->context, 0, &push->expiry_timer, on_expiry_timer, LWS_US_PER_SEC);
 }
 
+static bool load_pair(SSL_CTX *ctx, const struct cc_push *push)
+{
+    return SSL_CTX_use_certificate_chain_file(ctx, push->options.tls_cert_file) == 1 &&
+           SSL_CTX_use_PrivateKey_file(ctx, push->options.tls_key_file, SSL_FILETYPE_PEM) == 1 &&
+           SSL_CTX_check_private_key(ctx) == 1;
+}
+
 /* SIGHUP, asked for by the main thread: key files and the certificate are
  * read again here, on the thread that uses them. */
 static void reload(struct cc_push *push)
@@ -96,11 +103,16 @@ static void reload(struct cc_push *push)
     if (!push->tls_ctx) {
         return;
     }
-    if (SSL_CTX_use_certificate_chain_file(push->tls_ctx, push->options.tls_cert_file) != 1 ||
-        SSL_CTX_use_PrivateKey_file(push->tls_ctx, push->options.tls_key_file, SSL_FILETYPE_PEM) !=
-            1 ||
-        SSL_CTX_check_private_key(push->tls_ctx) != 1) {
-        cc_error("event=reload_failed what=push_tls file=\"%s\"", push->options.tls_cert_file);
+    /* Tried on a scratch context first: a pair that does not load together
+     * must not leave the live one half replaced. */
+    SSL_CTX *trial = SSL_CTX_new(TLS_server_method());
+    bool usable = trial && load_pair(trial, push) && load_pair(push->tls_ctx, push);
+    SSL_CTX_free(trial);
+    if (!usable) {
+        cc_error(
+            "event=reload_failed what=push_tls file=\"%s\" detail=\"certificate and key do not "
+            "load together; the old ones stay\"",
+            push->options.tls_cert_file);
         return;
     }
     cc_info("event=reloaded what=push_tls");
