@@ -380,6 +380,24 @@ int cc_hangup_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
                        size_t len);
 void cc_hangup_close(struct cc_push *push);
 
+/* sse_request.c */
+typedef struct cc_sse_request {
+    char token[1100]; /* Last-Event-ID / lastEventId, normalized */
+    bool has_token;
+} cc_sse_request_t;
+typedef struct cc_http_refusal {
+    unsigned status;
+    const char *code;
+    bson_error_t error;
+} cc_http_refusal_t;
+bool cc_sse_read_token(const char *text, cc_sse_request_t *request);
+/* One query argument into the subscription; false with why's status, code
+ * and message. */
+bool cc_sse_read_arg(struct cc_push *push, cc_sub_t *sub, cc_sse_request_t *request,
+                     const char *name, const char *value, cc_http_refusal_t *why);
+/* The request as a whole, once every argument is read. */
+bool cc_sse_check_request(struct cc_push *push, cc_sub_t *sub, cc_http_refusal_t *why);
+
 /* sse.c, ws.c, http.c */
 int cc_sse_open(struct cc_push *push, struct lws *wsi, cc_conn_t **slot);
 /* The writable callback of a stream whose status line is still pending:

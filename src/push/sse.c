@@ -9,12 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Query arguments arrive url-decoded, one "name=value" per fragment. */
-typedef struct sse_request {
-    char token[1100];
-    bool has_token;
-} sse_request_t;
-
 static int reject(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, cc_sub_t *sub,
                   unsigned status, const char *code, const char *message)
 {
@@ -28,12 +22,6 @@ static int refuse(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, cc_su
     cc_grant_destroy(grant);
     return reject(push, wsi, slot, sub, (unsigned)cc_refusal_status(refusal),
                   cc_refusal_name(refusal), message);
-}
-
-static bool read_token(const char *text, sse_request_t *request)
-{
-    request->has_token = true;
-    return cc_token_normalize(text, request->token, sizeof request->token);
 }
 
 static int write_stream_headers(struct cc_push *push, struct lws *wsi)
@@ -93,9 +81,10 @@ int cc_sse_write_status(cc_conn_t *conn)
 int cc_sse_open(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
 {
     cc_sub_t *sub = cc_sub_new(NULL, NULL);
-    sse_request_t request = {0};
+    cc_sse_request_t request = {0};
     bson_error_t error;
-    const char *code;
+    cc_refusal_t refusal;
+    cc_http_refusal_t why;
     char arg[8192];
     for (int i = 0; lws_hdr_copy_fragment(wsi, arg, sizeof arg, WSI_TOKEN_HTTP_URI_ARGS, i) > 0;
          i++) {
@@ -104,62 +93,12 @@ int cc_sse_open(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
             continue;
         }
         *value++ = '\0';
-        if (strcmp(arg, "ns") == 0) {
-            if (!cc_sub_add_namespace(push, sub, value, &code, &error)) {
-                return reject(push, wsi, slot, sub, strcmp(code, "not_exposed") ? 400 : 404, code,
-                              error.message);
-            }
-        } else if (strcmp(arg, "filter") == 0) {
-            if (sub->filter) {
-                return reject(push, wsi, slot, sub, 400, "bad_filter", "filter given twice");
-            }
-            cc_refusal_t refusal;
-            if (!cc_access_check_filter_shape(push, NULL, strlen(value), &refusal, &error)) {
-                return refuse(push, wsi, slot, sub, NULL, refusal, error.message);
-            }
-            if (!cc_sub_set_filter_json(sub, value, strlen(value), &error)) {
-                return reject(push, wsi, slot, sub, 400, "bad_filter", error.message);
-            }
-        } else if (strcmp(arg, "ops") == 0) {
-            if (!cc_sub_set_ops(sub, value, &error)) {
-                return reject(push, wsi, slot, sub, 400, "bad_request", error.message);
-            }
-        } else if (strcmp(arg, "fullDocument") == 0) {
-            if (!cc_sub_set_full_document(push, sub, value, &error)) {
-                return reject(push, wsi, slot, sub, 400, "bad_request", error.message);
-            }
-        } else if (strcmp(arg, "snapshot") == 0) {
-            sub->want_snapshot = strcmp(value, "1") == 0 || strcmp(value, "true") == 0;
-        } else if (strcmp(arg, "format") == 0) {
-            if (!cc_sub_set_format(sub, value, &error)) {
-                return reject(push, wsi, slot, sub, 400, "bad_request", error.message);
-            }
-        } else if (strcmp(arg, "sort") == 0) {
-            if (!cc_sub_set_sort_json(sub, value, &error)) {
-                return reject(push, wsi, slot, sub, 400, "bad_request", error.message);
-            }
-        } else if (strcmp(arg, "limit") == 0) {
-            char *end;
-            sub->limit = strtoll(value, &end, 10);
-            if (*value == '\0' || *end != '\0' || sub->limit <= 0) {
-                return reject(push, wsi, slot, sub, 400, "bad_request",
-                              "limit must be a positive integer");
-            }
-        } else if (strcmp(arg, "lastEventId") == 0 && !read_token(value, &request)) {
-            return reject(push, wsi, slot, sub, 400, "bad_request",
-                          "lastEventId is not a token (hex digits)");
+        if (!cc_sse_read_arg(push, sub, &request, arg, value, &why)) {
+            return reject(push, wsi, slot, sub, why.status, why.code, why.error.message);
         }
     }
-    if (sub->namespace_count == 0) {
-        return reject(push, wsi, slot, sub, 400, "bad_request",
-                      "ns is required: ?ns=db.collection (repeatable; db.* for a database)");
-    }
-    cc_refusal_t refusal;
-    if (sub->query && !cc_access_check_filter_shape(push, sub->query, 0, &refusal, &error)) {
-        return refuse(push, wsi, slot, sub, NULL, refusal, error.message);
-    }
-    if (!cc_livequery_prepare(push, sub, &code, &error)) {
-        return reject(push, wsi, slot, sub, 400, code, error.message);
+    if (!cc_sse_check_request(push, sub, &why)) {
+        return reject(push, wsi, slot, sub, why.status, why.code, why.error.message);
     }
     char origin[256];
     if (cc_access_origin(push, wsi, origin, sizeof origin) == CC_ORIGIN_REFUSED) {
@@ -185,7 +124,7 @@ int cc_sse_open(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
     /* The header EventSource sends on reconnect wins over the parameter. */
     char header[1100];
     if (lws_hdr_custom_copy(wsi, header, sizeof header, "last-event-id:", 14) > 0 &&
-        !read_token(header, &request)) {
+        !cc_sse_read_token(header, &request)) {
         cc_grant_destroy(grant);
         return reject(push, wsi, slot, sub, 400, "bad_request",
                       "Last-Event-ID is not a token (hex digits)");
