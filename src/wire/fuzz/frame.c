@@ -88,6 +88,16 @@ static void client_msg(const cc_frame_header_t *header, const uint8_t *frame, si
     if (!bson_init_static(&body, msg.body, msg.body_len)) {
         return;
     }
+    /* The peek must name what a full parse finds, or a hello could slip
+     * past the rewrite: same command whenever the body comes first. */
+    bson_iter_t first;
+    /* An empty body at the very end has no name to peek at: not a hello. */
+    CHECK(peek != CC_PEEK_INVALID || msg.body_len == 5);
+    CHECK((peek == CC_PEEK_NEED_FRAME) == (msg.body != frame + CC_FRAME_HEADER_BYTES + 5));
+    if (peek == CC_PEEK_NAME && bson_iter_init(&first, &body) && bson_iter_next(&first) &&
+        strlen(bson_iter_key(&first)) < sizeof name) {
+        CHECK(strcmp(name, bson_iter_key(&first)) == 0);
+    }
     /* The session rewrites hellos only; any body exercises the same code. */
     cc_handshake_rewrite_request(&body, (header->request_id & 1) != 0, &rewritten, &load_balanced);
     size_t out_len;
