@@ -16,7 +16,7 @@ if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
 endif()
 
 set(CC_FUZZ_SANITIZERS address,undefined)
-foreach(lib core wire filter)
+foreach(lib core wire filter auth push)
     target_compile_options(${lib} PRIVATE -fsanitize=fuzzer-no-link,${CC_FUZZ_SANITIZERS}
                            -fno-sanitize-recover=all -fno-omit-frame-pointer)
     # Anything else linking these libraries (the daemon, unit tests,
@@ -36,7 +36,7 @@ foreach(source ${cc_fuzz_sources})
     target_compile_options(${target} PRIVATE -fsanitize=fuzzer,${CC_FUZZ_SANITIZERS}
                            -fno-sanitize-recover=all -fno-omit-frame-pointer)
     target_link_options(${target} PRIVATE -fsanitize=fuzzer,${CC_FUZZ_SANITIZERS})
-    target_link_libraries(${target} PRIVATE wire filter core)
+    target_link_libraries(${target} PRIVATE push auth wire filter core)
     set_target_properties(${target} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/fuzz)
     add_dependencies(fuzz ${target})
 endforeach()

@@ -107,6 +107,24 @@ void cc_conn_append_ws_text(cc_conn_t *conn, const char *const *parts, const siz
     }
 }
 
+char *cc_json_or_placeholder(const bson_t *doc, size_t *len)
+{
+    char *json = bson_as_relaxed_extended_json(doc, len);
+    if (json) {
+        return json;
+    }
+    /* libbson writes no JSON for a string that is not UTF-8, which a
+     * client can smuggle into an error message as a JSON escape of a lone
+     * surrogate ("\udc00"). */
+    static const char placeholder[] =
+        "{\"type\":\"error\",\"id\":null,\"code\":\"bad_message\","
+        "\"message\":\"the reply would quote text that is not UTF-8\"}";
+    if (len) {
+        *len = sizeof placeholder - 1;
+    }
+    return bson_strdup(placeholder);
+}
+
 /* One Server-Sent Event (WHATWG HTML, "Server-sent events"): an optional
  * id line, the event type, and data made of the parts (one line: the JSON
  * we write has no newlines). */

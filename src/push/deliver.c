@@ -153,14 +153,20 @@ static void deliver_live_query(cc_sub_t *sub, cc_event_t *event, const cc_scope_
         bson_iter_t iter;
         uint32_t len;
         const uint8_t *data;
-        if (upsert && scope && cc_scope_has_fields(scope) &&
-            bson_iter_init_find(&iter, &event->document, "fullDocument") &&
-            BSON_ITER_HOLDS_DOCUMENT(&iter)) {
+        if (upsert && scope && cc_scope_has_fields(scope)) {
+            /* Only the fields the token shows, or nothing at all. */
+            if (!bson_iter_init_find(&iter, &event->document, "fullDocument") ||
+                !BSON_ITER_HOLDS_DOCUMENT(&iter)) {
+                return;
+            }
             bson_iter_document(&iter, &len, &data);
             bson_init_static(&post, data, len);
             cc_scope_project(scope, &post, &projected);
             doc = bson_as_relaxed_extended_json(&projected, NULL);
             bson_destroy(&projected);
+            if (!doc) {
+                return;
+            }
         }
         deliver_state(sub, event, upsert, doc);
         return;
@@ -262,7 +268,7 @@ void cc_fanout_send_notice(cc_sub_t *sub, const char *type, const char *sse_id, 
         return;
     }
     size_t len;
-    char *json = bson_as_relaxed_extended_json(body, &len);
+    char *json = cc_json_or_placeholder(body, &len);
     cc_conn_append_sse(conn, sse_id, type, (const char *const *)&json, &len, 1);
     bson_free(json);
     cc_conn_mark_dirty(conn);

@@ -58,7 +58,7 @@ int cc_http_reply_bytes(struct cc_push *push, struct lws *wsi, cc_conn_t **slot,
 static int reply_json(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, unsigned status,
                       bson_t *doc)
 {
-    char *json = bson_as_relaxed_extended_json(doc, NULL);
+    char *json = cc_json_or_placeholder(doc, NULL);
     int rc = cc_http_reply(push, wsi, slot, status, "application/json", json);
     bson_free(json);
     bson_destroy(doc);

@@ -251,6 +251,9 @@ void cc_conn_append_ws_text(cc_conn_t *conn, const char *const *parts, const siz
 void cc_conn_append_sse(cc_conn_t *conn, const char *id, const char *type, const char *const *parts,
                         const size_t *lens, size_t count);
 void cc_conn_mark_dirty(cc_conn_t *conn);
+/* The document as relaxed JSON, or when that is impossible (a string that
+ * is not UTF-8) a fixed error object, never NULL. */
+char *cc_json_or_placeholder(const bson_t *doc, size_t *len);
 /* Writes every pending byte in one lws_write; -1 to close. */
 int cc_conn_flush(cc_conn_t *conn);
 void cc_conn_drop(cc_conn_t *conn, int ws_code, const char *reason);
@@ -406,6 +409,9 @@ int cc_sse_write_status(cc_conn_t *conn);
 /* Refuses a stream whose status line is still pending. */
 void cc_sse_refuse(cc_conn_t *conn, unsigned status, const char *code, const char *message);
 int cc_ws_receive(cc_conn_t *conn, const void *in, size_t len);
+/* One whole client message (JSON text): no I/O beyond the connection's
+ * queue, so the fuzzer reaches it. */
+void cc_ws_handle_message(cc_conn_t *conn, const char *text, size_t len);
 void cc_ws_send_json(cc_conn_t *conn, const bson_t *message);
 /* A new socket: its token from the upgrade (or none yet), and the limits. */
 void cc_ws_open(cc_conn_t *conn);

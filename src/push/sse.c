@@ -47,7 +47,7 @@ void cc_sse_refuse(cc_conn_t *conn, unsigned status, const char *code, const cha
     BSON_APPEND_UTF8(&doc, "error", code);
     BSON_APPEND_UTF8(&doc, "message", message);
     bson_free(conn->http_body);
-    conn->http_body = bson_as_relaxed_extended_json(&doc, &conn->http_body_len);
+    conn->http_body = cc_json_or_placeholder(&doc, &conn->http_body_len);
     bson_destroy(&doc);
     conn->status_pending = status;
     conn->push->metrics.requests_rejected++;

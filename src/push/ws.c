@@ -12,7 +12,7 @@
 void cc_ws_send_json(cc_conn_t *conn, const bson_t *message)
 {
     size_t len;
-    char *json = bson_as_relaxed_extended_json(message, &len);
+    char *json = cc_json_or_placeholder(message, &len);
     const char *parts[] = {json};
     cc_conn_append_ws_text(conn, parts, &len, 1);
     bson_free(json);
@@ -374,7 +374,7 @@ void cc_ws_open(cc_conn_t *conn)
     bson_free(token);
 }
 
-static void handle_message(cc_conn_t *conn, const char *text, size_t len)
+void cc_ws_handle_message(cc_conn_t *conn, const char *text, size_t len)
 {
     bson_t message;
     bson_error_t error;
@@ -426,7 +426,7 @@ int cc_ws_receive(cc_conn_t *conn, const void *in, size_t len)
     memcpy(conn->rx + conn->rx_len, in, len);
     conn->rx_len += len;
     if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
-        handle_message(conn, (const char *)conn->rx, conn->rx_len);
+        cc_ws_handle_message(conn, (const char *)conn->rx, conn->rx_len);
         /* Idle sockets keep no receive buffer (design.md: ~1.4 KiB each). */
         bson_free(conn->rx);
         conn->rx = NULL;
