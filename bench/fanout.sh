@@ -13,7 +13,8 @@
 #
 #   bench/fanout.sh [--quick | --smoke] [--runs N] [--out DIR] [--write-docs]
 #                   [--subscribers "1000 10000"] [--rates "100 1000"]
-#                   [--protos "sse ws"] [--seconds D]
+#                   [--protos "sse ws"] [--seconds D] [--targets "changecast nchan"]
+#                   [--changecast-flags "--push.flush_ms 20"]
 #
 #   --quick       a rough pass: windows of 2 s (default 3 s, ~14 min), ~10 min
 #   --smoke       one round, 100 subscribers x 100 events/s, 1 s windows
@@ -23,13 +24,15 @@ set -euo pipefail
 source "$(dirname "$0")/push-lib.sh"
 
 command_line="bench/fanout.sh $*"
-subs_list="1000 10000" rates_list="100 1000" protos="sse ws" seconds="" args=()
+subs_list="1000 10000" rates_list="100 1000" protos="sse ws" seconds="" args=() target_filter=""
 while (($#)); do
     case "$1" in
         --subscribers) subs_list=$2; shift ;;
         --rates) rates_list=$2; shift ;;
         --protos) protos=$2; shift ;;
         --seconds) seconds=$2; shift ;;
+        --targets) target_filter=$2; shift ;;
+        --changecast-flags) read -r -a cc_extra <<<"$2"; shift ;;
         *) args+=("$1") ;;
     esac
     shift

@@ -302,12 +302,17 @@ start_target() { # TARGET PROTO
 }
 standin_extra=()
 
-targets_for() { # PROTO
+targets_for() { # PROTO; only those in $target_filter when it is set
+    local all t kept=()
     if [[ $1 == sse ]]; then
-        echo "changecast nchan node-sse node-watch"
+        all="changecast nchan node-sse node-watch"
     else
-        echo "changecast nchan node-ws"
+        all="changecast nchan node-ws"
     fi
+    for t in $all; do
+        [[ -z ${target_filter:-} || " $target_filter " == *" $t "* ]] && kept+=("$t")
+    done
+    echo "${kept[*]}"
 }
 
 # The machine and the run, for the results.
