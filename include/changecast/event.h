@@ -81,4 +81,11 @@ typedef enum cc_token_kind {
 } cc_token_kind_t;
 cc_token_kind_t cc_token_kind(const char *token);
 
+/* A version-2 high-water-mark token at (seconds, increment), as MongoDB
+ * writes them in postBatchResumeToken: "every event before this time was
+ * seen", and nothing about any document. out needs 33 bytes. */
+#define CC_HIGH_WATER_MARK_LEN 32
+void cc_token_high_water_mark(uint32_t seconds, uint32_t increment,
+                              char out[CC_HIGH_WATER_MARK_LEN + 1]);
+
 #endif

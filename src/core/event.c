@@ -206,3 +206,11 @@ cc_token_kind_t cc_token_kind(const char *token)
     }
     return strncmp(token + 22, "2C0100", 6) == 0 ? CC_TOKEN_EVENT : CC_TOKEN_UNKNOWN;
 }
+
+void cc_token_high_water_mark(uint32_t seconds, uint32_t increment,
+                              char out[CC_HIGH_WATER_MARK_LEN + 1])
+{
+    /* 82 timestamp, 2B04 version 2, 29 token type 0, 29 txnOpIndex 0,
+     * 6E fromInvalidate false, 14 04 end of the key string. */
+    snprintf(out, CC_HIGH_WATER_MARK_LEN + 1, "82%08X%08X2B0429296E1404", seconds, increment);
+}

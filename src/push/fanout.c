@@ -271,11 +271,36 @@ bool cc_fanout_read_through(const struct cc_push *push, uint32_t *seconds, uint3
     return true;
 }
 
-void cc_fanout_send_watermarks(struct cc_push *push)
+bool cc_fanout_public_position(const struct cc_push *push, char *out, size_t size)
 {
-    const char *position = push->capture_position;
     uint32_t seconds, increment;
     if (!cc_fanout_read_through(push, &seconds, &increment)) {
+        return false;
+    }
+    cc_token_kind_t kind = cc_token_kind(push->capture_position);
+    if (kind == CC_TOKEN_HIGH_WATER_MARK) {
+        bson_strncpy(out, push->capture_position, size);
+        return strlen(push->capture_position) < size;
+    }
+    if (kind != CC_TOKEN_EVENT || size <= CC_HIGH_WATER_MARK_LEN) {
+        return false; /* a layout we cannot rebuild: no token rather than a revealing one */
+    }
+    /* An event's own token carries its collection and document key: what
+     * is shown instead is the high-water mark just after its time. */
+    if (increment == UINT32_MAX) {
+        cc_token_high_water_mark(seconds + 1, 0, out);
+    } else {
+        cc_token_high_water_mark(seconds, increment + 1, out);
+    }
+    return true;
+}
+
+void cc_fanout_send_watermarks(struct cc_push *push)
+{
+    char position[CC_HIGH_WATER_MARK_LEN + 1];
+    uint32_t seconds, increment;
+    if (!cc_fanout_read_through(push, &seconds, &increment) ||
+        !cc_fanout_public_position(push, position, sizeof position)) {
         return;
     }
     cc_conn_t *conn;

@@ -214,8 +214,11 @@ bool cc_livequery_can_snapshot(const struct cc_push *push)
 void cc_livequery_request_snapshot(struct cc_push *push, cc_sub_t *sub, uint64_t request_id)
 {
     cc_snapshot_query_t *query = bson_malloc0(sizeof *query);
+    char position[CC_HIGH_WATER_MARK_LEN + 1];
     bson_free(sub->snapshot_position);
-    sub->snapshot_position = bson_strdup(push->capture_position);
+    sub->snapshot_position = bson_strdup(cc_fanout_public_position(push, position, sizeof position)
+                                             ? position
+                                             : push->capture_position);
     cc_fanout_read_through(push, &query->at_seconds, &query->at_increment);
     query->db = bson_strdup(sub->namespaces[0].db);
     query->coll = bson_strdup(sub->namespaces[0].coll);

@@ -295,6 +295,11 @@ void cc_fanout_send_watermarks(struct cc_push *push);
 /* The cluster time up to which capture has read every event: its
  * position's time, or just before it for a high-water mark. */
 bool cc_fanout_read_through(const struct cc_push *push, uint32_t *seconds, uint32_t *increment);
+/* The token that stands, for clients, for how far capture has read: a
+ * high-water mark, never an event's own token (which names a collection
+ * and a document key the client may not be granted). False when none can
+ * be given (a token layout we cannot rebuild). */
+bool cc_fanout_public_position(const struct cc_push *push, char *out, size_t size);
 /* Takes a live event into the ring and offers it to every candidate. */
 void cc_fanout_dispatch_live(struct cc_push *push, cc_event_t *event);
 /* Sends a message that is not a change: on a WebSocket {type, id, ...body};

@@ -42,3 +42,29 @@ test('a stream whose filter matches nothing still gets watermarks past the lates
     await stack.stop();
   }
 });
+
+// A change's own resume token names its collection and document key; the
+// tokens of watermarks and snapshot-end reach every stream, so they must be
+// high-water marks that name nothing (found by review: they leaked the _id
+// of writes the stream's token did not grant).
+test('watermark and snapshot-end tokens are high-water marks that carry no document key', async () => {
+  const stack = await startPush({ flags: ['--push.watermark_ms', '100'] });
+  try {
+    const hwm = /^82[0-9A-F]{16}2B0429296E1404$/;
+    const other = await openSse(sseUrl(stack.pushUrl, { ns: ['it.orders'], filter: { 'fullDocument.never': true } }));
+    const live = await openSse(`${stack.pushUrl}/v1/events?ns=shop.secrets&snapshot=1`);
+    await stack.client.db('it').collection('orders').insertOne({ _id: 'SECRET-ORDER-ID' });
+    await waitUntil(() => other.events.some((e) => e.type === 'watermark') && live.events.some((e) => e.type === 'watermark'), 'watermarks on both');
+    const secret = Buffer.from('SECRET-ORDER-ID').toString('hex').toUpperCase();
+    for (const e of [...other.events, ...live.events].filter((x) => x.id)) {
+      assert.ok(!e.id.includes(secret), `${e.type} id names the document: ${e.id}`);
+      if (e.type !== 'change') assert.match(e.id, hwm, `${e.type} id`);
+    }
+    const end = live.events.find((e) => e.type === 'snapshot-end');
+    assert.match(end.json.token, hwm);
+    other.close();
+    live.close();
+  } finally {
+    await stack.stop();
+  }
+});
