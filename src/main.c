@@ -207,6 +207,7 @@ static bool start_push(daemon_t *daemon, cc_channel_t *channel, cc_capture_t **c
         .demo = c->push.demo,
         .write_clock = daemon->write_clock,
         .allowed_origins = c->push.allowed_origins,
+        .auth_public = c->auth.allow_anonymous_public,
         .max_connections = c->push.max_connections,
         .max_connections_per_ip = c->push.max_connections_per_ip,
         .max_filter_bytes = c->push.max_filter_bytes,

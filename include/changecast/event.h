@@ -62,7 +62,9 @@ size_t cc_event_size(const cc_event_t *event);
 int cc_token_compare(const char *a, const char *b);
 
 /* Copies a client-supplied token into out (upper case); false unless it is
- * 2 to 1024 hex digits. */
+ * 2 to CC_MAX_RESUME_TOKEN hex digits. A token holds its event's document
+ * key, so a long string _id makes a long token. */
+#define CC_MAX_RESUME_TOKEN 8192
 bool cc_token_normalize(const char *text, char *out, size_t out_size);
 
 /* The cluster time a token starts with: MongoDB resume tokens are

@@ -32,6 +32,7 @@ typedef struct cc_push_options {
     int64_t max_pending_docs;
     bool demo; /* serve the demo page at / */
     cc_auth_options_t auth;
+    bool auth_public; /* auth.allow_anonymous_public: mode none on any address */
     const char *allowed_origins;
     int64_t max_connections;
     int64_t max_connections_per_ip;

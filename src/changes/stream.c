@@ -149,7 +149,7 @@ char *cc_stream_resume_token(const mongoc_change_stream_t *stream)
 {
     const bson_t *token = mongoc_change_stream_get_resume_token((mongoc_change_stream_t *)stream);
     bson_iter_t iter;
-    char normalized[2100];
+    char normalized[CC_MAX_RESUME_TOKEN + 8];
     if (token && bson_iter_init_find(&iter, token, "_data") && BSON_ITER_HOLDS_UTF8(&iter) &&
         cc_token_normalize(bson_iter_utf8(&iter, NULL), normalized, sizeof normalized)) {
         return bson_strdup(normalized);

@@ -22,8 +22,8 @@ bool cc_token_store_load(const char *path, char **token, bson_error_t *error)
         bson_set_error(error, 0, 0, "changes.token_file \"%s\": %s", path, strerror(errno));
         return false;
     }
-    char line[2100] = "";
-    char normalized[2100];
+    char line[CC_MAX_RESUME_TOKEN + 8] = "";
+    char normalized[CC_MAX_RESUME_TOKEN + 8];
     bool read = fgets(line, sizeof line, file) != NULL;
     fclose(file);
     line[strcspn(line, "\r\n")] = '\0';

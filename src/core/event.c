@@ -170,7 +170,7 @@ int cc_token_compare(const char *a, const char *b)
 bool cc_token_normalize(const char *text, char *out, size_t out_size)
 {
     size_t len = strlen(text);
-    if (len < 2 || len > 1024 || len >= out_size) {
+    if (len < 2 || len > CC_MAX_RESUME_TOKEN || len >= out_size) {
         return false;
     }
     for (size_t i = 0; i < len; i++) {

@@ -7,6 +7,7 @@
 #include "changecast/log.h"
 #include "push_internal.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 #include <time.h>
 
@@ -93,8 +94,33 @@ static bool is_own_origin(const struct cc_push *push, struct lws *wsi, const cha
     return strncmp(origin, scheme, scheme_len) == 0 && strcmp(origin + scheme_len, host) == 0;
 }
 
+/* "localhost", "127.x.y.z" or "[::1]", with or without a port. */
+static bool loopback_host(const char *host)
+{
+    if (strncmp(host, "localhost", 9) == 0 && (host[9] == '\0' || host[9] == ':')) {
+        return true;
+    }
+    if (strncmp(host, "[::1]", 5) == 0 && (host[5] == '\0' || host[5] == ':')) {
+        return true;
+    }
+    char address[64];
+    bson_strncpy(address, host, sizeof address);
+    address[strcspn(address, ":")] = '\0';
+    struct in_addr v4;
+    return inet_pton(AF_INET, address, &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
+}
+
 cc_origin_t cc_access_origin(const struct cc_push *push, struct lws *wsi, char *origin, size_t size)
 {
+    /* Without tokens, the loopback port is the only protection: a page that
+     * rebinds its own name to 127.0.0.1 must not be served (DNS
+     * rebinding), so the request must name a loopback host. */
+    char host[256];
+    if (cc_auth_mode(push->auth) == CC_AUTH_MODE_NONE && !push->options.auth_public &&
+        (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0 || !loopback_host(host))) {
+        origin[0] = '\0';
+        return CC_ORIGIN_REFUSED;
+    }
     if (lws_hdr_copy(wsi, origin, (int)size, WSI_TOKEN_ORIGIN) <= 0) {
         origin[0] = '\0';
         return CC_ORIGIN_NONE; /* not a browser, or same-origin GET */
@@ -254,13 +280,26 @@ void cc_access_cleanup(struct cc_push *push)
 
 /* Streams end when their token does: SSE with event: error, WebSocket with
  * close code 4001, unless a fresh token came first. */
+/* How long a WebSocket may stay without a token: it holds a connection
+ * slot, so it must authenticate soon or go. */
+#define CC_AUTH_DEADLINE_US (10 * 1000 * 1000)
+
 void cc_access_expire(struct cc_push *push)
 {
-    int64_t now = (int64_t)time(NULL);
+    int64_t now = (int64_t)time(NULL), now_us = bson_get_monotonic_time();
     cc_conn_t *conn;
     TAILQ_FOREACH(conn, &push->conns, link)
     {
+        if (conn->kind == CC_CONN_WS && !conn->grant && !conn->closing &&
+            now_us - conn->opened_us > CC_AUTH_DEADLINE_US) {
+            cc_access_refused(push, CC_REFUSAL_TOKEN_MISSING);
+            cc_conn_drop(conn, 4001, "token_missing");
+            continue;
+        }
         int64_t expires = conn->grant ? cc_grant_expires_at(conn->grant) : 0;
+        if (expires) {
+            expires += push->options.auth.leeway_s; /* as verification allows */
+        }
         if (conn->closing || conn->status_pending || expires == 0 || now < expires) {
             continue; /* (a stream still waiting for its snapshot ends once it has it) */
         }

@@ -16,7 +16,7 @@ cc_conn_t *cc_conn_new(struct cc_push *push, struct lws *wsi, cc_conn_kind_t kin
     conn->wsi = wsi;
     conn->kind = kind;
     conn->id = ++push->next_conn_id;
-    conn->last_rx_us = bson_get_monotonic_time();
+    conn->last_rx_us = conn->opened_us = bson_get_monotonic_time();
     TAILQ_INIT(&conn->subs);
     TAILQ_INSERT_TAIL(&push->conns, conn, link);
     if (kind == CC_CONN_SSE) {

@@ -106,7 +106,15 @@ static void deliver_state(cc_sub_t *sub, cc_event_t *event, bool upsert, char *d
     cc_conn_t *conn = sub->conn;
     conn->push->metrics.events_delivered++;
     cc_pending_put(sub->pending, event, upsert, doc_json);
-    if (cc_pending_count(sub->pending) > (size_t)conn->push->options.max_pending_docs) {
+    /* The bound holds per connection: many subscriptions on one socket
+     * share it. */
+    size_t waiting = 0;
+    cc_sub_t *each;
+    TAILQ_FOREACH(each, &conn->subs, conn_link)
+    {
+        waiting += each->pending ? cc_pending_count(each->pending) : 0;
+    }
+    if (waiting > (size_t)conn->push->options.max_pending_docs) {
         conn->push->metrics.resets_too_many_pending++;
         cc_pending_free(sub->pending);
         sub->pending = cc_pending_new();
@@ -258,6 +266,14 @@ void cc_deliver_offer(cc_sub_t *sub, cc_event_t *event)
 void cc_fanout_send_notice(cc_sub_t *sub, const char *type, const char *sse_id, const bson_t *body)
 {
     cc_conn_t *conn = sub->conn;
+    if (sub->pending && strcmp(type, "reset") == 0) {
+        cc_pending_free(sub->pending); /* what it said is void now */
+        sub->pending = cc_pending_new();
+    } else {
+        /* A watermark (or anything after) must not overtake the states it
+         * speaks for. */
+        cc_livequery_render_pending(sub);
+    }
     if (conn->kind == CC_CONN_WS) {
         bson_t doc = BSON_INITIALIZER;
         BSON_APPEND_UTF8(&doc, "type", type);

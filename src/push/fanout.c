@@ -174,9 +174,15 @@ static void reset_all(struct cc_push *push, const char *reason, const char *mess
         cc_sub_t *sub;
         TAILQ_FOREACH(sub, &conn->subs, conn_link)
         {
+            bool was_waiting = sub->state == CC_SUB_SNAPSHOT && conn->status_pending == 1;
             set_state(push, sub, CC_SUB_LIVE);
             bson_free(sub->position);
             sub->position = NULL;
+            if (was_waiting) {
+                /* Its snapshot read was cancelled: answer, it may ask again. */
+                cc_sse_refuse(conn, 503, "capture_unavailable", message ? message : reason);
+                continue;
+            }
             cc_fanout_send_reset(sub, reason, message);
         }
     }
@@ -186,6 +192,15 @@ static void reset_all(struct cc_push *push, const char *reason, const char *mess
  * when it reaches back that far, else from a stream started at T. */
 static void on_snapshot(struct cc_push *push, cc_sub_t *sub, const cc_snapshot_t *snapshot)
 {
+    if (sub->conn->status_pending == 0 && cc_conn_over_limit(sub->conn) &&
+        cc_conn_stalled(sub->conn)) {
+        /* Not reading: a snapshot on top would only grow its queue. */
+        push->metrics.drops_slow_consumer++;
+        sub->conn->out.len = 0;
+        set_state(push, sub, CC_SUB_LIVE);
+        cc_conn_drop(sub->conn, 1013, "slow_consumer");
+        return;
+    }
     if (!cc_livequery_send_snapshot(sub, snapshot)) {
         push->metrics.snapshots_refused++;
         set_state(push, sub, CC_SUB_LIVE);

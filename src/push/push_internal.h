@@ -50,6 +50,8 @@ typedef enum cc_origin {
 
 #define CC_MAX_TOKEN_BYTES 16384
 #define CC_PEER_BUCKETS 1024
+/* Namespaces one subscription may name (each is an index entry). */
+#define CC_MAX_NAMESPACES_PER_SUB 64
 
 typedef enum cc_conn_kind { CC_CONN_HTTP, CC_CONN_SSE, CC_CONN_WS } cc_conn_kind_t;
 
@@ -137,6 +139,7 @@ struct cc_conn {
     int close_code; /* WebSocket close code */
     char close_reason[64];
     int64_t last_rx_us;
+    int64_t opened_us;
     cc_grant_t *grant; /* what its token grants; NULL until it has one (WebSocket) */
     char peer_ip[64];
     bool admitted; /* counted against the per-address limit */
@@ -390,7 +393,7 @@ void cc_hangup_close(struct cc_push *push);
 
 /* sse_request.c */
 typedef struct cc_sse_request {
-    char token[1100]; /* Last-Event-ID / lastEventId, normalized */
+    char token[CC_MAX_RESUME_TOKEN + 8]; /* Last-Event-ID / lastEventId, normalized */
     bool has_token;
 } cc_sse_request_t;
 typedef struct cc_http_refusal {

@@ -122,9 +122,10 @@ int cc_sse_open(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
         return reject(push, wsi, slot, sub, 503, "capture_unavailable", push->capture_reason);
     }
     /* The header EventSource sends on reconnect wins over the parameter. */
-    char header[1100];
-    if (lws_hdr_custom_copy(wsi, header, sizeof header, "last-event-id:", 14) > 0 &&
-        !cc_sse_read_token(header, &request)) {
+    char header[CC_MAX_RESUME_TOKEN + 8];
+    if (lws_hdr_custom_length(wsi, "last-event-id:", 14) > 0 &&
+        (lws_hdr_custom_copy(wsi, header, sizeof header, "last-event-id:", 14) <= 0 ||
+         !cc_sse_read_token(header, &request))) {
         cc_grant_destroy(grant);
         return reject(push, wsi, slot, sub, 400, "bad_request",
                       "Last-Event-ID is not a token (hex digits)");

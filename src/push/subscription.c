@@ -46,6 +46,12 @@ void cc_sub_free(cc_sub_t *sub)
 bool cc_sub_add_namespace(struct cc_push *push, cc_sub_t *sub, const char *text, const char **code,
                           bson_error_t *error)
 {
+    if (sub->namespace_count >= CC_MAX_NAMESPACES_PER_SUB) {
+        bson_set_error(error, 0, 0, "at most %d namespaces per subscription",
+                       CC_MAX_NAMESPACES_PER_SUB);
+        *code = "bad_request";
+        return false;
+    }
     cc_ns_pattern_t pattern;
     if (!cc_ns_pattern_parse(text, &pattern, error)) {
         *code = "bad_request";
@@ -296,6 +302,10 @@ static void for_each_key(cc_sub_t *sub, void (*fn)(cc_index_t *, const char *, c
         while (bson_iter_next(&iter)) {
             pinned = pinned && id_key(&iter, id, sizeof id) && ++count <= CC_MAX_PINNED_IDS;
         }
+        /* Keys are namespaces times ids: past a bound, the namespace lists
+         * serve (the filter still runs on each event), so one subscription
+         * cannot make the index huge. */
+        pinned = pinned && count * sub->namespace_count <= CC_MAX_PINNED_IDS;
     }
     for (size_t i = 0; i < sub->namespace_count; i++) {
         const cc_ns_pattern_t *ns = &sub->namespaces[i];

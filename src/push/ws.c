@@ -201,7 +201,7 @@ static void subscribe(cc_conn_t *conn, const bson_t *message, const char *id)
         return;
     }
     cc_sub_t *sub = cc_sub_new(conn, id);
-    char token[1100];
+    char token[CC_MAX_RESUME_TOKEN + 8];
     const char *after = NULL;
     if (!bson_iter_init_find(&iter, message, "ns")) {
         bson_set_error(&error, 0, 0, "ns is required");
@@ -319,6 +319,19 @@ static void authenticate(cc_conn_t *conn, const bson_t *message)
     for (sub = TAILQ_FIRST(&conn->subs); sub; sub = next) {
         next = TAILQ_NEXT(sub, conn_link);
         sub->scope = NULL;
+        if (sub->state == CC_SUB_SNAPSHOT) {
+            /* Its snapshot is being read with the old token's fields. */
+            cc_access_refused(conn->push, CC_REFUSAL_NOT_GRANTED);
+            cc_ws_refuse_sub(sub, "not_granted",
+                             "the token changed while the snapshot was being read: subscribe "
+                             "again");
+            continue;
+        }
+        if (sub->pending && cc_pending_count(sub->pending)) {
+            /* States projected for the old token: start over under the new. */
+            cc_fanout_send_reset(sub, "token_changed",
+                                 "the token changed: subscribe again with a snapshot");
+        }
         cc_refusal_t refusal;
         char *rows_before =
             sub->view_query ? bson_as_canonical_extended_json(sub->view_query, NULL) : NULL;
@@ -376,6 +389,14 @@ void cc_ws_open(cc_conn_t *conn)
 
 void cc_ws_handle_message(cc_conn_t *conn, const char *text, size_t len)
 {
+    /* A client that does not read what it asked for gets nothing more:
+     * each request (a snapshot above all) could queue megabytes. */
+    if (conn->wsi && cc_conn_over_limit(conn) && cc_conn_stalled(conn)) {
+        conn->push->metrics.drops_slow_consumer++;
+        conn->out.len = 0;
+        cc_conn_drop(conn, 1013, "slow_consumer");
+        return;
+    }
     bson_t message;
     bson_error_t error;
     bson_iter_t iter;

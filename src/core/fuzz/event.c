@@ -8,7 +8,7 @@
  * the terminating NUL). The token is normalised into buffers of exactly its
  * length plus one, and one byte short, both on the heap, so writing past
  * either is an AddressSanitizer report; the answer must be exactly the
- * documented rule: 2 to 1024 hex digits, copied upper-cased. */
+ * documented rule: 2 to CC_MAX_RESUME_TOKEN hex digits, copied upper-cased. */
 #include "changecast/event.h"
 #include "core/fuzz/fuzz_bson.h"
 
@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check_token(const char *text, size_t len)
 {
-    bool hex = len >= 2 && len <= 1024;
+    bool hex = len >= 2 && len <= CC_MAX_RESUME_TOKEN;
     for (size_t i = 0; hex && i < len; i++) {
         hex = isxdigit((unsigned char)text[i]) != 0;
     }
