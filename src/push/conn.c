@@ -204,6 +204,14 @@ int cc_conn_flush(cc_conn_t *conn)
         if (!conn->closing) {
             cc_fanout_refill(conn);
         }
+        if (conn->out.len == 0) {
+            /* Idle subscribers are most subscribers: an empty queue holds
+             * no buffer (one allocation per write costs nothing next to
+             * the write itself). */
+            bson_free(conn->out.data);
+            conn->out.data = NULL;
+            conn->out.cap = 0;
+        }
     }
     if (conn->closing) {
         if (conn->kind == CC_CONN_WS && conn->close_code) {

@@ -277,7 +277,9 @@ static void *push_thread(void *arg)
     cc_hostport_parse(push->options.listen, &hp, &push->start_error);
     static const struct lws_protocols protocols[] = {
         {"http", on_http, sizeof(cc_conn_t *), 0, 0, NULL, 0},
-        {"changecast.v1", on_ws, sizeof(cc_conn_t *), 4096, 0, NULL, 4096},
+        /* Clients send small JSON messages; larger ones arrive in pieces,
+         * which ws.c assembles. The receive buffer is per connection. */
+        {"changecast.v1", on_ws, sizeof(cc_conn_t *), 512, 0, NULL, 4096},
         {"changecast-hangup", cc_hangup_callback, 0, 0, 0, NULL, 0},
         {NULL, NULL, 0, 0, 0, NULL, 0},
     };
