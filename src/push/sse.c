@@ -38,6 +38,9 @@ static int write_stream_headers(struct cc_push *push, struct lws *wsi)
         lws_finalize_write_http_header(wsi, start, &p, end)) {
         return -1;
     }
+    /* Every header we need has been read: the stream lives on without
+     * lws's header table (push.max_http_header_data bytes per stream). */
+    lws_http_headers_detach(wsi);
     return 0;
 }
 
