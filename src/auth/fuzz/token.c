@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* libFuzzer target: JWT verification (src/auth/verify.c) of any string a
- * client may send as a token, against an HS256 secret: compact
+/* libFuzzer target: the Authorization and Cookie helpers (src/auth/http.c)
+ * and JWT verification (src/auth/verify.c) of any string a client may send
+ * as a token, against an HS256 secret: compact
  * serialization, base64url, header and claims JSON, algorithm binding,
  * time claims, and the changecast claim when a forged token gets that far.
  * The secret is known here, so the first input byte chooses whether the
@@ -62,6 +63,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *text = malloc(size);
     memcpy(text, data + 1, size - 1);
     text[size - 1] = '\0';
+    /* The HTTP helpers see the same bytes as header values. */
+    const char *part;
+    size_t part_len;
+    if (cc_auth_bearer_token(text, &part, &part_len) && part + part_len > text + size) {
+        abort();
+    }
+    if (cc_auth_cookie_find(text, "cc_token", &part, &part_len) && part + part_len > text + size) {
+        abort();
+    }
     char *token = (data[0] & 1) ? sign(text) : text;
     if (token) {
         cc_grant_t *grant = NULL;
