@@ -174,35 +174,7 @@ function openStream(url, { headers = {}, localAddress, ca, cert, key } = {}) {
       live.delete(sink);
       resolve(sink);
     });
-    req.on('response', (res) => {
-      sink.status = res.statusCode;
-      sink.headers = res.headers;
-      res.setEncoding('utf8');
-      if (res.statusCode !== 200) {
-        let body = '';
-        res.on('data', (d) => (body += d));
-        res.on('end', () => {
-          sink.body = body;
-          try {
-            sink.json = JSON.parse(body);
-          } catch {
-            sink.json = undefined;
-          }
-          sink.ended = true;
-          live.delete(sink);
-          resolve(sink);
-        });
-        return;
-      }
-      res.on('data', push.sseParser(sink));
-      res.on('end', () => (sink.ended = true));
-      res.on('close', () => (sink.ended = true));
-      res.on('error', (err) => {
-        sink.error = err;
-        sink.ended = true;
-      });
-      resolve(sink);
-    });
+    req.on('response', (res) => push.readSseResponse(res, sink, () => resolve(sink)));
   });
 }
 

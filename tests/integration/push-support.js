@@ -212,6 +212,39 @@ const live = new Set();
 // GET url with node:http. Resolves once the response headers are in: for a
 // 200 the sink then keeps filling with events; for anything else it
 // resolves after the whole body, with body and json.
+// Fills a sink from an HTTP response: for a 200 the event stream (done()
+// once the headers are in), for anything else the whole body as body and
+// json (done() at its end).
+function readSseResponse(res, sink, done) {
+  sink.status = res.statusCode;
+  sink.headers = res.headers;
+  res.setEncoding('utf8');
+  if (res.statusCode !== 200) {
+    let body = '';
+    res.on('data', (d) => (body += d));
+    res.on('end', () => {
+      sink.body = body;
+      try {
+        sink.json = JSON.parse(body);
+      } catch {
+        sink.json = undefined;
+      }
+      sink.ended = true;
+      live.delete(sink);
+      done();
+    });
+    return;
+  }
+  res.on('data', sseParser(sink));
+  res.on('end', () => (sink.ended = true));
+  res.on('close', () => (sink.ended = true));
+  res.on('error', (err) => {
+    sink.error = err;
+    sink.ended = true;
+  });
+  done();
+}
+
 function openSse(url, { headers = {} } = {}) {
   return new Promise((resolve, reject) => {
     const sink = newSink('http');
@@ -227,36 +260,7 @@ function openSse(url, { headers = {} } = {}) {
       sink.ended = true;
       reject(err);
     });
-    req.on('response', (res) => {
-      sink.status = res.statusCode;
-      sink.headers = res.headers;
-      res.setEncoding('utf8');
-      if (res.statusCode !== 200) {
-        let body = '';
-        res.on('data', (d) => (body += d));
-        res.on('end', () => {
-          sink.body = body;
-          try {
-            sink.json = JSON.parse(body);
-          } catch {
-            sink.json = undefined;
-          }
-          sink.ended = true;
-          live.delete(sink);
-          resolve(sink);
-        });
-        return;
-      }
-      const feed = sseParser(sink);
-      res.on('data', feed);
-      res.on('end', () => (sink.ended = true));
-      res.on('close', () => (sink.ended = true));
-      res.on('error', (err) => {
-        sink.error = err;
-        sink.ended = true;
-      });
-      resolve(sink);
-    });
+    req.on('response', (res) => readSseResponse(res, sink, () => resolve(sink)));
   });
 }
 
@@ -546,6 +550,7 @@ module.exports = {
   usePush,
   writeSeq,
   sseParser,
+  readSseResponse,
   openSse,
   openCurlSse,
   openEventSource,
