@@ -25,6 +25,20 @@ static void fail(cc_snapshot_t *snapshot, const char *code, const char *message)
     snapshot->error_message = bson_strdup(message);
 }
 
+/* A failure to read: the driver's words (which name hosts) go to the log,
+ * the client gets changecast's own; errors of our own making pass as they
+ * are. */
+static void fail_read(cc_snapshot_t *snapshot, const bson_error_t *error)
+{
+    if (error->domain == 0) {
+        fail(snapshot, "snapshot_failed", error->message);
+        return;
+    }
+    cc_warn("event=snapshot_read_failed error=\"%s\"", error->message);
+    fail(snapshot, "snapshot_failed",
+         "the snapshot could not be read from MongoDB; try again (details in changecast's log)");
+}
+
 static bool too_large(cc_snapshot_t *snapshot, const char *what, int64_t cap, const char *key)
 {
     char message[200];
@@ -132,20 +146,20 @@ static void read_all(mongoc_client_t *client, cc_channel_t *channel, const cc_re
     bson_error_t error;
     mongoc_server_description_t *primary = mongoc_client_select_server(client, false, NULL, &error);
     if (!primary) {
-        fail(snapshot, "snapshot_failed", error.message);
+        fail_read(snapshot, &error);
         return;
     }
     uint32_t server_id = mongoc_server_description_id(primary);
     mongoc_server_description_destroy(primary);
     mongoc_client_session_t *session = mongoc_client_start_session(client, NULL, &error);
     if (!session) {
-        fail(snapshot, "snapshot_failed", error.message);
+        fail_read(snapshot, &error);
         return;
     }
     mongoc_cursor_t *cursor =
         open_cursor(client, session, server_id, request->query, snapshot, &error);
     if (!cursor) {
-        fail(snapshot, "snapshot_failed", error.message);
+        fail_read(snapshot, &error);
         mongoc_client_session_destroy(session);
         return;
     }
@@ -160,7 +174,7 @@ static void read_all(mongoc_client_t *client, cc_channel_t *channel, const cc_re
         }
     }
     if (!snapshot->error_code && mongoc_cursor_error(cursor, &error)) {
-        fail(snapshot, "snapshot_failed", error.message);
+        fail_read(snapshot, &error);
     }
     mongoc_cursor_destroy(cursor);
     mongoc_client_session_destroy(session);

@@ -166,8 +166,10 @@ bool cc_conn_over_limit(const cc_conn_t *conn)
  * the queue grew to eight times its bound within a single burst. */
 bool cc_conn_stalled(cc_conn_t *conn)
 {
+    /* (A queue emptied by a drop may still remember a transaction.) */
+    size_t splittable = conn->out.len > conn->unsplittable ? conn->out.len - conn->unsplittable : 0;
     return lws_partial_buffered(conn->wsi) ||
-           conn->out.len > 8 * (size_t)conn->push->options.max_queue_bytes;
+           splittable > 8 * (size_t)conn->push->options.max_queue_bytes;
 }
 
 void cc_conn_drop(cc_conn_t *conn, int ws_code, const char *reason)
@@ -195,6 +197,7 @@ int cc_conn_flush(cc_conn_t *conn)
     if (conn->out.len) {
         size_t len = conn->out.len;
         conn->out.len = 0;
+        conn->unsplittable = 0;
         /* LWS_WRITE_HTTP is also lws's raw write on a WebSocket: our frames
          * are complete, so lws must not frame them again. */
         int written = lws_write(conn->wsi, conn->out.data + LWS_PRE, len, LWS_WRITE_HTTP);

@@ -22,11 +22,15 @@ static bool namespace_matches(const cc_sub_t *sub, const cc_event_t *event)
 }
 
 /* After a subscription's connection got more bytes. */
-void cc_deliver_queued(cc_sub_t *sub)
+void cc_deliver_queued(cc_sub_t *sub, bool one_piece)
 {
     cc_conn_t *conn = sub->conn;
     /* Replays and catch-ups pace themselves (a queue's worth per write);
-     * only live delivery can outrun a client. */
+     * only live delivery can outrun a client. A transaction cannot be cut,
+     * so its size alone never makes a reading client slow. */
+    if (one_piece) {
+        conn->unsplittable = conn->out.len;
+    }
     if (sub->state == CC_SUB_LIVE && cc_conn_over_limit(conn)) {
         if (!cc_conn_stalled(conn)) {
             /* Over the bound within one burst but still reading: send now. */
@@ -96,7 +100,7 @@ static void deliver_change(cc_sub_t *sub, const char *token, const char *json, s
         return;
     }
     append_change(sub, token, json, json_len, leave, NULL);
-    cc_deliver_queued(sub);
+    cc_deliver_queued(sub, false);
 }
 
 /* Queues a document state for a format=docs subscription; doc_json (owned,

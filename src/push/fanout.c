@@ -406,7 +406,14 @@ void cc_fanout_drain_channel(struct cc_push *push)
         case CC_MSG_INTERRUPTED:
             push->capture_state =
                 msg->kind == CC_MSG_UNAVAILABLE ? CC_CAPTURE_UNAVAILABLE : CC_CAPTURE_INTERRUPTED;
-            bson_strncpy(push->capture_reason, msg->reason ? msg->reason : "",
+            /* Clients (and /healthz, which needs no token) get changecast's
+             * own words; the driver's error, with host names in it, is in
+             * the log (capture_interrupted). */
+            bson_strncpy(push->capture_reason,
+                         msg->kind == CC_MSG_UNAVAILABLE && msg->reason
+                             ? msg->reason
+                             : "the capture stream was interrupted and is being resumed; nothing "
+                               "is lost (details in changecast's log)",
                          sizeof push->capture_reason);
             break;
         default:

@@ -134,9 +134,10 @@ struct cc_conn {
     TAILQ_HEAD(, cc_sub) subs;
     size_t sub_count;
     cc_out_t out;
-    bool dirty;     /* in the flush list */
-    bool closing;   /* close at the next writable callback */
-    int close_code; /* WebSocket close code */
+    size_t unsplittable; /* bytes of out queued as one piece (a transaction) */
+    bool dirty;          /* in the flush list */
+    bool closing;        /* close at the next writable callback */
+    int close_code;      /* WebSocket close code */
     char close_reason[64];
     int64_t last_rx_us;
     int64_t opened_us;
@@ -312,7 +313,7 @@ void cc_fanout_send_notice(cc_sub_t *sub, const char *type, const char *sse_id, 
 /* Examines one event for one subscription, in stream order. */
 void cc_deliver_offer(cc_sub_t *sub, cc_event_t *event);
 /* After a subscription's connection got more bytes: flush or drop. */
-void cc_deliver_queued(cc_sub_t *sub);
+void cc_deliver_queued(cc_sub_t *sub, bool one_piece);
 
 /* txn.c */
 /* Subscriptions that got part of the transaction being dispatched. */

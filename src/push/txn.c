@@ -53,7 +53,7 @@ static void send_txn_parts(cc_txn_batch_t *batch, const cc_event_t *first)
         bson_string_free(sub->txn_items, true);
         sub->txn_items = NULL;
         sub->txn_item_count = 0;
-        cc_deliver_queued(sub);
+        cc_deliver_queued(sub, true);
     }
     bson_free(header);
 }

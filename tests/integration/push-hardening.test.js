@@ -60,3 +60,29 @@ test('one subscription may name at most 64 namespaces; the socket stays', async 
     await stack.stop();
   }
 });
+
+test('a transaction far larger than push.max_queue_bytes reaches readers that keep up, whole, without a drop', async () => {
+  const stack = await startPush();
+  try {
+    const coll = stack.client.db('shop').collection('bigtxn');
+    const sse = await openStream(`${stack.pushUrl}/v1/events?ns=shop.bigtxn`);
+    const ws = await openWs(stack.wsUrl);
+    await ws.subscribe('t', 'shop.bigtxn');
+    const big = 'y'.repeat(1024 * 1024);
+    const session = stack.client.startSession();
+    await session.withTransaction(async () => {
+      for (let i = 0; i < 10; i++) await coll.insertOne({ _id: `t${i}`, big }, { session });
+    });
+    await session.endSession();
+    await coll.insertOne({ _id: 'after' });
+    await waitUntil(() => sse.events.filter((e) => e.type === 'change').length === 11, 'eleven SSE changes', 60000);
+    await waitUntil(() => ws.of('transaction', 't').length === 1 && ws.changes('t').length === 1, 'the transaction and the write after it', 60000);
+    assert.equal(sse.events.find((e) => e.type === 'txn').json.count, 10);
+    assert.equal(ws.of('transaction', 't')[0].changes.length, 10);
+    assert.equal(sse.events.filter((e) => e.type === 'reset').length + ws.of('reset').length, 0);
+    ws.close();
+    sse.close();
+  } finally {
+    await stack.stop();
+  }
+});
