@@ -273,10 +273,6 @@ void cc_fanout_send_notice(cc_sub_t *sub, const char *type, const char *sse_id, 
     if (sub->pending && strcmp(type, "reset") == 0) {
         cc_pending_free(sub->pending); /* what it said is void now */
         sub->pending = cc_pending_new();
-    } else {
-        /* A watermark (or anything after) must not overtake the states it
-         * speaks for. */
-        cc_livequery_render_pending(sub);
     }
     if (conn->kind == CC_CONN_WS) {
         bson_t doc = BSON_INITIALIZER;

@@ -324,7 +324,15 @@ void cc_fanout_send_watermarks(struct cc_push *push)
         cc_sub_t *sub;
         TAILQ_FOREACH(sub, &conn->subs, conn_link)
         {
-            if (conn->closing || sub->state != CC_SUB_LIVE ||
+            /* A watermark must not overtake the conflated states it speaks
+             * for: they go first, or, while the client is not reading (and
+             * they are still being conflated), the watermark waits. */
+            bool states_waiting = sub->pending && cc_pending_count(sub->pending);
+            if (states_waiting && !conn->closing && !cc_conn_stalled(conn)) {
+                cc_livequery_render_pending(sub);
+                states_waiting = false;
+            }
+            if (conn->closing || sub->state != CC_SUB_LIVE || states_waiting ||
                 (sub->watermark && strcmp(sub->watermark, position) == 0) ||
                 (sub->position && cc_token_compare(sub->position, position) > 0)) {
                 continue;
