@@ -294,3 +294,31 @@ test('live queries are refused with a clear error when capture has no post-image
     await ok.stop();
   }
 });
+
+test('format=docs: a watermark never overtakes the conflated states it speaks for, even while the client is not reading', async () => {
+  const stack = await startPush({ flags: ['--push.watermark_ms', '50'] });
+  try {
+    const coll = stack.client.db('shop').collection('marks');
+    for (let id = 1; id <= 20; id++) await coll.insertOne({ _id: id, v: 0, padding });
+    const reader = await openPausableSse(stack.changecast.pushPort, sseUrl('', { ns: ['shop.marks'], snapshot: true, format: 'docs' }));
+    await waitUntil(() => reader.events.some((e) => e.type === 'snapshot-end'), 'the snapshot');
+    reader.pause();
+    for (let round = 1; round <= 60; round++) {
+      for (let id = 1; id <= 20; id++) await coll.updateOne({ _id: id }, { $set: { v: round, padding: `${round}`.repeat(20000 / `${round}`.length) } });
+    }
+    const session = stack.client.startSession();
+    await coll.updateOne({ _id: 1 }, { $set: { v: 'last' } }, { session });
+    const opTime = session.operationTime;
+    await session.endSession();
+    await sleep(500);
+    reader.resume();
+    const passed = (e) => e.type === 'watermark' && (e.json.clusterTime.$timestamp.t > opTime.high || (e.json.clusterTime.$timestamp.t === opTime.high && e.json.clusterTime.$timestamp.i >= opTime.low));
+    await waitUntil(() => reader.events.some(passed), 'a watermark past the last write', 60000);
+    const at = reader.events.findIndex(passed);
+    const before = reader.events.slice(0, at);
+    assert.ok(before.some((e) => e.type === 'upsert' && e.json._id === 1 && e.json.doc.v === 'last'), 'the last state came before the watermark that covers it');
+    reader.close();
+  } finally {
+    await stack.stop();
+  }
+});
