@@ -305,7 +305,21 @@ function refusalsDelta(before, after) {
 // A URL with access_token appended.
 const withToken = (url, token) => `${url}${url.includes('?') ? '&' : '?'}access_token=${encodeURIComponent(token)}`;
 
+// A push stack started on first use, so a stack that cannot start fails
+// only the tests that need it; stop() is a no-op when it never started.
+function lazyPush(options) {
+  let started;
+  const get = () => (started ||= push.startPush(options));
+  get.stop = async () => {
+    if (!started) return;
+    const stack = await started.catch(() => null);
+    await stack?.stop();
+  };
+  return get;
+}
+
 module.exports = {
+  lazyPush,
   nowS,
   b64url,
   makeSecret,

@@ -23,28 +23,16 @@ const otherRsa = A.makeRsaKey();
 const ORIGIN = 'https://app.example.com';
 const COOKIE = 'cc_token';
 
-// Started on first use, so a stack that cannot start fails only the tests
-// that need it.
-function lazy(options) {
-  let started;
-  const get = () => (started ||= push.startPush(options));
-  get.stop = async () => {
-    if (!started) return;
-    const stack = await started.catch(() => null);
-    await stack?.stop();
-  };
-  return get;
-}
 
-const hsStack = lazy({ flags: [...A.jwtFlags({ secretFile: secret.file, cookie: COOKIE }), '--push.allowed_origins', ORIGIN] });
+const hsStack = A.lazyPush({ flags: [...A.jwtFlags({ secretFile: secret.file, cookie: COOKIE }), '--push.allowed_origins', ORIGIN] });
 // leeway 0: tokens minted with --ttl N expire N seconds from now.
-const shortStack = lazy({ flags: A.jwtFlags({ secretFile: secret.file, leeway: 0 }) });
-const rsStack = lazy({ flags: A.jwtFlags({ publicKeyFile: rsa.file }) });
+const shortStack = A.lazyPush({ flags: A.jwtFlags({ secretFile: secret.file, leeway: 0 }) });
+const rsStack = A.lazyPush({ flags: A.jwtFlags({ publicKeyFile: rsa.file }) });
 const jwksFile = A.writeJwks([
   { publicKey: rsa.publicKey, kid: 'rsa-1', alg: 'RS256', use: 'sig' },
   { publicKey: ec.publicKey, kid: 'ec-1', alg: 'ES256' },
 ]);
-const jwksStack = lazy({ flags: A.jwtFlags({ jwksFile, issuer: 'https://idp.example.com', audience: 'changecast-it' }) });
+const jwksStack = A.lazyPush({ flags: A.jwtFlags({ jwksFile, issuer: 'https://idp.example.com', audience: 'changecast-it' }) });
 
 after(async () => {
   A.closeAll();

@@ -25,23 +25,13 @@ const certs = makeCerts();
 const file = (name, dir = certs) => path.join(dir, name);
 const ca = fs.readFileSync(file('ca.pem'));
 
-function lazy(options) {
-  let started;
-  const get = () => (started ||= push.startPush(options));
-  get.stop = async () => {
-    if (!started) return;
-    const stack = await started.catch(() => null);
-    await stack?.stop();
-  };
-  return get;
-}
 const tlsFlags = (dir) => ['--auth.mode', 'none', '--push.tls_cert_file', file('server.pem', dir), '--push.tls_key_file', file('server.key', dir)];
-const tlsStack = lazy({ flags: [...tlsFlags(certs), '--push.heartbeat_ms', '1000'] });
-const mutualStack = lazy({ flags: [...tlsFlags(certs), '--push.tls_client_ca_file', file('ca.pem')] });
+const tlsStack = A.lazyPush({ flags: [...tlsFlags(certs), '--push.heartbeat_ms', '1000'] });
+const mutualStack = A.lazyPush({ flags: [...tlsFlags(certs), '--push.tls_client_ca_file', file('ca.pem')] });
 // The reload test serves certificates from a directory it rewrites.
 const liveDir = tempDir('cc-push-certs');
 for (const name of ['server.pem', 'server.key']) fs.copyFileSync(file(name), file(name, liveDir));
-const reloadStack = lazy({ flags: tlsFlags(liveDir) });
+const reloadStack = A.lazyPush({ flags: tlsFlags(liveDir) });
 
 after(async () => {
   A.closeAll();
