@@ -122,6 +122,10 @@ bool cc_grant_covers(const cc_grant_t *grant, const cc_ns_pattern_t *requested);
 /* The claim's row filter (a query on the document), or NULL when the holder sees every row. */
 const bson_t *cc_scope_row_filter(const cc_scope_t *scope);
 
+/* What the claim says of this scope (rows and fields), as canonical JSON: two scopes with the
+ * same fingerprint decide and project every event alike, so their renderings can be shared. */
+const char *cc_scope_fingerprint(const cc_scope_t *scope);
+
 /* Whether the scope projects fields (the claim has `fields`). */
 bool cc_scope_has_fields(const cc_scope_t *scope);
 

@@ -34,6 +34,10 @@ typedef struct cc_event {
     size_t json_id_len;
     char *json_post_image;
     size_t json_post_image_len;
+    /* What the push thread rendered of the event for its subscribers (one
+     * buffer per wire form), released with the event. */
+    void *renderings;
+    void (*free_renderings)(void *renderings);
 } cc_event_t;
 
 /* Takes the fields it needs from an upstream change event; NULL when the

@@ -23,6 +23,7 @@ typedef struct cc_push_options {
     int64_t heartbeat_ms;
     int64_t idle_timeout_ms;
     int64_t max_queue_bytes;
+    int64_t stall_timeout_ms;
     int64_t max_message_bytes;
     int64_t max_subscriptions;
     int64_t retry_ms;

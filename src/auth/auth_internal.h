@@ -69,6 +69,7 @@ struct cc_scope {
     bson_t *filter;         /* NULL: every row */
     cc_filter_t *matcher;   /* compiled `filter` */
     cc_proj_node_t *fields; /* NULL: every field */
+    char *fingerprint;      /* the claim's value for it, canonical JSON: equal ones show alike */
 };
 
 struct cc_grant {

@@ -17,6 +17,7 @@ static void scope_destroy(cc_scope_t *scope)
     }
     cc_filter_destroy(scope->matcher);
     cc_proj_destroy(scope->fields);
+    bson_free(scope->fingerprint);
 }
 
 void cc_grant_destroy(cc_grant_t *grant)
@@ -87,6 +88,13 @@ static bool parse_scope(const char *ns, bson_iter_t *value, cc_scope_t *scope, b
                               key);
             return false;
         }
+    }
+    uint32_t len;
+    const uint8_t *data;
+    bson_t given;
+    bson_iter_document(value, &len, &data);
+    if (bson_init_static(&given, data, len)) {
+        scope->fingerprint = bson_as_canonical_extended_json(&given, NULL);
     }
     return true;
 }
@@ -214,6 +222,11 @@ bool cc_grant_covers(const cc_grant_t *grant, const cc_ns_pattern_t *requested)
         }
     }
     return false;
+}
+
+const char *cc_scope_fingerprint(const cc_scope_t *scope)
+{
+    return scope->fingerprint ? scope->fingerprint : "";
 }
 
 const bson_t *cc_scope_row_filter(const cc_scope_t *scope)

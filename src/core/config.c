@@ -78,7 +78,11 @@ static const config_key_t config_keys[] = {
     {"push", "idle_timeout_ms", KEY_INT, FIELD(push.idle_timeout_ms), "60000", 1000, 86400000,
      "a WebSocket that sends nothing (not even a pong) for this long is closed"},
     {"push", "max_queue_bytes", KEY_INT, FIELD(push.max_queue_bytes), "1048576", 1024,
-     INT64_C(1073741824), "a connection this far behind is dropped (slow_consumer)"},
+     INT64_C(1073741824),
+     "bytes waiting for one connection: past it, a client whose socket stopped taking bytes is "
+     "dropped (slow_consumer); one that still reads is paused and fed from the ring"},
+    {"push", "stall_timeout_ms", KEY_INT, FIELD(push.stall_timeout_ms), "30000", 100, 86400000,
+     "a connection whose socket takes no bytes for this long is dropped (slow_consumer)"},
     {"push", "max_message_bytes", KEY_INT, FIELD(push.max_message_bytes), "65536", 256, 16777216,
      "largest WebSocket message or request accepted from a client"},
     {"push", "max_subscriptions", KEY_INT, FIELD(push.max_subscriptions), "100", 1, 100000,

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Serialization happens here, once per event, on the capture thread: the
- * push thread only copies bytes (see the fan-out notes in design.md). */
+ * push thread renders and shares (docs/architecture.md). */
 #include "changecast/event.h"
 
 #include <ctype.h>
@@ -88,6 +88,9 @@ void cc_event_unref(cc_event_t *event)
     bson_free(event->json_default);
     bson_free(event->json_id);
     bson_free(event->json_post_image);
+    if (event->renderings) {
+        event->free_renderings(event->renderings);
+    }
     free(event);
 }
 

@@ -1,227 +1,418 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* A subscriber connection's outbound bytes. Everything pending for one
- * connection leaves in a single lws_write per writable callback: the cost
- * of a delivery is the syscall and the TCP segment, not our code (see the
- * fan-out measurements in design.md). WebSocket frames are therefore framed
- * here (RFC 6455 section 5.2: server frames are unmasked) and written raw. */
+/* A connection's queue of references and the one write path. The cost of
+ * a delivery is the syscall and the TCP segment, not our code, so every
+ * item queued for one connection leaves in one writev() (plain TCP) or one
+ * gathered lws_write() (TLS), and a flush window lets events of a few
+ * milliseconds leave together. A plain socket is written directly, from
+ * the flush timer, without a round trip through lws's writable callback
+ * (which costs two epoll_ctl calls per write); lws is asked for that
+ * callback only when it holds bytes of its own or the socket is full.
+ *
+ * lws must never hold half of one of our frames while it writes one of its
+ * own (a pong, a close): when a writev stops inside an item, the rest of
+ * that item is handed to lws_write(), which sends or buffers it and always
+ * drains it before anything else. So lws buffers at most one item per
+ * connection, and our queue never starts with a partial item. */
+#include "conn.h"
+#include "encode.h"
+
 #include "changecast/log.h"
-#include "push_internal.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/uio.h>
 
-cc_conn_t *cc_conn_new(struct cc_push *push, struct lws *wsi, cc_conn_kind_t kind)
+#define TLS_GATHER_BYTES (64 * 1024)
+#define WRITE_ROUNDS 4
+#define MAX_IOV                                                                                    \
+    1024 /* Linux UIO_MAXIOV */ /* writes per connection per turn, so one cannot hold the loop */
+
+static const char *const state_names[] = {"awaiting_snapshot", "headers", "streaming", "answering",
+                                          "closing"};
+
+static cc_buf_t *slow_reset_sse;
+
+void cc_conns_init(cc_conns_t *conns, cc_metrics_t *metrics, size_t max_queue_bytes,
+                   int64_t stall_timeout_ms, void (*on_room)(cc_conn_t *conn))
+{
+    memset(conns, 0, sizeof *conns);
+    TAILQ_INIT(&conns->all);
+    TAILQ_INIT(&conns->dirty);
+    conns->metrics = metrics;
+    conns->max_queue_bytes = max_queue_bytes;
+    conns->stall_timeout_ms = stall_timeout_ms;
+    conns->on_room = on_room;
+    if (!slow_reset_sse) {
+        bson_t fields = BSON_INITIALIZER;
+        BSON_APPEND_UTF8(&fields, "reason", "slow_consumer");
+        BSON_APPEND_UTF8(&fields, "message",
+                         "the client stopped reading while more than push.max_queue_bytes waited "
+                         "for it");
+        slow_reset_sse = cc_encode_sse_notice("reset", NULL, &fields);
+        bson_destroy(&fields);
+    }
+}
+
+void cc_conns_cleanup(cc_conns_t *conns)
+{
+    bson_free(conns->scratch);
+    conns->scratch = NULL;
+}
+
+cc_conn_t *cc_conn_new(cc_conns_t *conns, struct lws *wsi, cc_conn_kind_t kind,
+                       const cc_conn_ops_t *ops, cc_conn_state_t state)
 {
     cc_conn_t *conn = bson_malloc0(sizeof *conn);
-    conn->push = push;
+    conn->conns = conns;
     conn->wsi = wsi;
-    conn->kind = kind;
-    conn->id = ++push->next_conn_id;
+    conn->ops = ops;
+    conn->kind = (uint8_t)kind;
+    conn->state = (uint8_t)state;
+    conn->id = ++conns->next_id;
     conn->last_rx_us = conn->opened_us = bson_get_monotonic_time();
     TAILQ_INIT(&conn->subs);
-    TAILQ_INSERT_TAIL(&push->conns, conn, link);
-    if (kind == CC_CONN_SSE) {
-        push->sse_count++;
-    } else if (kind == CC_CONN_WS) {
-        push->ws_count++;
-    }
+    TAILQ_INSERT_TAIL(&conns->all, conn, link);
+    conns->count[kind]++;
     return conn;
+}
+
+static cc_item_t *item_at(const cc_conn_t *conn, uint32_t i)
+{
+    return &conn->items[(conn->first + i) % conn->capacity];
+}
+
+static size_t item_len(const cc_item_t *item, uint8_t header[CC_WS_HEADER_MAX], size_t *header_len)
+{
+    size_t len = (item->head ? item->head->len : 0) + item->body->len;
+    *header_len = 0;
+    if (item->flags & CC_ITEM_WS_TEXT) {
+        *header_len = cc_encode_ws_header(header, CC_WS_OP_TEXT, len);
+    }
+    return *header_len + len;
+}
+
+static void pop(cc_conn_t *conn)
+{
+    cc_item_t *item = item_at(conn, 0);
+    uint8_t header[CC_WS_HEADER_MAX];
+    size_t header_len;
+    conn->queued_bytes -= item_len(item, header, &header_len);
+    cc_buf_unref(item->head);
+    cc_buf_unref(item->body);
+    conn->first = (conn->first + 1) % conn->capacity;
+    if (--conn->count == 0) {
+        /* Idle subscribers are most subscribers: an empty queue holds
+         * nothing (one allocation per burst is nothing next to a write). */
+        bson_free(conn->items);
+        conn->items = NULL;
+        conn->first = conn->capacity = 0;
+        conn->conns->queues--;
+    }
+}
+
+void cc_conn_discard(cc_conn_t *conn)
+{
+    while (conn->count) {
+        pop(conn);
+    }
 }
 
 void cc_conn_free(cc_conn_t *conn)
 {
-    struct cc_push *push = conn->push;
-    cc_sub_t *sub;
-    while ((sub = TAILQ_FIRST(&conn->subs))) {
-        TAILQ_REMOVE(&conn->subs, sub, conn_link);
-        cc_fanout_stop(push, sub);
-        cc_sub_free(sub);
-    }
+    cc_conns_t *conns = conn->conns;
+    cc_conn_discard(conn);
     if (conn->dirty) {
-        TAILQ_REMOVE(&push->dirty, conn, dirty_link);
+        TAILQ_REMOVE(&conns->dirty, conn, dirty_link);
     }
-    if (conn->kind == CC_CONN_SSE) {
-        cc_hangup_unwatch(push, conn);
-    }
-    TAILQ_REMOVE(&push->conns, conn, link);
-    if (conn->kind == CC_CONN_SSE) {
-        push->sse_count--;
-    } else if (conn->kind == CC_CONN_WS) {
-        push->ws_count--;
-    }
-    cc_access_release(push, conn);
-    cc_grant_destroy(conn->grant);
-    bson_free(conn->out.data);
+    TAILQ_REMOVE(&conns->all, conn, link);
+    conns->count[conn->kind]--;
+    cc_buf_unref(conn->answer);
     bson_free(conn->rx);
-    bson_free(conn->http_body);
     bson_free(conn);
 }
 
-static void reserve(cc_out_t *out, size_t more)
+void cc_conn_set_state(cc_conn_t *conn, cc_conn_state_t state)
 {
-    size_t need = LWS_PRE + out->len + more;
-    if (need <= out->cap) {
+    if (conn->state == state) {
         return;
     }
-    size_t cap = out->cap ? out->cap : 4096;
-    while (cap < need) {
-        cap *= 2;
-    }
-    out->data = bson_realloc(out->data, cap);
-    out->cap = cap;
+    cc_debug("push_conn=%llu event=conn_state from=%s to=%s", (unsigned long long)conn->id,
+             state_names[conn->state], state_names[state]);
+    conn->state = (uint8_t)state;
 }
 
-void cc_conn_append(cc_conn_t *conn, const void *bytes, size_t len)
+void cc_conn_push(cc_conn_t *conn, cc_buf_t *head, cc_buf_t *body, uint32_t flags)
 {
-    reserve(&conn->out, len);
-    memcpy(conn->out.data + LWS_PRE + conn->out.len, bytes, len);
-    conn->out.len += len;
-}
-
-void cc_conn_append_ws_text(cc_conn_t *conn, const char *const *parts, const size_t *lens,
-                            size_t count)
-{
-    size_t payload = 0;
-    for (size_t i = 0; i < count; i++) {
-        payload += lens[i];
-    }
-    uint8_t header[10];
-    size_t header_len = 2;
-    header[0] = 0x81; /* FIN, text */
-    if (payload < 126) {
-        header[1] = (uint8_t)payload;
-    } else if (payload <= 0xffff) {
-        header[1] = 126;
-        header[2] = (uint8_t)(payload >> 8);
-        header[3] = (uint8_t)payload;
-        header_len = 4;
-    } else {
-        header[1] = 127;
-        for (int i = 0; i < 8; i++) {
-            header[2 + i] = (uint8_t)((uint64_t)payload >> (56 - 8 * i));
+    if (conn->count == conn->capacity) {
+        uint32_t capacity = conn->capacity ? conn->capacity * 2 : 8;
+        cc_item_t *items = bson_malloc(capacity * sizeof *items);
+        for (uint32_t i = 0; i < conn->count; i++) {
+            items[i] = *item_at(conn, i);
         }
-        header_len = 10;
+        if (!conn->items) {
+            conn->conns->queues++;
+        }
+        bson_free(conn->items);
+        conn->items = items;
+        conn->first = 0;
+        conn->capacity = capacity;
     }
-    cc_conn_append(conn, header, header_len);
-    for (size_t i = 0; i < count; i++) {
-        cc_conn_append(conn, parts[i], lens[i]);
-    }
+    cc_item_t *item = &conn->items[(conn->first + conn->count++) % conn->capacity];
+    *item = (cc_item_t){head, body, flags};
+    uint8_t header[CC_WS_HEADER_MAX];
+    size_t header_len;
+    conn->queued_bytes += item_len(item, header, &header_len);
 }
 
-char *cc_json_or_placeholder(const bson_t *doc, size_t *len)
+void cc_conn_wake(cc_conn_t *conn)
 {
-    char *json = bson_as_relaxed_extended_json(doc, len);
-    if (json) {
-        return json;
-    }
-    /* libbson writes no JSON for a string that is not UTF-8, which a
-     * client can smuggle into an error message as a JSON escape of a lone
-     * surrogate ("\udc00"). */
-    static const char placeholder[] =
-        "{\"type\":\"error\",\"id\":null,\"code\":\"bad_message\","
-        "\"message\":\"the reply would quote text that is not UTF-8\"}";
-    if (len) {
-        *len = sizeof placeholder - 1;
-    }
-    return bson_strdup(placeholder);
-}
-
-/* One Server-Sent Event (WHATWG HTML, "Server-sent events"): an optional
- * id line, the event type, and data made of the parts (one line: the JSON
- * we write has no newlines). */
-void cc_conn_append_sse(cc_conn_t *conn, const char *id, const char *type, const char *const *parts,
-                        const size_t *lens, size_t count)
-{
-    if (id) {
-        cc_conn_append(conn, "id: ", 4);
-        cc_conn_append(conn, id, strlen(id));
-        cc_conn_append(conn, "\n", 1);
-    }
-    cc_conn_append(conn, "event: ", 7);
-    cc_conn_append(conn, type, strlen(type));
-    cc_conn_append(conn, "\ndata: ", 7);
-    for (size_t i = 0; i < count; i++) {
-        cc_conn_append(conn, parts[i], lens[i]);
-    }
-    cc_conn_append(conn, "\n\n", 2);
-}
-
-void cc_conn_mark_dirty(cc_conn_t *conn)
-{
-    if (conn->push->options.flush_ms == 0) {
-        lws_callback_on_writable(conn->wsi);
-        return;
-    }
-    if (!conn->dirty) {
+    if (!conn->dirty && conn->state == CC_CONN_STREAMING) {
         conn->dirty = true;
-        TAILQ_INSERT_TAIL(&conn->push->dirty, conn, dirty_link);
+        TAILQ_INSERT_TAIL(&conn->conns->dirty, conn, dirty_link);
     }
 }
 
-bool cc_conn_over_limit(const cc_conn_t *conn)
+bool cc_conn_stalled(const cc_conn_t *conn)
 {
-    return conn->out.len > (size_t)conn->push->options.max_queue_bytes;
+    return conn->stalled_since_us != 0;
 }
 
-/* Behind, not merely busy: the socket refused part of the last write, or
- * the queue grew to eight times its bound within a single burst. */
-bool cc_conn_stalled(cc_conn_t *conn)
+static void drop_slow(cc_conn_t *conn)
 {
-    /* (A queue emptied by a drop may still remember a transaction.) */
-    size_t splittable = conn->out.len > conn->unsplittable ? conn->out.len - conn->unsplittable : 0;
-    return lws_partial_buffered(conn->wsi) ||
-           splittable > 8 * (size_t)conn->push->options.max_queue_bytes;
+    conn->conns->metrics->drops_slow_consumer++;
+    cc_conn_discard(conn);
+    if (conn->kind == CC_CONN_SSE && conn->state == CC_CONN_STREAMING) {
+        cc_conn_push(conn, NULL, cc_buf_ref(slow_reset_sse), 0);
+    }
+    cc_conn_close(conn, 1013, "slow_consumer");
 }
 
-void cc_conn_drop(cc_conn_t *conn, int ws_code, const char *reason)
+bool cc_conn_has_room(cc_conn_t *conn)
 {
-    if (conn->closing) {
+    if (conn->state == CC_CONN_CLOSING) {
+        return false;
+    }
+    if (conn->queued_bytes < conn->conns->max_queue_bytes) {
+        return true;
+    }
+    if (cc_conn_stalled(conn)) {
+        drop_slow(conn);
+    }
+    return false;
+}
+
+void cc_conn_close(cc_conn_t *conn, int ws_code, const char *reason)
+{
+    if (conn->state == CC_CONN_CLOSING) {
         return;
     }
     cc_info("push_conn=%llu event=dropped reason=%s", (unsigned long long)conn->id, reason);
-    conn->closing = true;
+    cc_conn_set_state(conn, CC_CONN_CLOSING);
     conn->close_code = ws_code;
-    bson_strncpy(conn->close_reason, reason, sizeof conn->close_reason);
+    conn->close_reason = reason;
     lws_callback_on_writable(conn->wsi);
 }
 
-int cc_conn_flush(cc_conn_t *conn)
+/* The bytes of the queue's head item from `skip` on, as one buffer lws
+ * can send or keep (LWS_PRE of headroom before them). */
+static int hand_rest_to_lws(cc_conn_t *conn, size_t skip)
 {
-    if (!conn->closing) {
-        /* format=docs states are conflated until the socket takes them. */
-        cc_sub_t *sub;
-        TAILQ_FOREACH(sub, &conn->subs, conn_link)
-        {
-            cc_livequery_render_pending(sub);
-        }
+    cc_item_t *item = item_at(conn, 0);
+    uint8_t header[CC_WS_HEADER_MAX];
+    size_t header_len, len = item_len(item, header, &header_len);
+    uint8_t *copy = bson_malloc(LWS_PRE + len);
+    uint8_t *at = copy + LWS_PRE;
+    memcpy(at, header, header_len);
+    if (item->head) {
+        memcpy(at + header_len, item->head->data, item->head->len);
     }
-    if (conn->out.len) {
-        size_t len = conn->out.len;
-        conn->out.len = 0;
-        conn->unsplittable = 0;
-        /* LWS_WRITE_HTTP is also lws's raw write on a WebSocket: our frames
-         * are complete, so lws must not frame them again. */
-        int written = lws_write(conn->wsi, conn->out.data + LWS_PRE, len, LWS_WRITE_HTTP);
-        if (written < (int)len) {
+    memcpy(at + header_len + (item->head ? item->head->len : 0), item->body->data, item->body->len);
+    /* LWS_WRITE_HTTP is lws's raw write, also on a WebSocket: the frame
+     * is complete, lws must not frame it again. */
+    int written = lws_write(conn->wsi, at + skip, len - skip, LWS_WRITE_HTTP);
+    bson_free(copy);
+    pop(conn);
+    return written < 0 ? -1 : 0;
+}
+
+/* One writev of as much of the queue as the socket takes. 1: all of it
+ * went out; 0: the socket is full; -1: the socket failed. */
+static int write_plain(cc_conn_t *conn)
+{
+    struct iovec iov[MAX_IOV];
+    uint8_t headers[MAX_IOV / 3][CC_WS_HEADER_MAX];
+    int n = 0;
+    uint32_t items = 0;
+    size_t offered = 0;
+    while (items < conn->count && n + 3 <= MAX_IOV) {
+        cc_item_t *item = item_at(conn, items++);
+        size_t header_len;
+        offered += item_len(item, headers[items - 1], &header_len);
+        if (header_len) {
+            iov[n++] = (struct iovec){headers[items - 1], header_len};
+        }
+        if (item->head) {
+            iov[n++] = (struct iovec){item->head->data, item->head->len};
+        }
+        iov[n++] = (struct iovec){item->body->data, item->body->len};
+    }
+    conn->conns->metrics->writes++;
+    ssize_t sent = writev(lws_get_socket_fd(conn->wsi), iov, n);
+    if (sent < 0) {
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+    }
+    size_t left = (size_t)sent;
+    while (conn->count) {
+        uint8_t header[CC_WS_HEADER_MAX];
+        size_t header_len, len = item_len(item_at(conn, 0), header, &header_len);
+        if (left < len) {
+            break;
+        }
+        left -= len;
+        pop(conn);
+    }
+    if ((size_t)sent == offered) {
+        return 1;
+    }
+    if (left && hand_rest_to_lws(conn, left) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* TLS: whole items gathered into one record-sized buffer, then lws_write
+ * (lws keeps what the socket does not take, at most this much). */
+static int write_tls(cc_conn_t *conn)
+{
+    cc_conns_t *conns = conn->conns;
+    size_t len = 0;
+    uint32_t items = 0;
+    while (items < conn->count) {
+        uint8_t header[CC_WS_HEADER_MAX];
+        size_t header_len, item = item_len(item_at(conn, items), header, &header_len);
+        if (items && len + item > TLS_GATHER_BYTES) {
+            break;
+        }
+        if (LWS_PRE + len + item > conns->scratch_cap) {
+            conns->scratch_cap = LWS_PRE + len + item + TLS_GATHER_BYTES;
+            conns->scratch = bson_realloc(conns->scratch, conns->scratch_cap);
+        }
+        uint8_t *at = conns->scratch + LWS_PRE + len;
+        const cc_item_t *it = item_at(conn, items);
+        memcpy(at, header, header_len);
+        at += header_len;
+        if (it->head) {
+            memcpy(at, it->head->data, it->head->len);
+            at += it->head->len;
+        }
+        memcpy(at, it->body->data, it->body->len);
+        len += item;
+        items++;
+    }
+    conns->metrics->writes++;
+    if (lws_write(conn->wsi, conns->scratch + LWS_PRE, len, LWS_WRITE_HTTP) < (int)len) {
+        return -1;
+    }
+    while (items--) {
+        pop(conn);
+    }
+    return lws_partial_buffered(conn->wsi) ? 0 : 1;
+}
+
+/* Writes up to WRITE_ROUNDS times while the socket takes everything and
+ * the layer above has more; -1 to close. */
+static int write_queue(cc_conn_t *conn, bool in_callback)
+{
+    bool plain = !lws_is_ssl(conn->wsi);
+    if (conn->queued_bytes < conn->conns->max_queue_bytes && conn->state == CC_CONN_STREAMING) {
+        conn->conns->on_room(conn);
+    }
+    for (int round = 0; conn->count && round < WRITE_ROUNDS; round++) {
+        if (lws_partial_buffered(conn->wsi) || (!plain && !in_callback)) {
+            lws_callback_on_writable(conn->wsi); /* lws drains its bytes first */
+            return 0;
+        }
+        int done = plain ? write_plain(conn) : write_tls(conn);
+        if (done < 0) {
             return -1;
         }
-        if (!conn->closing) {
-            cc_fanout_refill(conn);
+        if (!done) {
+            conn->conns->metrics->partial_writes++;
+            if (!conn->stalled_since_us) {
+                conn->stalled_since_us = bson_get_monotonic_time();
+            }
+            lws_callback_on_writable(conn->wsi);
+            return 0;
         }
-        if (conn->out.len == 0) {
-            /* Idle subscribers are most subscribers: an empty queue holds
-             * no buffer (one allocation per write costs nothing next to
-             * the write itself). */
-            bson_free(conn->out.data);
-            conn->out.data = NULL;
-            conn->out.cap = 0;
+        conn->stalled_since_us = 0;
+        if (conn->state == CC_CONN_STREAMING && conn->queued_bytes < conn->conns->max_queue_bytes) {
+            conn->conns->on_room(conn);
+        }
+        in_callback = false;
+    }
+    if (conn->count) {
+        lws_callback_on_writable(conn->wsi); /* more next turn */
+    }
+    return 0;
+}
+
+void cc_conns_flush(cc_conns_t *conns)
+{
+    cc_conn_t *conn;
+    while ((conn = TAILQ_FIRST(&conns->dirty))) {
+        TAILQ_REMOVE(&conns->dirty, conn, dirty_link);
+        conn->dirty = false;
+        if (conn->state != CC_CONN_STREAMING) {
+            continue;
+        }
+        if (write_queue(conn, false) < 0) {
+            cc_conn_close(conn, 0, "write_failed");
         }
     }
-    if (conn->closing) {
+}
+
+int cc_conn_on_writable(cc_conn_t *conn)
+{
+    if (conn->state == CC_CONN_CLOSING) {
+        /* Last words (a reset) if the socket takes them now; then close. */
+        if (conn->count && !lws_partial_buffered(conn->wsi)) {
+            lws_is_ssl(conn->wsi) ? write_tls(conn) : write_plain(conn);
+        }
         if (conn->kind == CC_CONN_WS && conn->close_code) {
             lws_close_reason(conn->wsi, (enum lws_close_status)conn->close_code,
                              (unsigned char *)conn->close_reason, strlen(conn->close_reason));
         }
         return -1;
     }
-    return 0;
+    if (conn->state != CC_CONN_STREAMING) {
+        return 0;
+    }
+    if (conn->dirty) {
+        TAILQ_REMOVE(&conn->conns->dirty, conn, dirty_link);
+        conn->dirty = false;
+    }
+    return write_queue(conn, true);
+}
+
+int cc_conn_write_answer(cc_conn_t *conn)
+{
+    cc_buf_t *body = conn->answer;
+    uint8_t *copy = bson_malloc(LWS_PRE + body->len);
+    memcpy(copy + LWS_PRE, body->data, body->len);
+    lws_write(conn->wsi, copy + LWS_PRE, body->len, LWS_WRITE_HTTP_FINAL);
+    bson_free(copy);
+    return -1; /* answered; lws closes (we keep no HTTP/1.1 connection alive) */
+}
+
+void cc_conns_sweep(cc_conns_t *conns, int64_t now_us)
+{
+    cc_conn_t *conn;
+    TAILQ_FOREACH(conn, &conns->all, link)
+    {
+        if (conn->stalled_since_us && conn->state == CC_CONN_STREAMING &&
+            now_us - conn->stalled_since_us > conns->stall_timeout_ms * 1000) {
+            drop_slow(conn);
+        }
+    }
 }

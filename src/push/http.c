@@ -3,14 +3,17 @@
  * /metrics. Headers go out at once; the body at the next writable
  * callback, as libwebsockets wants. */
 #include "assets.h"
-#include "push_internal.h"
+#include "encode.h"
+#include "port.h"
+
+#include "changecast/log.h"
 
 #include <string.h>
 
-int cc_http_add_cors(struct cc_push *push, struct lws *wsi, unsigned char **p, unsigned char *end)
+int cc_http_add_cors(cc_port_t *port, struct lws *wsi, unsigned char **p, unsigned char *end)
 {
     char origin[256];
-    if (cc_access_origin(push, wsi, origin, sizeof origin) != CC_ORIGIN_ALLOWED) {
+    if (cc_access_origin(port, wsi, origin, sizeof origin) != CC_ORIGIN_ALLOWED) {
         return 0;
     }
     return lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
@@ -23,19 +26,22 @@ int cc_http_add_cors(struct cc_push *push, struct lws *wsi, unsigned char **p, u
                wsi, (const unsigned char *)"vary:", (const unsigned char *)"Origin", 6, p, end);
 }
 
-int cc_http_reply(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, unsigned status,
-                  const char *content_type, const char *body)
+static int cc_http_reply_bytes(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsigned status,
+                               const char *content_type, const char *body, size_t len);
+
+static int cc_http_reply(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsigned status,
+                         const char *content_type, const char *body)
 {
-    return cc_http_reply_bytes(push, wsi, slot, status, content_type, body, strlen(body));
+    return cc_http_reply_bytes(port, wsi, slot, status, content_type, body, strlen(body));
 }
 
-int cc_http_reply_bytes(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, unsigned status,
-                        const char *content_type, const char *body, size_t len)
+static int cc_http_reply_bytes(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsigned status,
+                               const char *content_type, const char *body, size_t len)
 {
     uint8_t buffer[LWS_PRE + 1024];
     uint8_t *start = buffer + LWS_PRE, *p = start, *end = buffer + sizeof buffer - 1;
     if (lws_add_http_common_headers(wsi, status, content_type, len, &p, end) ||
-        cc_http_add_cors(push, wsi, &p, end) ||
+        cc_http_add_cors(port, wsi, &p, end) ||
         (status == 401 &&
          lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
                                      (const unsigned char *)"Bearer", 6, &p, end)) ||
@@ -44,56 +50,54 @@ int cc_http_reply_bytes(struct cc_push *push, struct lws *wsi, cc_conn_t **slot,
         lws_finalize_write_http_header(wsi, start, &p, end)) {
         return -1;
     }
-    cc_conn_t *conn = cc_conn_new(push, wsi, CC_CONN_HTTP);
-    conn->http_body = bson_malloc(len + 1);
-    memcpy(conn->http_body, body, len);
-    conn->http_body[len] = '\0';
-    conn->http_body_len = len;
+    cc_conn_t *conn = cc_conn_new(&port->conns, wsi, CC_CONN_HTTP, NULL, CC_CONN_ANSWERING);
+    conn->answer = cc_buf_copy(body, len);
     *slot = conn;
     lws_callback_on_writable(wsi);
     return 0;
 }
 
 /* Answers with `doc` as JSON and destroys it. */
-static int reply_json(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, unsigned status,
+static int reply_json(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsigned status,
                       bson_t *doc)
 {
     char *json = cc_json_or_placeholder(doc, NULL);
-    int rc = cc_http_reply(push, wsi, slot, status, "application/json", json);
+    int rc = cc_http_reply(port, wsi, slot, status, "application/json", json);
     bson_free(json);
     bson_destroy(doc);
     return rc;
 }
 
-int cc_http_error(struct cc_push *push, struct lws *wsi, cc_conn_t **slot, unsigned status,
+int cc_http_error(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsigned status,
                   const char *code, const char *message)
 {
     bson_t doc = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&doc, "error", code);
     BSON_APPEND_UTF8(&doc, "message", message);
-    push->metrics.requests_rejected++;
-    return reply_json(push, wsi, slot, status, &doc);
+    port->metrics.requests_rejected++;
+    return reply_json(port, wsi, slot, status, &doc);
 }
 
-static int serve_health(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
+static int serve_health(cc_port_t *port, struct lws *wsi, cc_conn_t **slot)
 {
-    if (push->capture_state == CC_CAPTURE_LIVE) {
-        return cc_http_reply(push, wsi, slot, 200, "application/json", "{\"status\":\"ok\"}");
+    if (port->fanout.capture_state == CC_CAPTURE_LIVE) {
+        return cc_http_reply(port, wsi, slot, 200, "application/json", "{\"status\":\"ok\"}");
     }
     bson_t doc = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&doc, "status", "unavailable");
     BSON_APPEND_UTF8(&doc, "reason",
-                     push->capture_state == CC_CAPTURE_STARTING ? "the capture stream is starting"
-                                                                : push->capture_reason);
-    return reply_json(push, wsi, slot, 503, &doc);
+                     port->fanout.capture_state == CC_CAPTURE_STARTING
+                         ? "the capture stream is starting"
+                         : port->fanout.capture_reason);
+    return reply_json(port, wsi, slot, 503, &doc);
 }
 
 /* Document states waiting in format=docs queues: bounded by distinct _ids. */
-static size_t pending_docs(struct cc_push *push)
+static size_t pending_docs(cc_port_t *port)
 {
     size_t total = 0;
     cc_conn_t *conn;
-    TAILQ_FOREACH(conn, &push->conns, link)
+    TAILQ_FOREACH(conn, &port->conns.all, link)
     {
         cc_sub_t *sub;
         TAILQ_FOREACH(sub, &conn->subs, conn_link)
@@ -105,9 +109,9 @@ static size_t pending_docs(struct cc_push *push)
 }
 
 /* Prometheus text exposition format 0.0.4. */
-static int serve_metrics(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
+static int serve_metrics(cc_port_t *port, struct lws *wsi, cc_conn_t **slot)
 {
-    const cc_metrics_t *m = &push->metrics;
+    const cc_metrics_t *m = &port->metrics;
     double lag = 0;
     if (m->last_cluster_time > 0) {
         lag = (double)time(NULL) - m->last_cluster_time;
@@ -128,11 +132,25 @@ static int serve_metrics(struct cc_push *push, struct lws *wsi, cc_conn_t **slot
         "# HELP changecast_drops_total Subscriber connections dropped.\n"
         "# TYPE changecast_drops_total counter\n"
         "changecast_drops_total{reason=\"slow_consumer\"} %llu\n"
+        "# HELP changecast_paused_total Live subscriptions paused because changecast fell behind "
+        "while their socket still drained (they continue from the ring).\n"
+        "# TYPE changecast_paused_total counter\n"
+        "changecast_paused_total{reason=\"server_behind\"} %llu\n"
+        "# HELP changecast_output_queues Connections holding an output queue now (idle ones "
+        "hold none).\n"
+        "# TYPE changecast_output_queues gauge\n"
+        "changecast_output_queues %zu\n"
+        "# HELP changecast_socket_writes_total Writes to subscriber sockets, and those the "
+        "socket did not take whole.\n"
+        "# TYPE changecast_socket_writes_total counter\n"
+        "changecast_socket_writes_total{result=\"whole\"} %llu\n"
+        "changecast_socket_writes_total{result=\"partial\"} %llu\n"
         "# HELP changecast_resets_total Resets sent to subscribers.\n"
         "# TYPE changecast_resets_total counter\n"
         "changecast_resets_total{reason=\"history_lost\"} %llu\n"
         "changecast_resets_total{reason=\"capture_restarted\"} %llu\n"
         "changecast_resets_total{reason=\"too_many_pending\"} %llu\n"
+        "changecast_resets_total{reason=\"server_behind\"} %llu\n"
         "# HELP changecast_snapshots_total Live-query snapshots sent or refused.\n"
         "# TYPE changecast_snapshots_total counter\n"
         "changecast_snapshots_total{result=\"served\"} %llu\n"
@@ -172,17 +190,21 @@ static int serve_metrics(struct cc_push *push, struct lws *wsi, cc_conn_t **slot
         "# TYPE changecast_wire_bytes_forwarded_total counter\n"
         "changecast_wire_bytes_forwarded_total{direction=\"upstream\"} %llu\n"
         "changecast_wire_bytes_forwarded_total{direction=\"client\"} %llu\n",
-        push->sse_count, push->ws_count, (unsigned long long)m->events_captured,
-        (unsigned long long)m->events_delivered, (unsigned long long)m->drops_slow_consumer,
-        (unsigned long long)m->resets_history_lost, (unsigned long long)m->resets_capture_restarted,
-        (unsigned long long)m->resets_too_many_pending, (unsigned long long)m->snapshots_served,
-        (unsigned long long)m->snapshots_refused, pending_docs(push),
-        (unsigned long long)m->transactions_grouped, (unsigned long long)m->catchups_started,
-        (unsigned long long)m->subscription_checks, (unsigned long long)m->requests_rejected,
-        cc_ring_count(push->ring), cc_ring_bytes(push->ring), lag,
-        push->capture_state == CC_CAPTURE_LIVE, (long long)atomic_load(&push->wire_connections),
-        (unsigned long long)atomic_load(&push->wire_bytes_to_upstream),
-        (unsigned long long)atomic_load(&push->wire_bytes_to_clients));
+        port->conns.count[CC_CONN_SSE], port->conns.count[CC_CONN_WS],
+        (unsigned long long)m->events_captured, (unsigned long long)m->events_delivered,
+        (unsigned long long)m->drops_slow_consumer, (unsigned long long)m->paused_server_behind,
+        port->conns.queues, (unsigned long long)(m->writes - m->partial_writes),
+        (unsigned long long)m->partial_writes, (unsigned long long)m->resets_history_lost,
+        (unsigned long long)m->resets_capture_restarted,
+        (unsigned long long)m->resets_too_many_pending, (unsigned long long)m->resets_server_behind,
+        (unsigned long long)m->snapshots_served, (unsigned long long)m->snapshots_refused,
+        pending_docs(port), (unsigned long long)m->transactions_grouped,
+        (unsigned long long)m->catchups_started, (unsigned long long)m->subscription_checks,
+        (unsigned long long)m->requests_rejected, cc_ring_count(port->fanout.ring),
+        cc_ring_bytes(port->fanout.ring), lag, port->fanout.capture_state == CC_CAPTURE_LIVE,
+        (long long)atomic_load(&port->wire_connections),
+        (unsigned long long)atomic_load(&port->wire_bytes_to_upstream),
+        (unsigned long long)atomic_load(&port->wire_bytes_to_clients));
     size_t used = strlen(body);
     used += (size_t)snprintf(body + used, sizeof body - used,
                              "# HELP changecast_refusals_total Requests, subscriptions and "
@@ -220,56 +242,129 @@ static int serve_metrics(struct cc_push *push, struct lws *wsi, cc_conn_t **slot
                  (unsigned long long)m->write_latency_count, m->write_latency_sum_s,
                  (unsigned long long)m->write_latency_count);
     }
-    return cc_http_reply(push, wsi, slot, 200, "text/plain; version=0.0.4", body);
+    return cc_http_reply(port, wsi, slot, 200, "text/plain; version=0.0.4", body);
 }
 
 /* The exposed namespaces, for pickers such as the demo page's. */
-static int serve_namespaces(struct cc_push *push, struct lws *wsi, cc_conn_t **slot)
+static int serve_namespaces(cc_port_t *port, struct lws *wsi, cc_conn_t **slot)
 {
     bson_t doc = BSON_INITIALIZER, list;
     BSON_APPEND_ARRAY_BEGIN(&doc, "namespaces", &list);
-    for (size_t i = 0; i < push->expose.count; i++) {
-        const cc_ns_pattern_t *p = &push->expose.patterns[i];
+    for (size_t i = 0; i < port->expose.count; i++) {
+        const cc_ns_pattern_t *p = &port->expose.patterns[i];
         char key[24], name[512];
         snprintf(key, sizeof key, "%zu", i);
         snprintf(name, sizeof name, "%s.%s", p->db, p->coll ? p->coll : "*");
         BSON_APPEND_UTF8(&list, key, name);
     }
     bson_append_array_end(&doc, &list);
-    return reply_json(push, wsi, slot, 200, &doc);
+    return reply_json(port, wsi, slot, 200, &doc);
 }
 
 /* Embedded files; the demo page's only with push.demo = on. */
-static int serve_asset(struct cc_push *push, struct lws *wsi, const char *path, cc_conn_t **slot)
+static int serve_asset(cc_port_t *port, struct lws *wsi, const char *path, cc_conn_t **slot)
 {
     for (const cc_asset_t *asset = cc_assets; asset->path; asset++) {
         if (strcmp(asset->path, path) != 0) {
             continue;
         }
-        if (strncmp(path, "/v1/", 4) != 0 && !push->options.demo) {
+        if (strncmp(path, "/v1/", 4) != 0 && !port->options.demo) {
             break;
         }
         char type[64];
         snprintf(type, sizeof type, "%s; charset=utf-8", asset->content_type);
-        return cc_http_reply_bytes(push, wsi, slot, 200, type, (const char *)asset->data,
+        return cc_http_reply_bytes(port, wsi, slot, 200, type, (const char *)asset->data,
                                    asset->len);
     }
-    return cc_http_error(push, wsi, slot, 404, "not_found", "no such endpoint");
+    return cc_http_error(port, wsi, slot, 404, "not_found", "no such endpoint");
 }
 
-int cc_http_serve(struct cc_push *push, struct lws *wsi, const char *path, cc_conn_t **slot)
+static int cc_http_serve(cc_port_t *port, struct lws *wsi, const char *path, cc_conn_t **slot)
 {
     if (strcmp(path, "/healthz") == 0) {
-        return serve_health(push, wsi, slot);
+        return serve_health(port, wsi, slot);
     }
     if (strcmp(path, "/metrics") == 0) {
-        return serve_metrics(push, wsi, slot);
+        return serve_metrics(port, wsi, slot);
     }
     if (strcmp(path, "/v1/events") == 0) {
-        return cc_sse_open(push, wsi, slot);
+        return cc_sse_open(port, wsi, slot);
     }
     if (strcmp(path, "/v1/namespaces") == 0) {
-        return serve_namespaces(push, wsi, slot);
+        return serve_namespaces(port, wsi, slot);
     }
-    return serve_asset(push, wsi, path, slot);
+    return serve_asset(port, wsi, path, slot);
+}
+
+static cc_port_t *port_of(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
+}
+
+void cc_port_release_conn(cc_port_t *port, cc_conn_t *conn)
+{
+    cc_sub_t *sub;
+    while ((sub = TAILQ_FIRST(&conn->subs))) {
+        TAILQ_REMOVE(&conn->subs, sub, conn_link);
+        cc_fanout_stop(&port->fanout, sub);
+        cc_sub_free(sub);
+    }
+    if (conn->kind == CC_CONN_SSE) {
+        cc_hangup_unwatch(port, conn);
+    }
+    cc_access_release(port, conn);
+    cc_grant_destroy(conn->grant);
+    cc_conn_free(conn);
+}
+
+int cc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                     size_t len)
+{
+    cc_port_t *port = port_of(wsi);
+    cc_conn_t **slot = user;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        if (slot && *slot) {
+            /* A second request on a kept-alive connection. */
+            cc_port_release_conn(port, *slot);
+            *slot = NULL;
+        }
+        if (!lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) {
+            return cc_http_error(port, wsi, slot, 405, "method_not_allowed",
+                                 "the push port answers GET only");
+        }
+        return cc_http_serve(port, wsi, (const char *)in, slot);
+    case LWS_CALLBACK_HTTP_BODY:
+        /* No endpoint takes a body; refusing it also keeps pipelined bodies
+         * (which lws 4.1 mishandles) away. */
+        return -1;
+    case LWS_CALLBACK_HTTP_WRITEABLE: {
+        cc_conn_t *conn = *slot;
+        if (!conn) {
+            return 0;
+        }
+        if (conn->kind == CC_CONN_SSE) {
+            return cc_sse_writable(conn);
+        }
+        if (conn->state != CC_CONN_ANSWERING || cc_conn_write_answer(conn) < 0 ||
+            lws_http_transaction_completed(wsi)) {
+            return -1;
+        }
+        cc_port_release_conn(port, conn); /* kept alive for the next request */
+        *slot = NULL;
+        return 0;
+    }
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        if (slot && *slot) {
+            cc_port_release_conn(port, *slot);
+            *slot = NULL;
+        }
+        return 0;
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        /* A WebSocket upgrade without our subprotocol lands here. */
+        return 1;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
 }

@@ -4,105 +4,11 @@
  * goes on with exactly the changes after T (docs/live-queries.md). This
  * file decides what a change means for such a view and renders snapshots
  * and document states; fanout.c positions the subscription after T. */
-#include "push_internal.h"
+#include "deliver.h"
+#include "encode.h"
+#include "render.h"
 
 #include <string.h>
-
-static void add_field(cc_sub_t *sub, const char *path)
-{
-    size_t len = strcspn(path, ".");
-    for (size_t i = 0; i < sub->filter_field_count; i++) {
-        if (strlen(sub->filter_fields[i]) == len &&
-            strncmp(sub->filter_fields[i], path, len) == 0) {
-            return;
-        }
-    }
-    sub->filter_fields = bson_realloc(sub->filter_fields,
-                                      (sub->filter_field_count + 1) * sizeof *sub->filter_fields);
-    sub->filter_fields[sub->filter_field_count++] = bson_strndup(path, len);
-}
-
-/* The top-level fields a query reads: its keys, and those of the clauses
- * of $and, $or and $nor. */
-static void collect_fields(cc_sub_t *sub, const bson_t *query)
-{
-    bson_iter_t iter;
-    if (!bson_iter_init(&iter, query)) {
-        return;
-    }
-    while (bson_iter_next(&iter)) {
-        const char *key = bson_iter_key(&iter);
-        if (key[0] != '$') {
-            add_field(sub, key);
-            continue;
-        }
-        bson_iter_t clauses;
-        if (!BSON_ITER_HOLDS_ARRAY(&iter) || !bson_iter_recurse(&iter, &clauses)) {
-            continue;
-        }
-        while (bson_iter_next(&clauses)) {
-            uint32_t len;
-            const uint8_t *data;
-            bson_t clause;
-            if (!BSON_ITER_HOLDS_DOCUMENT(&clauses)) {
-                continue;
-            }
-            bson_iter_document(&clauses, &len, &data);
-            if (bson_init_static(&clause, data, len)) {
-                collect_fields(sub, &clause);
-            }
-        }
-    }
-}
-
-bool cc_livequery_prepare(struct cc_push *push, cc_sub_t *sub, const char **code,
-                          bson_error_t *error)
-{
-    *code = "bad_request";
-    if (!sub->want_snapshot && sub->format == CC_FORMAT_CHANGES) {
-        if (sub->sort || sub->limit) {
-            bson_set_error(error, 0, 0, "sort and limit apply to a snapshot only (snapshot=1)");
-            return false;
-        }
-        return true;
-    }
-    if (sub->namespace_count != 1 || !sub->namespaces[0].coll) {
-        bson_set_error(error, 0, 0,
-                       "a live query (snapshot or format=docs) reads one collection: give exactly "
-                       "one ns of the form db.collection");
-        return false;
-    }
-    if (sub->ops_given) {
-        bson_set_error(error, 0, 0,
-                       "ops does not apply to a live query: it gets whatever changes its view");
-        return false;
-    }
-    if ((sub->sort || sub->limit) && !sub->want_snapshot) {
-        bson_set_error(error, 0, 0, "sort and limit apply to a snapshot only (snapshot=1)");
-        return false;
-    }
-    if (sub->limit < 0 || sub->limit > push->options.snapshot_max_docs) {
-        bson_set_error(error, 0, 0, "limit must be 1 to %lld (push.snapshot_max_docs)",
-                       (long long)push->options.snapshot_max_docs);
-        return false;
-    }
-    if (strcmp(push->options.full_document, "default") == 0) {
-        *code = "full_document_required";
-        bson_set_error(error, 0, 0,
-                       "live queries need post-images, and this changecast captures without "
-                       "them: set changes.full_document = updateLookup (or whenAvailable, "
-                       "required)");
-        return false;
-    }
-    sub->live_query = true;
-    if (sub->query) {
-        collect_fields(sub, sub->query);
-    }
-    if (sub->format == CC_FORMAT_DOCS) {
-        sub->pending = cc_pending_new();
-    }
-    return true;
-}
 
 static bool image(const cc_event_t *event, const char *key, bson_t *out)
 {
@@ -116,18 +22,6 @@ static bool image(const cc_event_t *event, const char *key, bson_t *out)
     return bson_init_static(out, data, len);
 }
 
-static bool reads_field(const cc_sub_t *sub, const char *path)
-{
-    size_t len = strcspn(path, ".");
-    for (size_t i = 0; i < sub->filter_field_count; i++) {
-        if (strlen(sub->filter_fields[i]) == len &&
-            strncmp(sub->filter_fields[i], path, len) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /* Whether an update changed a field the filter reads: if not, the
  * document's match did not change either. */
 static bool update_touches_filter(const cc_sub_t *sub, const cc_event_t *event)
@@ -137,7 +31,7 @@ static bool update_touches_filter(const cc_sub_t *sub, const cc_event_t *event)
         bson_iter_find_descendant(&iter, "updateDescription.updatedFields", &list) &&
         bson_iter_recurse(&list, &item)) {
         while (bson_iter_next(&item)) {
-            if (reads_field(sub, bson_iter_key(&item))) {
+            if (cc_sub_reads_field(sub, bson_iter_key(&item))) {
                 return true;
             }
         }
@@ -146,7 +40,8 @@ static bool update_touches_filter(const cc_sub_t *sub, const cc_event_t *event)
         bson_iter_find_descendant(&iter, "updateDescription.removedFields", &list) &&
         bson_iter_recurse(&list, &item)) {
         while (bson_iter_next(&item)) {
-            if (BSON_ITER_HOLDS_UTF8(&item) && reads_field(sub, bson_iter_utf8(&item, NULL))) {
+            if (BSON_ITER_HOLDS_UTF8(&item) &&
+                cc_sub_reads_field(sub, bson_iter_utf8(&item, NULL))) {
                 return true;
             }
         }
@@ -157,7 +52,8 @@ static bool update_touches_filter(const cc_sub_t *sub, const cc_event_t *event)
         while (bson_iter_next(&item)) {
             bson_iter_t field;
             if (bson_iter_recurse(&item, &field) && bson_iter_find(&field, "field") &&
-                BSON_ITER_HOLDS_UTF8(&field) && reads_field(sub, bson_iter_utf8(&field, NULL))) {
+                BSON_ITER_HOLDS_UTF8(&field) &&
+                cc_sub_reads_field(sub, bson_iter_utf8(&field, NULL))) {
                 return true;
             }
         }
@@ -200,26 +96,21 @@ cc_verdict_t cc_livequery_judge(const cc_sub_t *sub, const cc_event_t *event)
     return sub->row_filtered ? CC_VERDICT_SKIP : CC_VERDICT_DELETE;
 }
 
-bool cc_livequery_can_snapshot(const struct cc_push *push)
-{
-    uint32_t seconds, increment;
-    return cc_fanout_read_through(push, &seconds, &increment);
-}
-
 /* The snapshot is read where capture has read up to, position P, so that
  * "after P" in the stream is exactly "after the snapshot": at P's own
  * cluster time when P is an event (the whole of its time has been read:
  * a transaction is dispatched whole), and just before it when P is a
  * high-water mark (the events of its time come after it). */
-void cc_livequery_request_snapshot(struct cc_push *push, cc_sub_t *sub, uint64_t request_id)
+void cc_livequery_request_snapshot(cc_channel_t *channel, const cc_push_options_t *options,
+                                   const cc_capture_position_t *position, cc_sub_t *sub,
+                                   uint64_t request_id)
 {
     cc_snapshot_query_t *query = bson_malloc0(sizeof *query);
-    char position[CC_HIGH_WATER_MARK_LEN + 1];
+    char shown[CC_HIGH_WATER_MARK_LEN + 1];
     bson_free(sub->snapshot_position);
-    sub->snapshot_position = bson_strdup(cc_fanout_public_position(push, position, sizeof position)
-                                             ? position
-                                             : push->capture_position);
-    cc_fanout_read_through(push, &query->at_seconds, &query->at_increment);
+    sub->snapshot_position =
+        bson_strdup(cc_position_public(position, shown, sizeof shown) ? shown : position->token);
+    cc_position_read_through(position, &query->at_seconds, &query->at_increment);
     query->db = bson_strdup(sub->namespaces[0].db);
     query->coll = bson_strdup(sub->namespaces[0].coll);
     const bson_t *filter = sub->view_query ? sub->view_query : sub->query;
@@ -233,9 +124,9 @@ void cc_livequery_request_snapshot(struct cc_push *push, cc_sub_t *sub, uint64_t
         }
         bson_destroy(&projection);
     }
-    query->max_docs = push->options.snapshot_max_docs;
-    query->max_bytes = push->options.snapshot_max_bytes;
-    cc_channel_request_snapshot(push->channel, request_id, query);
+    query->max_docs = options->snapshot_max_docs;
+    query->max_bytes = options->snapshot_max_bytes;
+    cc_channel_request_snapshot(channel, request_id, query);
 }
 
 bool cc_livequery_send_snapshot(cc_sub_t *sub, const cc_snapshot_t *snapshot)
@@ -243,36 +134,29 @@ bool cc_livequery_send_snapshot(cc_sub_t *sub, const cc_snapshot_t *snapshot)
     if (snapshot->error_code) {
         return false;
     }
-    cc_conn_t *conn = sub->conn;
     bson_t begin = BSON_INITIALIZER;
     char ns[512];
     snprintf(ns, sizeof ns, "%s.%s", sub->namespaces[0].db, sub->namespaces[0].coll);
     BSON_APPEND_UTF8(&begin, "ns", ns);
     BSON_APPEND_TIMESTAMP(&begin, "atClusterTime", snapshot->seconds, snapshot->increment);
     BSON_APPEND_INT64(&begin, "count", (int64_t)snapshot->count);
-    cc_fanout_send_notice(sub, "snapshot-begin", NULL, &begin);
+    cc_deliver_notice(sub, "snapshot-begin", NULL, &begin);
     bson_destroy(&begin);
+    bool ws = sub->conn->kind == CC_CONN_WS;
     for (size_t i = 0; i < snapshot->count; i++) {
-        if (conn->kind == CC_CONN_SSE) {
-            cc_conn_append_sse(conn, NULL, "doc", (const char *const *)&snapshot->docs[i],
-                               &snapshot->lens[i], 1);
-            continue;
-        }
-        static const char open[] = "{\"type\":\"doc\",\"id\":\"",
-                          body[] = "\",\"doc\":", close[] = "}";
-        const char *parts[] = {open, sub->id, body, snapshot->docs[i], close};
-        const size_t lens[] = {sizeof open - 1, strlen(sub->id), sizeof body - 1, snapshot->lens[i],
-                               sizeof close - 1};
-        cc_conn_append_ws_text(conn, parts, lens, 5);
+        cc_span_t doc = {snapshot->docs[i], snapshot->lens[i]};
+        cc_span_t body[] = {CC_SPAN_LIT("\"type\":\"doc\",\"doc\":"), doc, CC_SPAN_LIT("}")};
+        cc_buf_t *buf = ws ? cc_encode_concat(body, 3) : cc_encode_sse(NULL, "doc", &doc, 1);
+        cc_deliver_body(sub, buf);
+        cc_buf_unref(buf);
     }
     const char *position = sub->snapshot_position;
     bson_t end = BSON_INITIALIZER;
     BSON_APPEND_TIMESTAMP(&end, "atClusterTime", snapshot->seconds, snapshot->increment);
     BSON_APPEND_UTF8(&end, "token", position);
-    cc_fanout_send_notice(sub, "snapshot-end", position, &end);
+    cc_deliver_notice(sub, "snapshot-end", position, &end);
     bson_destroy(&end);
-    bson_free(sub->position);
-    sub->position = bson_strdup(position);
+    cc_mark_set_token(&sub->position, position);
     return true;
 }
 
@@ -281,7 +165,15 @@ bool cc_livequery_send_snapshot(cc_sub_t *sub, const cc_snapshot_t *snapshot)
 static void emit_state(cc_event_t *event, bool upsert, const char *doc_json, bool last, void *arg)
 {
     cc_sub_t *sub = arg;
-    cc_conn_t *conn = sub->conn;
+    bool ws = sub->conn->kind == CC_CONN_WS;
+    const char *token = last ? cc_mark_token(&sub->position) : NULL;
+    if (!token && !doc_json) {
+        /* The same bytes for every subscription that gets this state. */
+        cc_view_t *view = cc_render_view(event, NULL);
+        cc_deliver_body(sub, cc_render_form(event, view, ws ? CC_WIRE_WS : CC_WIRE_SSE,
+                                            upsert ? CC_FORM_UPSERT : CC_FORM_DELETE));
+        return;
+    }
     size_t id_len, doc_len = 0;
     const char *id = cc_event_json_id(event, &id_len);
     const char *doc = NULL;
@@ -291,39 +183,29 @@ static void emit_state(cc_event_t *event, bool upsert, const char *doc_json, boo
     } else if (upsert) {
         doc = cc_event_json_post_image(event, &doc_len);
     }
-    const char *token = last ? sub->position : NULL;
-    if (conn->kind == CC_CONN_SSE) {
-        const char *parts[] = {"{\"_id\":", id, ",\"doc\":", doc, "}"};
-        const size_t lens[] = {7, id_len, 7, doc_len, 1};
-        if (upsert) {
-            cc_conn_append_sse(conn, token, "upsert", parts, lens, 5);
-        } else {
-            const char *gone[] = {parts[0], id, "}"};
-            const size_t gone_lens[] = {7, id_len, 1};
-            cc_conn_append_sse(conn, token, "delete", gone, gone_lens, 3);
-        }
-        return;
-    }
-    const char *parts[9];
-    size_t lens[9], n = 0;
-#define PART(text, len) (parts[n] = (text), lens[n++] = (len))
-    PART(upsert ? "{\"type\":\"upsert\",\"id\":\"" : "{\"type\":\"delete\",\"id\":\"", 23);
-    PART(sub->id, strlen(sub->id));
-    PART("\",\"_id\":", 8);
-    PART(id, id_len);
-    if (upsert) {
-        PART(",\"doc\":", 7);
-        PART(doc, doc_len);
-    }
-    if (token) {
-        PART(",\"token\":\"", 10);
-        PART(token, strlen(token));
-        PART("\"}", 2);
+    cc_span_t parts[8];
+    size_t n = 0;
+    if (ws) {
+        parts[n++] = upsert ? CC_SPAN_LIT("\"type\":\"upsert\",\"_id\":")
+                            : CC_SPAN_LIT("\"type\":\"delete\",\"_id\":");
     } else {
-        PART("}", 1);
+        parts[n++] = CC_SPAN_LIT("{\"_id\":");
     }
-#undef PART
-    cc_conn_append_ws_text(conn, parts, lens, n);
+    parts[n++] = (cc_span_t){id, id_len};
+    if (upsert) {
+        parts[n++] = CC_SPAN_LIT(",\"doc\":");
+        parts[n++] = (cc_span_t){doc, doc_len};
+    }
+    if (ws && token) {
+        parts[n++] = CC_SPAN_LIT(",\"token\":\"");
+        parts[n++] = cc_span_str(token);
+        parts[n++] = CC_SPAN_LIT("\"");
+    }
+    parts[n++] = CC_SPAN_LIT("}");
+    cc_buf_t *buf = ws ? cc_encode_concat(parts, n)
+                       : cc_encode_sse(token, upsert ? "upsert" : "delete", parts, n);
+    cc_deliver_body(sub, buf);
+    cc_buf_unref(buf);
 }
 
 void cc_livequery_render_pending(cc_sub_t *sub)

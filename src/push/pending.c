@@ -5,7 +5,9 @@
  * bounded by the number of distinct documents, not of changes. Entries keep
  * their first arrival order; an open-addressing table over the _id's JSON
  * finds them. */
-#include "push_internal.h"
+#include "pending.h"
+
+#include <bson/bson.h>
 
 #include <string.h>
 

@@ -1,92 +1,61 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The push thread: one libwebsockets context on lws's own poll loop.
- * Capture wakes it with lws_cancel_service() (the only lws call that is
- * safe from another thread); it then drains the channel. Two timers: the
- * flush window (events wait at most push.flush_ms, then leave together),
- * and the heartbeat (SSE comments, WebSocket pings, idle checks). SSE
- * clients that leave are noticed by hangup.c. */
+/* push/server (server layer): the push thread. One libwebsockets context
+ * runs on a libev loop of our own (lws's evlib-ev plugin, a foreign loop),
+ * so readiness costs O(ready sockets), not a poll() over every socket, and
+ * our timers are the loop's own ev_timers (lws's timers re-armed from a
+ * callback fire late on this plugin: docs/architecture.md). Capture wakes the thread
+ * through an ev_async (libev's thread-safe wakeup), only when its channel
+ * goes from empty to non-empty; the channel is then drained in bounded
+ * slices, with writes in between. Timers: the flush window (armed before
+ * each poll while connections have items waiting), heartbeats (SSE
+ * comments, WebSocket pings, idle checks), watermarks, and a one-second
+ * tick for token expiry and stalled sockets. Calls everything below. */
+#include "encode.h"
+#include "port.h"
+
 #include "changecast/hostport.h"
 #include "changecast/log.h"
-#include "push_internal.h"
 
 #include <arpa/inet.h>
-#include <openssl/ssl.h>
+#include <ev.h>
 #include <string.h>
 
-static struct cc_push *push_of(struct lws *wsi)
+struct cc_push {
+    cc_port_t port; /* first: lws's context user is the port */
+    char *strings[7];
+    struct lws_context *context;
+    struct lws_vhost *vhost;
+    struct ev_loop *loop;
+    ev_async wake;
+    ev_prepare before_poll;
+    ev_timer flush_timer;
+    ev_timer drain_timer; /* the next slice of the channel */
+    ev_timer heartbeat_timer;
+    ev_timer watermark_timer;
+    ev_timer tick_timer;
+    ev_timer shutdown_timer;
+    int64_t shutdown_deadline_us;
+    SSL_CTX *tls_ctx; /* lws's, for reloading the certificate */
+    char address[300];
+    pthread_t thread;
+    pthread_mutex_t start_lock;
+    pthread_cond_t started;
+    bool start_done;
+    bool start_failed;
+    bson_error_t start_error;
+    atomic_bool stopping;
+    atomic_bool reload_requested;
+};
+
+static struct cc_push *push_of_watcher(void *data)
 {
-    return lws_context_user(lws_get_context(wsi));
+    return data;
 }
 
-/* Keeps lws_service() returning while connections close at shutdown. */
-static void on_shutdown_tick(lws_sorted_usec_list_t *sul)
+static bool load_pair(SSL_CTX *ctx, const cc_port_t *port)
 {
-    struct cc_push *push = lws_container_of(sul, struct cc_push, heartbeat_timer);
-    lws_sul_schedule(push->context, 0, &push->heartbeat_timer, on_shutdown_tick,
-                     100 * LWS_US_PER_MS);
-}
-
-static void on_flush_timer(lws_sorted_usec_list_t *sul)
-{
-    struct cc_push *push = lws_container_of(sul, struct cc_push, flush_timer);
-    push->flush_scheduled = false;
-    cc_conn_t *conn;
-    while ((conn = TAILQ_FIRST(&push->dirty))) {
-        TAILQ_REMOVE(&push->dirty, conn, dirty_link);
-        conn->dirty = false;
-        lws_callback_on_writable(conn->wsi);
-    }
-}
-
-static void schedule_flush(struct cc_push *push)
-{
-    if (!push->flush_scheduled && TAILQ_FIRST(&push->dirty)) {
-        push->flush_scheduled = true;
-        lws_sul_schedule(push->context, 0, &push->flush_timer, on_flush_timer,
-                         push->options.flush_ms * LWS_US_PER_MS);
-    }
-}
-
-static void on_heartbeat(lws_sorted_usec_list_t *sul)
-{
-    struct cc_push *push = lws_container_of(sul, struct cc_push, heartbeat_timer);
-    int64_t now = bson_get_monotonic_time();
-    cc_conn_t *conn;
-    TAILQ_FOREACH(conn, &push->conns, link)
-    {
-        if (conn->closing) {
-            continue;
-        }
-        if (conn->kind == CC_CONN_SSE) {
-            cc_conn_append(conn, ": heartbeat\n\n", 13);
-            cc_conn_mark_dirty(conn);
-        } else if (conn->kind == CC_CONN_WS) {
-            if (now - conn->last_rx_us > push->options.idle_timeout_ms * 1000) {
-                cc_conn_drop(conn, LWS_CLOSE_STATUS_NORMAL, "idle_timeout");
-                continue;
-            }
-            /* A ping with a payload: lws 4.1 passes an empty pong to nobody. */
-            static const uint8_t ping[3] = {0x89, 0x01, 'c'};
-            cc_conn_append(conn, ping, sizeof ping);
-            cc_conn_mark_dirty(conn);
-        }
-    }
-    schedule_flush(push);
-    lws_sul_schedule(push->context, 0, &push->heartbeat_timer, on_heartbeat,
-                     push->options.heartbeat_ms * LWS_US_PER_MS);
-}
-
-static void on_expiry_timer(lws_sorted_usec_list_t *sul)
-{
-    struct cc_push *push = lws_container_of(sul, struct cc_push, expiry_timer);
-    cc_access_expire(push);
-    lws_sul_schedule(push->context, 0, &push->expiry_timer, on_expiry_timer, LWS_US_PER_SEC);
-}
-
-static bool load_pair(SSL_CTX *ctx, const struct cc_push *push)
-{
-    return SSL_CTX_use_certificate_chain_file(ctx, push->options.tls_cert_file) == 1 &&
-           SSL_CTX_use_PrivateKey_file(ctx, push->options.tls_key_file, SSL_FILETYPE_PEM) == 1 &&
+    return SSL_CTX_use_certificate_chain_file(ctx, port->options.tls_cert_file) == 1 &&
+           SSL_CTX_use_PrivateKey_file(ctx, port->options.tls_key_file, SSL_FILETYPE_PEM) == 1 &&
            SSL_CTX_check_private_key(ctx) == 1;
 }
 
@@ -95,7 +64,7 @@ static bool load_pair(SSL_CTX *ctx, const struct cc_push *push)
 static void reload(struct cc_push *push)
 {
     bson_error_t error;
-    if (!cc_auth_reload(push->auth, &error)) {
+    if (!cc_auth_reload(push->port.auth, &error)) {
         cc_error("event=reload_failed what=auth error=\"%s\"", error.message);
     } else {
         cc_info("event=reloaded what=auth");
@@ -106,151 +75,165 @@ static void reload(struct cc_push *push)
     /* Tried on a scratch context first: a pair that does not load together
      * must not leave the live one half replaced. */
     SSL_CTX *trial = SSL_CTX_new(TLS_server_method());
-    bool usable = trial && load_pair(trial, push) && load_pair(push->tls_ctx, push);
+    bool usable = trial && load_pair(trial, &push->port) && load_pair(push->tls_ctx, &push->port);
     SSL_CTX_free(trial);
     if (!usable) {
         cc_error(
             "event=reload_failed what=push_tls file=\"%s\" detail=\"certificate and key do not "
             "load together; the old ones stay\"",
-            push->options.tls_cert_file);
+            push->port.options.tls_cert_file);
         return;
     }
     cc_info("event=reloaded what=push_tls");
 }
 
-static void on_watermark_timer(lws_sorted_usec_list_t *sul)
+static void on_room(cc_conn_t *conn)
 {
-    struct cc_push *push = lws_container_of(sul, struct cc_push, watermark_timer);
-    cc_fanout_send_watermarks(push);
-    schedule_flush(push);
-    lws_sul_schedule(push->context, 0, &push->watermark_timer, on_watermark_timer,
-                     push->options.watermark_ms * LWS_US_PER_MS);
+    cc_port_t *port = lws_context_user(lws_get_context(conn->wsi));
+    cc_fanout_refill(&port->fanout, conn);
 }
 
-static int on_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                   size_t len)
+static void drain(struct cc_push *push)
 {
-    struct cc_push *push = push_of(wsi);
-    cc_conn_t **slot = user;
-    switch (reason) {
-    case LWS_CALLBACK_HTTP:
-        if (!lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) {
-            return cc_http_error(push, wsi, slot, 405, "method_not_allowed",
-                                 "the push port answers GET only");
-        }
-        return cc_http_serve(push, wsi, (const char *)in, slot);
-    case LWS_CALLBACK_HTTP_BODY:
-        /* No endpoint takes a body; refusing it also keeps pipelined bodies
-         * (which lws 4.1 mishandles) away. */
-        return -1;
-    case LWS_CALLBACK_HTTP_WRITEABLE: {
-        cc_conn_t *conn = *slot;
-        if (!conn) {
-            return 0;
-        }
-        if (conn->kind == CC_CONN_HTTP) {
-            cc_conn_append(conn, conn->http_body, conn->http_body_len);
-            int written =
-                lws_write(wsi, conn->out.data + LWS_PRE, conn->out.len, LWS_WRITE_HTTP_FINAL);
-            conn->out.len = 0;
-            if (written < 0 || lws_http_transaction_completed(wsi)) {
-                return -1;
-            }
-            return 0;
-        }
-        if (conn->status_pending) {
-            return cc_sse_write_status(conn);
-        }
-        return cc_conn_flush(conn);
+    if (cc_fanout_drain(&push->port.fanout)) {
+        /* More waits: after the sockets that are ready have had their turn. */
+        ev_timer_set(&push->drain_timer, 0, 0);
+        ev_timer_start(push->loop, &push->drain_timer);
     }
-    case LWS_CALLBACK_CLOSED_HTTP:
-    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-        if (slot && *slot) {
-            cc_conn_free(*slot);
-            *slot = NULL;
+}
+
+static void on_drain_timer(struct ev_loop *loop, ev_timer *timer, int revents)
+{
+    (void)loop;
+    (void)revents;
+    drain(push_of_watcher(timer->data));
+}
+
+static void close_all(struct cc_push *push)
+{
+    cc_conn_t *conn;
+    TAILQ_FOREACH(conn, &push->port.conns.all, link)
+    {
+        /* Say goodbye properly (WebSocket close 1001). */
+        cc_conn_close(conn, LWS_CLOSE_STATUS_GOINGAWAY, "shutting down");
+    }
+}
+
+static void on_shutdown_timer(struct ev_loop *loop, ev_timer *timer, int revents)
+{
+    (void)revents;
+    struct cc_push *push = push_of_watcher(timer->data);
+    if (!TAILQ_FIRST(&push->port.conns.all) ||
+        bson_get_monotonic_time() > push->shutdown_deadline_us) {
+        ev_break(loop, EVBREAK_ALL);
+    }
+}
+
+static void on_wake(struct ev_loop *loop, ev_async *async, int revents)
+{
+    (void)revents;
+    struct cc_push *push = push_of_watcher(async->data);
+    if (atomic_load(&push->stopping)) {
+        if (!ev_is_active(&push->shutdown_timer)) {
+            close_all(push);
+            push->shutdown_deadline_us = bson_get_monotonic_time() + 1000 * 1000;
+            ev_timer_start(loop, &push->shutdown_timer);
         }
-        return 0;
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        /* A WebSocket upgrade without our subprotocol lands here. */
-        return 1;
-    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-        if (atomic_exchange(&push->reload_requested, false)) {
-            reload(push);
+        return;
+    }
+    if (atomic_exchange(&push->reload_requested, false)) {
+        reload(push);
+    }
+    if (!ev_is_active(&push->drain_timer)) {
+        drain(push);
+    }
+}
+
+/* Before each poll: items waiting arm the flush window. */
+static void on_before_poll(struct ev_loop *loop, ev_prepare *prepare, int revents)
+{
+    (void)revents;
+    struct cc_push *push = push_of_watcher(prepare->data);
+    if (TAILQ_FIRST(&push->port.conns.dirty) && !ev_is_active(&push->flush_timer)) {
+        ev_timer_set(&push->flush_timer, (double)push->port.options.flush_ms / 1000.0, 0);
+        ev_timer_start(loop, &push->flush_timer);
+    }
+}
+
+static void on_flush_timer(struct ev_loop *loop, ev_timer *timer, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct cc_push *push = push_of_watcher(timer->data);
+    cc_conns_flush(&push->port.conns);
+}
+
+static void on_heartbeat(struct ev_loop *loop, ev_timer *timer, int revents)
+{
+    (void)loop;
+    (void)revents;
+    cc_port_t *port = &push_of_watcher(timer->data)->port;
+    int64_t now = bson_get_monotonic_time();
+    cc_conn_t *conn;
+    TAILQ_FOREACH(conn, &port->conns.all, link)
+    {
+        if (conn->state != CC_CONN_STREAMING) {
+            continue;
         }
-        cc_fanout_drain_channel(push);
-        schedule_flush(push);
-        return 0;
-    case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+        if (conn->kind == CC_CONN_SSE) {
+            cc_conn_push(conn, NULL, cc_buf_ref(port->sse_heartbeat), 0);
+        } else if (conn->kind == CC_CONN_WS) {
+            if (now - conn->last_rx_us > port->options.idle_timeout_ms * 1000) {
+                cc_conn_close(conn, LWS_CLOSE_STATUS_NORMAL, "idle_timeout");
+                continue;
+            }
+            cc_conn_push(conn, NULL, cc_buf_ref(port->ws_ping), 0);
+        } else {
+            continue;
+        }
+        cc_conn_wake(conn);
+    }
+}
+
+static void on_watermark_timer(struct ev_loop *loop, ev_timer *timer, int revents)
+{
+    (void)loop;
+    (void)revents;
+    cc_fanout_send_watermarks(&push_of_watcher(timer->data)->port.fanout);
+}
+
+static void on_tick(struct ev_loop *loop, ev_timer *timer, int revents)
+{
+    (void)loop;
+    (void)revents;
+    cc_port_t *port = &push_of_watcher(timer->data)->port;
+    cc_access_expire(port);
+    cc_conns_sweep(&port->conns, bson_get_monotonic_time());
+}
+
+static int on_tls(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                  size_t len)
+{
+    if (reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS) {
+        struct cc_push *push = lws_context_user(lws_get_context(wsi));
         /* The push port's SSL_CTX, kept for SIGHUP; TLS 1.2 at least. */
         push->tls_ctx = user;
         SSL_CTX_set_min_proto_version(push->tls_ctx, TLS1_2_VERSION);
-        if (*push->options.tls_client_ca_file) {
+        if (*push->port.options.tls_client_ca_file) {
             /* A client without a certificate from this CA is refused in
              * the handshake. */
             SSL_CTX_set_verify(push->tls_ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
                                NULL);
         }
         return 0;
-    default:
-        return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
-}
-
-static int on_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                 size_t len)
-{
-    struct cc_push *push = push_of(wsi);
-    cc_conn_t **slot = user;
-    switch (reason) {
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
-        char uri[64], origin[256];
-        if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
-            strcmp(uri, "/v1/ws") != 0) {
-            return 1;
-        }
-        /* Cross-site WebSocket hijacking: a foreign page must not ride a
-         * browser's cookie token. */
-        if (cc_access_origin(push, wsi, origin, sizeof origin) == CC_ORIGIN_REFUSED) {
-            cc_access_refused(push, CC_REFUSAL_ORIGIN_NOT_ALLOWED);
-            lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, "origin_not_allowed");
-            return -1;
-        }
-        return 0;
-    }
-    case LWS_CALLBACK_ESTABLISHED:
-        *slot = cc_conn_new(push, wsi, CC_CONN_WS);
-        cc_info("push_conn=%llu event=ws_open", (unsigned long long)(*slot)->id);
-        cc_ws_open(*slot);
-        return 0;
-    case LWS_CALLBACK_RECEIVE:
-        if (*slot) {
-            cc_ws_receive(*slot, in, len);
-            schedule_flush(push);
-        }
-        return 0;
-    case LWS_CALLBACK_RECEIVE_PONG:
-        cc_debug("push_conn=%llu event=pong", *slot ? (unsigned long long)(*slot)->id : 0ULL);
-        if (*slot) {
-            (*slot)->last_rx_us = bson_get_monotonic_time();
-        }
-        return 0;
-    case LWS_CALLBACK_SERVER_WRITEABLE:
-        return *slot ? cc_conn_flush(*slot) : 0;
-    case LWS_CALLBACK_CLOSED:
-        if (*slot) {
-            cc_conn_free(*slot);
-            *slot = NULL;
-        }
-        return 0;
-    default:
-        return 0;
-    }
+    return cc_http_callback(wsi, reason, user, in, len);
 }
 
 static void wake_push(void *arg)
 {
     struct cc_push *push = arg;
-    lws_cancel_service(push->context);
+    ev_async_send(push->loop, &push->wake);
 }
 
 static void report_start(struct cc_push *push, bool failed)
@@ -270,26 +253,72 @@ static void lws_to_log(int level, const char *line)
     cc_log(level == LLL_ERR ? CC_LOG_ERROR : CC_LOG_WARN, "event=lws_log message=\"%s\"", trimmed);
 }
 
-static void *push_thread(void *arg)
+static void start_watchers(struct cc_push *push)
 {
-    struct cc_push *push = arg;
+    struct ev_loop *loop = push->loop;
+    const cc_push_options_t *options = &push->port.options;
+    ev_async_init(&push->wake, on_wake);
+    ev_prepare_init(&push->before_poll, on_before_poll);
+    ev_timer_init(&push->flush_timer, on_flush_timer, 0, 0);
+    ev_timer_init(&push->drain_timer, on_drain_timer, 0, 0);
+    ev_timer_init(&push->heartbeat_timer, on_heartbeat, (double)options->heartbeat_ms / 1000.0,
+                  (double)options->heartbeat_ms / 1000.0);
+    ev_timer_init(&push->watermark_timer, on_watermark_timer,
+                  (double)options->watermark_ms / 1000.0, (double)options->watermark_ms / 1000.0);
+    ev_timer_init(&push->tick_timer, on_tick, 1.0, 1.0);
+    ev_timer_init(&push->shutdown_timer, on_shutdown_timer, 0.05, 0.05);
+    void *watchers[] = {&push->wake,        &push->before_poll,     &push->flush_timer,
+                        &push->drain_timer, &push->heartbeat_timer, &push->watermark_timer,
+                        &push->tick_timer,  &push->shutdown_timer};
+    for (size_t i = 0; i < sizeof watchers / sizeof watchers[0]; i++) {
+        ((ev_watcher *)watchers[i])->data = push;
+    }
+    ev_async_start(loop, &push->wake);
+    ev_prepare_start(loop, &push->before_poll);
+    ev_timer_start(loop, &push->heartbeat_timer);
+    ev_timer_start(loop, &push->tick_timer);
+    if (options->watermark_ms > 0) {
+        ev_timer_start(loop, &push->watermark_timer);
+    }
+}
+
+static bool fail_start(struct cc_push *push, const char *message)
+{
+    bson_set_error(&push->start_error, 0, 0, "%s", message);
+    if (push->context) {
+        lws_context_destroy(push->context);
+        push->context = NULL;
+    }
+    cc_hangup_close(&push->port);
+    report_start(push, true);
+    return false;
+}
+
+static bool create_context(struct cc_push *push)
+{
+    cc_port_t *port = &push->port;
     cc_hostport_t hp;
-    cc_hostport_parse(push->options.listen, &hp, &push->start_error);
+    char message[400];
+    cc_hostport_parse(port->options.listen, &hp, &push->start_error);
     static const struct lws_protocols protocols[] = {
-        {"http", on_http, sizeof(cc_conn_t *), 0, 0, NULL, 0},
+        {"http", on_tls, sizeof(cc_conn_t *), 0, 0, NULL, 0},
         /* Clients send small JSON messages; larger ones arrive in pieces,
-         * which ws.c assembles. The receive buffer is per connection. */
-        {"changecast.v1", on_ws, sizeof(cc_conn_t *), 512, 0, NULL, 4096},
+         * which ws.c assembles. The receive buffer is per connection, so
+         * it is small; the send size is set so lws never splits a write
+         * of its own by the receive buffer's size. */
+        {"changecast.v1", cc_ws_callback, sizeof(cc_conn_t *), 128, 0, NULL, 4096},
         {"changecast-hangup", cc_hangup_callback, 0, 0, 0, NULL, 0},
         {NULL, NULL, 0, 0, 0, NULL, 0},
     };
+    void *foreign_loops[] = {push->loop};
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = hp.port;
     info.iface = hp.host;
     info.protocols = protocols;
-    info.user = push;
-    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.user = push; /* == &push->port */
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_LIBEV;
+    info.foreign_loops = foreign_loops;
     /* lws looks an address up on the socket's family: on an IPv6 socket an
      * IPv4 literal is not found, and lws 4.1 then listens on every
      * interface. An IPv4 address gets an IPv4 socket. */
@@ -298,15 +327,15 @@ static void *push_thread(void *arg)
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     }
     info.max_http_header_data = 8192;
-    if (*push->options.tls_cert_file) {
-        push->tls = true;
+    if (*port->options.tls_cert_file) {
+        port->tls = true;
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-        info.ssl_cert_filepath = push->options.tls_cert_file;
-        info.ssl_private_key_filepath = push->options.tls_key_file;
+        info.ssl_cert_filepath = port->options.tls_cert_file;
+        info.ssl_private_key_filepath = port->options.tls_key_file;
         /* SSE and our raw WebSocket framing are written for HTTP/1.1. */
         info.alpn = "http/1.1";
-        if (*push->options.tls_client_ca_file) {
-            info.ssl_ca_filepath = push->options.tls_client_ca_file;
+        if (*port->options.tls_client_ca_file) {
+            info.ssl_ca_filepath = port->options.tls_client_ca_file;
             info.options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
         }
     }
@@ -314,57 +343,37 @@ static void *push_thread(void *arg)
     push->context = lws_create_context(&info);
     push->vhost = push->context ? lws_get_vhost_by_name(push->context, "default") : NULL;
     if (!push->context || !push->vhost) {
-        bson_set_error(&push->start_error, 0, 0, "push.listen: cannot listen on %s",
-                       push->options.listen);
-        if (push->context) {
-            lws_context_destroy(push->context);
-            push->context = NULL;
-        }
-        report_start(push, true);
-        return NULL;
+        snprintf(message, sizeof message,
+                 "push.listen: cannot listen on %s (or libwebsockets' libev plugin, package "
+                 "libwebsockets-evlib-ev, is missing)",
+                 port->options.listen);
+        return fail_start(push, message);
     }
-    if (!cc_hangup_init(push)) {
-        bson_set_error(&push->start_error, 0, 0, "push: cannot watch for client hangups");
-        cc_hangup_close(push);
-        lws_context_destroy(push->context);
-        push->context = NULL;
-        report_start(push, true);
-        return NULL;
+    if (!cc_hangup_init(port, push->vhost)) {
+        return fail_start(push, "push: cannot watch for client hangups");
     }
     snprintf(push->address, sizeof push->address, "%s:%d", hp.host,
              lws_get_vhost_listen_port(push->vhost));
-    cc_channel_on_post(push->channel, wake_push, push);
-    lws_sul_schedule(push->context, 0, &push->heartbeat_timer, on_heartbeat,
-                     push->options.heartbeat_ms * LWS_US_PER_MS);
-    lws_sul_schedule(push->context, 0, &push->expiry_timer, on_expiry_timer, LWS_US_PER_SEC);
-    if (push->options.watermark_ms > 0) {
-        lws_sul_schedule(push->context, 0, &push->watermark_timer, on_watermark_timer,
-                         push->options.watermark_ms * LWS_US_PER_MS);
+    return true;
+}
+
+static void *push_thread(void *arg)
+{
+    struct cc_push *push = arg;
+    push->loop = ev_loop_new(EVBACKEND_EPOLL);
+    start_watchers(push);
+    if (!create_context(push)) {
+        ev_loop_destroy(push->loop);
+        return NULL;
     }
+    cc_channel_on_post(push->port.fanout.channel, wake_push, push);
     report_start(push, false);
-    cc_fanout_drain_channel(push);
-    while (!atomic_load(&push->stopping)) {
-        if (lws_service(push->context, 0) < 0) {
-            break;
-        }
-    }
-    /* Say goodbye properly (WebSocket close 1001) before the context goes. */
-    cc_conn_t *conn;
-    TAILQ_FOREACH(conn, &push->conns, link)
-    {
-        cc_conn_drop(conn, LWS_CLOSE_STATUS_GOINGAWAY, "shutting down");
-    }
-    lws_sul_schedule(push->context, 0, &push->heartbeat_timer, on_shutdown_tick,
-                     100 * LWS_US_PER_MS);
-    int64_t deadline = bson_get_monotonic_time() + 1000 * 1000;
-    while (TAILQ_FIRST(&push->conns) && bson_get_monotonic_time() < deadline) {
-        if (lws_service(push->context, 0) < 0) {
-            break;
-        }
-    }
-    cc_channel_on_post(push->channel, NULL, NULL);
+    drain(push);
+    ev_run(push->loop, 0);
+    cc_channel_on_post(push->port.fanout.channel, NULL, NULL);
     lws_context_destroy(push->context);
-    cc_hangup_close(push);
+    cc_hangup_close(&push->port);
+    ev_loop_destroy(push->loop);
     return NULL;
 }
 
@@ -372,37 +381,39 @@ cc_push_t *cc_push_start(const cc_push_options_t *options, cc_channel_t *channel
                          bson_error_t *error)
 {
     struct cc_push *push = bson_malloc0(sizeof *push);
-    push->options = *options;
-    const char **kept[] = {&push->options.listen,
-                           &push->options.expose,
-                           &push->options.full_document,
-                           &push->options.allowed_origins,
-                           &push->options.tls_cert_file,
-                           &push->options.tls_key_file,
-                           &push->options.tls_client_ca_file};
+    cc_port_t *port = &push->port;
+    port->options = *options;
+    const char **kept[] = {&port->options.listen,
+                           &port->options.expose,
+                           &port->options.full_document,
+                           &port->options.allowed_origins,
+                           &port->options.tls_cert_file,
+                           &port->options.tls_key_file,
+                           &port->options.tls_client_ca_file};
     for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
         push->strings[i] = bson_strdup(*kept[i] ? *kept[i] : "");
         *kept[i] = push->strings[i];
     }
-    push->channel = channel;
-    push->hangup_fd = -1;
-    TAILQ_INIT(&push->conns);
-    TAILQ_INIT(&push->dirty);
-    TAILQ_INIT(&push->catchups);
+    port->hangup_fd = -1;
+    cc_conns_init(&port->conns, &port->metrics, (size_t)options->max_queue_bytes,
+                  options->stall_timeout_ms, on_room);
+    cc_fanout_init(&port->fanout, &port->options, &port->conns, &port->metrics, channel);
+    port->sse_heartbeat = cc_encode_sse_comment("heartbeat");
+    /* A ping with a payload: lws 4.1 passes an empty pong to nobody. */
+    static const uint8_t ping[3] = {0x80 | CC_WS_OP_PING, 0x01, 'c'};
+    port->ws_ping = cc_buf_copy(ping, sizeof ping);
     pthread_mutex_init(&push->start_lock, NULL);
     pthread_cond_init(&push->started, NULL);
     bson_error_t detail;
-    if (!cc_expose_parse(options->expose, &push->expose, &detail)) {
+    if (!cc_expose_parse(options->expose, &port->expose, &detail)) {
         bson_set_error(error, 0, 0, "changes.expose: %s", detail.message);
         cc_push_stop(push);
         return NULL;
     }
-    if (!cc_access_init(push, error)) {
+    if (!cc_access_init(port, error)) {
         cc_push_stop(push);
         return NULL;
     }
-    push->ring = cc_ring_new((size_t)options->ring_events, (size_t)options->ring_bytes);
-    push->index = cc_index_new();
     pthread_create(&push->thread, NULL, push_thread, push);
     pthread_mutex_lock(&push->start_lock);
     while (!push->start_done) {
@@ -411,6 +422,8 @@ cc_push_t *cc_push_start(const cc_push_options_t *options, cc_channel_t *channel
     pthread_mutex_unlock(&push->start_lock);
     if (push->start_failed) {
         *error = push->start_error;
+        pthread_join(push->thread, NULL);
+        push->thread = 0;
         cc_push_stop(push);
         return NULL;
     }
@@ -420,7 +433,7 @@ cc_push_t *cc_push_start(const cc_push_options_t *options, cc_channel_t *channel
 void cc_push_reload(cc_push_t *push)
 {
     atomic_store(&push->reload_requested, true);
-    lws_cancel_service(push->context);
+    ev_async_send(push->loop, &push->wake);
 }
 
 const char *cc_push_address(const cc_push_t *push)
@@ -431,9 +444,9 @@ const char *cc_push_address(const cc_push_t *push)
 void cc_push_set_wire_stats(cc_push_t *push, int64_t connections, uint64_t bytes_to_upstream,
                             uint64_t bytes_to_clients)
 {
-    atomic_store(&push->wire_connections, connections);
-    atomic_store(&push->wire_bytes_to_upstream, bytes_to_upstream);
-    atomic_store(&push->wire_bytes_to_clients, bytes_to_clients);
+    atomic_store(&push->port.wire_connections, connections);
+    atomic_store(&push->port.wire_bytes_to_upstream, bytes_to_upstream);
+    atomic_store(&push->port.wire_bytes_to_clients, bytes_to_clients);
 }
 
 void cc_push_stop(cc_push_t *push)
@@ -443,20 +456,16 @@ void cc_push_stop(cc_push_t *push)
     }
     if (push->thread) {
         atomic_store(&push->stopping, true);
-        if (push->context) {
-            lws_cancel_service(push->context);
-        }
+        ev_async_send(push->loop, &push->wake);
         pthread_join(push->thread, NULL);
     }
-    bson_free(push->capture_position);
-    for (size_t i = 0; i < push->txn_count; i++) {
-        cc_event_unref(push->txn_events[i]);
-    }
-    bson_free(push->txn_events);
-    cc_index_free(push->index);
-    cc_ring_free(push->ring);
-    cc_expose_destroy(&push->expose);
-    cc_access_cleanup(push);
+    cc_port_t *port = &push->port;
+    cc_fanout_cleanup(&port->fanout);
+    cc_conns_cleanup(&port->conns);
+    cc_buf_unref(port->sse_heartbeat);
+    cc_buf_unref(port->ws_ping);
+    cc_expose_destroy(&port->expose);
+    cc_access_cleanup(port);
     for (size_t i = 0; i < sizeof push->strings / sizeof push->strings[0]; i++) {
         bson_free(push->strings[i]);
     }

@@ -2,7 +2,7 @@
 /* What a GET /v1/events asks for, from its query arguments (url-decoded,
  * one "name=value" each): pure parsing and checking, no I/O, so the fuzzer
  * reaches it (src/push/fuzz). sse.c answers. */
-#include "push_internal.h"
+#include "request.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -29,13 +29,13 @@ bool cc_sse_read_token(const char *text, cc_sse_request_t *request)
     return cc_token_normalize(text, request->token, sizeof request->token);
 }
 
-bool cc_sse_read_arg(struct cc_push *push, cc_sub_t *sub, cc_sse_request_t *request,
+bool cc_sse_read_arg(const cc_request_rules_t *rules, cc_sub_t *sub, cc_sse_request_t *request,
                      const char *name, const char *value, cc_http_refusal_t *why)
 {
     bson_error_t *error = &why->error;
     const char *code = "bad_request";
     if (strcmp(name, "ns") == 0) {
-        if (!cc_sub_add_namespace(push, sub, value, &code, error)) {
+        if (!cc_sub_add_namespace(rules->expose, sub, value, &code, error)) {
             why->status = strcmp(code, "not_exposed") ? 400 : 404;
             why->code = code;
             return false;
@@ -45,7 +45,8 @@ bool cc_sse_read_arg(struct cc_push *push, cc_sub_t *sub, cc_sse_request_t *requ
         if (sub->filter) {
             return refuse(why, 400, "bad_filter", "filter given twice");
         }
-        if (!cc_access_check_filter_shape(push, NULL, strlen(value), &refusal, error)) {
+        if (!cc_verdict_filter_shape(rules->options, rules->metrics, NULL, strlen(value), &refusal,
+                                     error)) {
             why->status = (unsigned)cc_refusal_status(refusal);
             why->code = cc_refusal_name(refusal);
             return false;
@@ -60,7 +61,7 @@ bool cc_sse_read_arg(struct cc_push *push, cc_sub_t *sub, cc_sse_request_t *requ
             return refused(why, 400, code);
         }
     } else if (strcmp(name, "fullDocument") == 0) {
-        if (!cc_sub_set_full_document(push, sub, value, error)) {
+        if (!cc_sub_set_full_document(rules->options, sub, value, error)) {
             return refused(why, 400, code);
         }
     } else if (strcmp(name, "snapshot") == 0) {
@@ -85,7 +86,7 @@ bool cc_sse_read_arg(struct cc_push *push, cc_sub_t *sub, cc_sse_request_t *requ
     return true;
 }
 
-bool cc_sse_check_request(struct cc_push *push, cc_sub_t *sub, cc_http_refusal_t *why)
+bool cc_sse_check_request(const cc_request_rules_t *rules, cc_sub_t *sub, cc_http_refusal_t *why)
 {
     cc_refusal_t refusal;
     const char *code;
@@ -93,12 +94,13 @@ bool cc_sse_check_request(struct cc_push *push, cc_sub_t *sub, cc_http_refusal_t
         return refuse(why, 400, "bad_request",
                       "ns is required: ?ns=db.collection (repeatable; db.* for a database)");
     }
-    if (sub->query && !cc_access_check_filter_shape(push, sub->query, 0, &refusal, &why->error)) {
+    if (sub->query && !cc_verdict_filter_shape(rules->options, rules->metrics, sub->query, 0,
+                                               &refusal, &why->error)) {
         why->status = (unsigned)cc_refusal_status(refusal);
         why->code = cc_refusal_name(refusal);
         return false;
     }
-    if (!cc_livequery_prepare(push, sub, &code, &why->error)) {
+    if (!cc_sub_prepare_live_query(rules->options, sub, &code, &why->error)) {
         why->status = 400;
         why->code = code;
         return false;

@@ -3,15 +3,17 @@
  * index that keeps an event from visiting subscriptions that cannot match
  * it: one list per exact namespace ("db.coll") and one per database
  * wildcard ("db.*"), in a small chained hash table. */
-#include "push_internal.h"
+#include "sub.h"
+#include "encode.h"
 
 #include <string.h>
 
-cc_sub_t *cc_sub_new(cc_conn_t *conn, const char *id)
+cc_sub_t *cc_sub_new(struct cc_conn *conn, const char *id)
 {
     cc_sub_t *sub = bson_malloc0(sizeof *sub);
     sub->conn = conn;
     sub->id = id ? bson_strdup(id) : NULL;
+    sub->head = id ? cc_encode_ws_head(id) : NULL;
     sub->ops = CC_OP_ALL;
     return sub;
 }
@@ -33,18 +35,20 @@ void cc_sub_free(cc_sub_t *sub)
     }
     bson_free(sub->filter_fields);
     cc_pending_free(sub->pending);
-    if (sub->txn_items) {
-        bson_string_free(sub->txn_items, true);
+    for (size_t i = 0; i < sub->txn_count; i++) {
+        cc_buf_unref(sub->txn_parts[i]);
     }
+    bson_free(sub->txn_parts);
     bson_free(sub->id);
-    bson_free(sub->position);
+    cc_buf_unref(sub->head);
+    cc_mark_clear(&sub->position);
     bson_free(sub->snapshot_position);
     bson_free(sub->watermark);
     bson_free(sub);
 }
 
-bool cc_sub_add_namespace(struct cc_push *push, cc_sub_t *sub, const char *text, const char **code,
-                          bson_error_t *error)
+bool cc_sub_add_namespace(const cc_expose_t *expose, cc_sub_t *sub, const char *text,
+                          const char **code, bson_error_t *error)
 {
     if (sub->namespace_count >= CC_MAX_NAMESPACES_PER_SUB) {
         bson_set_error(error, 0, 0, "at most %d namespaces per subscription",
@@ -57,7 +61,7 @@ bool cc_sub_add_namespace(struct cc_push *push, cc_sub_t *sub, const char *text,
         *code = "bad_request";
         return false;
     }
-    if (!cc_expose_covers(&push->expose, &pattern)) {
+    if (!cc_expose_covers(expose, &pattern)) {
         bson_set_error(error, 0, 0, "namespace \"%s\" is not exposed", text);
         cc_ns_pattern_destroy(&pattern);
         *code = "not_exposed";
@@ -67,6 +71,43 @@ bool cc_sub_add_namespace(struct cc_push *push, cc_sub_t *sub, const char *text,
         bson_realloc(sub->namespaces, (sub->namespace_count + 1) * sizeof *sub->namespaces);
     sub->namespaces[sub->namespace_count++] = pattern;
     return true;
+}
+
+const char *cc_mark_token(const cc_mark_t *mark)
+{
+    return mark->event ? mark->event->token : mark->token;
+}
+
+void cc_mark_clear(cc_mark_t *mark)
+{
+    cc_event_unref(mark->event);
+    bson_free(mark->token);
+    mark->event = NULL;
+    mark->token = NULL;
+}
+
+void cc_mark_set_event(cc_mark_t *mark, cc_event_t *event)
+{
+    cc_event_t *held = cc_event_ref(event);
+    cc_mark_clear(mark);
+    mark->event = held;
+}
+
+void cc_mark_set_token(cc_mark_t *mark, const char *token)
+{
+    char *copy = token ? bson_strdup(token) : NULL;
+    cc_mark_clear(mark);
+    mark->token = copy;
+}
+
+bool cc_sub_namespace_matches(const cc_sub_t *sub, const cc_event_t *event)
+{
+    for (size_t i = 0; i < sub->namespace_count; i++) {
+        if (cc_ns_pattern_matches(&sub->namespaces[i], event->db, event->coll)) {
+            return true;
+        }
+    }
+    return false;
 }
 
 static const char *const op_names[] = {"insert", "update", "replace",      "delete",
@@ -113,21 +154,21 @@ bool cc_sub_set_ops(cc_sub_t *sub, const char *comma_separated, bson_error_t *er
 
 /* One capture stream serves everyone, so a subscriber can have what capture
  * asks MongoDB for, or less ("default": no post-image on updates). */
-bool cc_sub_set_full_document(struct cc_push *push, cc_sub_t *sub, const char *mode,
+bool cc_sub_set_full_document(const cc_push_options_t *options, cc_sub_t *sub, const char *mode,
                               bson_error_t *error)
 {
     if (strcmp(mode, "default") == 0) {
         sub->full_document_default = true;
         return true;
     }
-    if (strcmp(mode, push->options.full_document) == 0) {
+    if (strcmp(mode, options->full_document) == 0) {
         sub->full_document_default = false;
         return true;
     }
     bson_set_error(error, 0, 0,
                    "fullDocument: \"%s\" is not available: this changecast captures with "
                    "fullDocument \"%s\" (changes.full_document); ask for that or \"default\"",
-                   mode, push->options.full_document);
+                   mode, options->full_document);
     return false;
 }
 

@@ -5,7 +5,8 @@
  * batch), then dispatched together, and each subscription's part leaves
  * in one piece: one WebSocket message, or on SSE a txn marker and the
  * events in the same write. */
-#include "push_internal.h"
+#include "encode.h"
+#include "fanout.h"
 
 #include <string.h>
 
@@ -25,60 +26,96 @@ static char *txn_header(const cc_event_t *event)
     return json;
 }
 
-/* Each subscription gets its part of the transaction in one piece: one
- * WebSocket message, or on SSE a txn marker and the events, queued
- * together so they leave in the same write. */
-static void send_txn_parts(cc_txn_batch_t *batch, const cc_event_t *first)
+/* Subscriptions that got part of the transaction being dispatched. */
+typedef struct txn_batch {
+    cc_sub_t **subs;
+    size_t count, capacity;
+} txn_batch_t;
+
+/* rules->gather while a transaction is dispatched. */
+static void gather(cc_sub_t *sub, cc_buf_t *body, void *arg)
+{
+    txn_batch_t *batch = arg;
+    if (sub->txn_count == 0) {
+        if (batch->count == batch->capacity) {
+            batch->capacity = batch->capacity ? batch->capacity * 2 : 16;
+            batch->subs = bson_realloc(batch->subs, batch->capacity * sizeof *batch->subs);
+        }
+        batch->subs[batch->count++] = sub;
+    }
+    if (sub->txn_count == sub->txn_capacity) {
+        sub->txn_capacity = sub->txn_capacity ? sub->txn_capacity * 2 : 8;
+        sub->txn_parts = bson_realloc(sub->txn_parts, sub->txn_capacity * sizeof *sub->txn_parts);
+    }
+    sub->txn_parts[sub->txn_count++] = cc_buf_ref(body);
+}
+
+/* Each subscription gets its part of the transaction in one piece: on SSE
+ * a txn marker and the events (the shared renderings), queued together so
+ * they leave in the same write; on WebSocket one message, whose changes
+ * are the shared bodies (each `"type":...}`, opened with `{`). */
+static void send_txn_parts(txn_batch_t *batch, const cc_event_t *first)
 {
     char *header = txn_header(first);
     for (size_t i = 0; i < batch->count; i++) {
         cc_sub_t *sub = batch->subs[i];
         cc_conn_t *conn = sub->conn;
         if (conn->kind == CC_CONN_SSE) {
-            char marker[64];
-            int len = snprintf(marker, sizeof marker, ",\"count\":%zu}\n\n", sub->txn_item_count);
-            cc_conn_append(conn, "event: txn\ndata: {\"txn\":", 24);
-            cc_conn_append(conn, header, strlen(header));
-            cc_conn_append(conn, marker, (size_t)len);
-            cc_conn_append(conn, sub->txn_items->str, sub->txn_items->len);
+            char count[64];
+            snprintf(count, sizeof count, ",\"count\":%zu}", sub->txn_count);
+            cc_span_t marker[] = {CC_SPAN_LIT("{\"txn\":"), cc_span_str(header),
+                                  cc_span_str(count)};
+            cc_conn_push(conn, NULL, cc_encode_sse(NULL, "txn", marker, 3), 0);
+            for (size_t k = 0; k < sub->txn_count; k++) {
+                cc_conn_push(conn, NULL, sub->txn_parts[k], 0);
+            }
         } else {
-            static const char open[] = "{\"type\":\"transaction\",\"id\":\"",
-                              txn[] = "\",\"txn\":", changes[] = ",\"changes\":[", close[] = "]}";
-            const char *parts[] = {open, sub->id, txn, header, changes, sub->txn_items->str, close};
-            const size_t lens[] = {sizeof open - 1, strlen(sub->id),    sizeof txn - 1,
-                                   strlen(header),  sizeof changes - 1, sub->txn_items->len,
-                                   sizeof close - 1};
-            cc_conn_append_ws_text(conn, parts, lens, 7);
+            size_t n = 0, total = 5 + 2 * sub->txn_count;
+            cc_span_t *parts = bson_malloc(total * sizeof *parts);
+            parts[n++] = (cc_span_t){sub->head->data, sub->head->len};
+            parts[n++] = CC_SPAN_LIT("\"type\":\"transaction\",\"txn\":");
+            parts[n++] = cc_span_str(header);
+            parts[n++] = CC_SPAN_LIT(",\"changes\":[");
+            for (size_t k = 0; k < sub->txn_count; k++) {
+                parts[n++] = k ? CC_SPAN_LIT(",{") : CC_SPAN_LIT("{");
+                parts[n++] = (cc_span_t){sub->txn_parts[k]->data, sub->txn_parts[k]->len};
+            }
+            parts[n++] = CC_SPAN_LIT("]}");
+            cc_conn_push(conn, NULL, cc_encode_ws_text(parts, n), 0);
+            bson_free(parts);
+            for (size_t k = 0; k < sub->txn_count; k++) {
+                cc_buf_unref(sub->txn_parts[k]);
+            }
         }
-        bson_string_free(sub->txn_items, true);
-        sub->txn_items = NULL;
-        sub->txn_item_count = 0;
-        cc_deliver_queued(sub, true);
+        sub->txn_count = 0;
+        cc_conn_wake(conn);
     }
     bson_free(header);
 }
 
 /* Dispatches the transaction held back so far, if any. */
-void cc_txn_release(struct cc_push *push)
+void cc_txn_release(cc_fanout_t *fanout)
 {
-    if (push->txn_count == 0) {
+    if (fanout->txn_count == 0) {
         return;
     }
-    cc_txn_batch_t batch = {0};
-    push->current_txn = &batch;
-    for (size_t i = 0; i < push->txn_count; i++) {
-        cc_fanout_dispatch_live(push, push->txn_events[i]);
+    txn_batch_t batch = {0};
+    fanout->rules.gather = gather;
+    fanout->rules.gather_arg = &batch;
+    for (size_t i = 0; i < fanout->txn_count; i++) {
+        cc_fanout_dispatch_live(fanout, fanout->txn_events[i]);
     }
-    push->current_txn = NULL;
-    if (push->txn_count > 1) {
-        push->metrics.transactions_grouped++;
+    fanout->rules.gather = NULL;
+    fanout->rules.gather_arg = NULL;
+    if (fanout->txn_count > 1) {
+        fanout->metrics->transactions_grouped++;
     }
-    send_txn_parts(&batch, push->txn_events[0]);
+    send_txn_parts(&batch, fanout->txn_events[0]);
     bson_free(batch.subs);
-    for (size_t i = 0; i < push->txn_count; i++) {
-        cc_event_unref(push->txn_events[i]);
+    for (size_t i = 0; i < fanout->txn_count; i++) {
+        cc_event_unref(fanout->txn_events[i]);
     }
-    push->txn_count = 0;
+    fanout->txn_count = 0;
 }
 
 static bool in_transaction(const cc_event_t *event)
@@ -121,19 +158,19 @@ static bool same_transaction(const cc_event_t *a, const cc_event_t *b)
 /* A transaction's events are held until the stream moves past it (the
  * next event, or an empty batch), so it is never delivered in halves when
  * it spans upstream batches. */
-void cc_txn_on_live_event(struct cc_push *push, cc_event_t *event)
+void cc_txn_on_live_event(cc_fanout_t *fanout, cc_event_t *event)
 {
-    if (push->txn_count && !same_transaction(push->txn_events[0], event)) {
-        cc_txn_release(push);
+    if (fanout->txn_count && !same_transaction(fanout->txn_events[0], event)) {
+        cc_txn_release(fanout);
     }
     if (!in_transaction(event)) {
-        cc_fanout_dispatch_live(push, event);
+        cc_fanout_dispatch_live(fanout, event);
         return;
     }
-    if (push->txn_count == push->txn_capacity) {
-        push->txn_capacity = push->txn_capacity ? push->txn_capacity * 2 : 16;
-        push->txn_events =
-            bson_realloc(push->txn_events, push->txn_capacity * sizeof *push->txn_events);
+    if (fanout->txn_count == fanout->txn_capacity) {
+        fanout->txn_capacity = fanout->txn_capacity ? fanout->txn_capacity * 2 : 16;
+        fanout->txn_events =
+            bson_realloc(fanout->txn_events, fanout->txn_capacity * sizeof *fanout->txn_events);
     }
-    push->txn_events[push->txn_count++] = cc_event_ref(event);
+    fanout->txn_events[fanout->txn_count++] = cc_event_ref(event);
 }

@@ -4,19 +4,21 @@
  * accepted gets an error reply and the socket stays; only protocol
  * violations close it. JSON is parsed by libbson. */
 #include "changecast/log.h"
-#include "push_internal.h"
+#include "encode.h"
+#include "port.h"
 
 #include <ctype.h>
 #include <string.h>
 
-void cc_ws_send_json(cc_conn_t *conn, const bson_t *message)
+static void send_json(cc_conn_t *conn, const bson_t *message)
 {
-    size_t len;
-    char *json = cc_json_or_placeholder(message, &len);
-    const char *parts[] = {json};
-    cc_conn_append_ws_text(conn, parts, &len, 1);
-    bson_free(json);
-    cc_conn_mark_dirty(conn);
+    cc_conn_push(conn, NULL, cc_encode_ws_json(message), 0);
+    cc_conn_wake(conn);
+}
+
+static cc_port_t *port_of_conn(const cc_conn_t *conn)
+{
+    return lws_context_user(lws_get_context(conn->wsi));
 }
 
 static void send_simple(cc_conn_t *conn, const char *type, const char *id)
@@ -26,12 +28,14 @@ static void send_simple(cc_conn_t *conn, const char *type, const char *id)
     if (id) {
         BSON_APPEND_UTF8(&doc, "id", id);
     }
-    cc_ws_send_json(conn, &doc);
+    send_json(conn, &doc);
     bson_destroy(&doc);
 }
 
-static void send_error(cc_conn_t *conn, const char *id, const char *code, const char *message)
+static void send_error(cc_port_t *port, cc_conn_t *conn, const char *id, const char *code,
+                       const char *message)
 {
+    port->metrics.requests_rejected++;
     bson_t doc = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&doc, "type", "error");
     if (id) {
@@ -41,9 +45,8 @@ static void send_error(cc_conn_t *conn, const char *id, const char *code, const 
     }
     BSON_APPEND_UTF8(&doc, "code", code);
     BSON_APPEND_UTF8(&doc, "message", message);
-    cc_ws_send_json(conn, &doc);
+    send_json(conn, &doc);
     bson_destroy(&doc);
-    conn->push->metrics.requests_rejected++;
 }
 
 /* Ids go into replies unescaped, so they are kept to a safe alphabet. */
@@ -73,11 +76,11 @@ static cc_sub_t *find_sub(cc_conn_t *conn, const char *id)
     return NULL;
 }
 
-static bool add_namespaces(cc_conn_t *conn, cc_sub_t *sub, bson_iter_t *iter, const char **code,
+static bool add_namespaces(cc_port_t *port, cc_sub_t *sub, bson_iter_t *iter, const char **code,
                            bson_error_t *error)
 {
     if (BSON_ITER_HOLDS_UTF8(iter)) {
-        return cc_sub_add_namespace(conn->push, sub, bson_iter_utf8(iter, NULL), code, error);
+        return cc_sub_add_namespace(&port->expose, sub, bson_iter_utf8(iter, NULL), code, error);
     }
     bson_iter_t item;
     if (!BSON_ITER_HOLDS_ARRAY(iter) || !bson_iter_recurse(iter, &item)) {
@@ -91,7 +94,7 @@ static bool add_namespaces(cc_conn_t *conn, cc_sub_t *sub, bson_iter_t *iter, co
             bson_set_error(error, 0, 0, "ns must be a string or an array of strings");
             return false;
         }
-        if (!cc_sub_add_namespace(conn->push, sub, bson_iter_utf8(&item, NULL), code, error)) {
+        if (!cc_sub_add_namespace(&port->expose, sub, bson_iter_utf8(&item, NULL), code, error)) {
             return false;
         }
     }
@@ -129,8 +132,8 @@ static bool set_ops(cc_sub_t *sub, bson_iter_t *iter, bson_error_t *error)
 }
 
 /* snapshot, format, sort and limit (docs/push-protocol.md, live queries). */
-static bool set_live_query(struct cc_push *push, cc_sub_t *sub, const bson_t *message,
-                           const char **code, bson_error_t *error)
+static bool set_live_query(cc_port_t *port, cc_sub_t *sub, const bson_t *message, const char **code,
+                           bson_error_t *error)
 {
     bson_iter_t iter;
     *code = "bad_request";
@@ -169,35 +172,45 @@ static bool set_live_query(struct cc_push *push, cc_sub_t *sub, const bson_t *me
         }
         sub->limit = bson_iter_as_int64(&iter);
     }
-    return cc_livequery_prepare(push, sub, code, error);
+    return cc_sub_prepare_live_query(&port->options, sub, code, error);
 }
 
-void cc_ws_refuse_sub(cc_sub_t *sub, const char *code, const char *message)
+static void refuse_sub(cc_port_t *port, cc_sub_t *sub, const char *code, const char *message)
 {
     cc_conn_t *conn = sub->conn;
-    send_error(conn, sub->id, code, message);
+    send_error(port, conn, sub->id, code, message);
     TAILQ_REMOVE(&conn->subs, sub, conn_link);
     conn->sub_count--;
-    cc_fanout_stop(conn->push, sub);
+    cc_fanout_stop(&port->fanout, sub);
     cc_sub_free(sub);
 }
 
-static void subscribe(cc_conn_t *conn, const bson_t *message, const char *id)
+/* ops->end_sub: an error for the subscription, which is gone; the socket stays. */
+static void end_sub(cc_sub_t *sub, unsigned status, const char *code, const char *message)
+{
+    (void)status;
+    refuse_sub(port_of_conn(sub->conn), sub, code, message);
+}
+
+const cc_conn_ops_t cc_ws_ops = {"ws", end_sub};
+
+static void subscribe(cc_port_t *port, cc_conn_t *conn, const bson_t *message, const char *id)
 {
     bson_iter_t iter;
     bson_error_t error;
     const char *code = "bad_request";
     if (!valid_id(id)) {
-        send_error(conn, NULL, "bad_request", "id must be 1 to 64 of A-Z a-z 0-9 _ - . :");
+        send_error(port, conn, NULL, "bad_request", "id must be 1 to 64 of A-Z a-z 0-9 _ - . :");
         return;
     }
     if (find_sub(conn, id)) {
-        send_error(conn, id, "duplicate_id", "a subscription with this id exists on this socket");
+        send_error(port, conn, id, "duplicate_id",
+                   "a subscription with this id exists on this socket");
         return;
     }
-    if (conn->sub_count >= (size_t)conn->push->options.max_subscriptions) {
-        cc_access_refused(conn->push, CC_REFUSAL_TOO_MANY_SUBSCRIPTIONS);
-        send_error(conn, id, "too_many_subscriptions", "push.max_subscriptions reached");
+    if (conn->sub_count >= (size_t)port->options.max_subscriptions) {
+        cc_refusal_count(&port->metrics, CC_REFUSAL_TOO_MANY_SUBSCRIPTIONS);
+        send_error(port, conn, id, "too_many_subscriptions", "push.max_subscriptions reached");
         return;
     }
     cc_sub_t *sub = cc_sub_new(conn, id);
@@ -207,7 +220,7 @@ static void subscribe(cc_conn_t *conn, const bson_t *message, const char *id)
         bson_set_error(&error, 0, 0, "ns is required");
         goto fail;
     }
-    if (!add_namespaces(conn, sub, &iter, &code, &error)) {
+    if (!add_namespaces(port, sub, &iter, &code, &error)) {
         goto fail;
     }
     code = "bad_filter";
@@ -222,7 +235,8 @@ static void subscribe(cc_conn_t *conn, const bson_t *message, const char *id)
         bson_iter_document(&iter, &len, &data);
         bson_init_static(&filter, data, len);
         cc_refusal_t refusal;
-        if (!cc_access_check_filter_shape(conn->push, &filter, len, &refusal, &error)) {
+        if (!cc_verdict_filter_shape(&port->options, &port->metrics, &filter, len, &refusal,
+                                     &error)) {
             code = cc_refusal_name(refusal);
             goto fail;
         }
@@ -243,7 +257,7 @@ static void subscribe(cc_conn_t *conn, const bson_t *message, const char *id)
             bson_set_error(&error, 0, 0, "fullDocument must be a string");
             goto fail;
         }
-        if (!cc_sub_set_full_document(conn->push, sub, bson_iter_utf8(&iter, NULL), &error)) {
+        if (!cc_sub_set_full_document(&port->options, sub, bson_iter_utf8(&iter, NULL), &error)) {
             goto fail;
         }
     }
@@ -255,20 +269,20 @@ static void subscribe(cc_conn_t *conn, const bson_t *message, const char *id)
         }
         after = token;
     }
-    if (!set_live_query(conn->push, sub, message, &code, &error)) {
+    if (!set_live_query(port, sub, message, &code, &error)) {
         goto fail;
     }
     cc_refusal_t refusal;
-    if (!cc_access_check_sub(conn->push, conn->grant, sub, &refusal, &error)) {
+    if (!cc_verdict_sub(&port->metrics, conn->grant, sub, &refusal, &error)) {
         code = cc_refusal_name(refusal);
         goto fail;
     }
-    if (conn->push->capture_state == CC_CAPTURE_UNAVAILABLE) {
+    if (port->fanout.capture_state == CC_CAPTURE_UNAVAILABLE) {
         code = "capture_unavailable";
-        bson_set_error(&error, 0, 0, "%s", conn->push->capture_reason);
+        bson_set_error(&error, 0, 0, "%s", port->fanout.capture_reason);
         goto fail;
     }
-    if (sub->want_snapshot && !after && !cc_livequery_can_snapshot(conn->push)) {
+    if (sub->want_snapshot && !after && !cc_fanout_can_snapshot(&port->fanout)) {
         code = "capture_unavailable";
         bson_set_error(&error, 0, 0,
                        "the capture stream has not read anything yet: try again in a moment");
@@ -277,40 +291,40 @@ static void subscribe(cc_conn_t *conn, const bson_t *message, const char *id)
     TAILQ_INSERT_TAIL(&conn->subs, sub, conn_link);
     conn->sub_count++;
     send_simple(conn, "subscribed", id);
-    cc_fanout_start(conn->push, sub, after);
+    cc_fanout_start(&port->fanout, sub, after);
     return;
 fail:
     cc_sub_free(sub);
-    send_error(conn, id, code, error.message);
+    send_error(port, conn, id, code, error.message);
 }
 
-static void unsubscribe(cc_conn_t *conn, const char *id)
+static void unsubscribe(cc_port_t *port, cc_conn_t *conn, const char *id)
 {
     cc_sub_t *sub = find_sub(conn, id);
     if (!sub) {
-        send_error(conn, id, "unknown_id", "no subscription with this id on this socket");
+        send_error(port, conn, id, "unknown_id", "no subscription with this id on this socket");
         return;
     }
     TAILQ_REMOVE(&conn->subs, sub, conn_link);
     conn->sub_count--;
-    cc_fanout_stop(conn->push, sub);
+    cc_fanout_stop(&port->fanout, sub);
     cc_sub_free(sub);
     send_simple(conn, "unsubscribed", id);
 }
 
 /* A token for the socket: the first, or a fresh one before the old expires.
  * The subscriptions go on; those the new token does not grant end. */
-static void authenticate(cc_conn_t *conn, const bson_t *message)
+static void authenticate(cc_port_t *port, cc_conn_t *conn, const bson_t *message)
 {
     bson_iter_t iter;
     bson_error_t error;
     if (!bson_iter_init_find(&iter, message, "token") || !BSON_ITER_HOLDS_UTF8(&iter)) {
-        send_error(conn, NULL, "bad_request", "auth needs a token (a string)");
+        send_error(port, conn, NULL, "bad_request", "auth needs a token (a string)");
         return;
     }
-    cc_grant_t *grant = cc_access_verify(conn->push, bson_iter_utf8(&iter, NULL), &error);
+    cc_grant_t *grant = cc_access_verify(port, bson_iter_utf8(&iter, NULL), &error);
     if (!grant) {
-        send_error(conn, NULL, cc_refusal_name(cc_refusal_from_auth(&error)), error.message);
+        send_error(port, conn, NULL, cc_refusal_name(cc_refusal_from_auth(&error)), error.message);
         return;
     }
     cc_grant_t *old = conn->grant;
@@ -321,22 +335,22 @@ static void authenticate(cc_conn_t *conn, const bson_t *message)
         sub->scope = NULL;
         if (sub->state == CC_SUB_SNAPSHOT) {
             /* Its snapshot is being read with the old token's fields. */
-            cc_access_refused(conn->push, CC_REFUSAL_NOT_GRANTED);
-            cc_ws_refuse_sub(sub, "not_granted",
-                             "the token changed while the snapshot was being read: subscribe "
-                             "again");
+            cc_refusal_count(&port->metrics, CC_REFUSAL_NOT_GRANTED);
+            refuse_sub(port, sub, "not_granted",
+                       "the token changed while the snapshot was being read: subscribe "
+                       "again");
             continue;
         }
         if (sub->pending && cc_pending_count(sub->pending)) {
             /* States projected for the old token: start over under the new. */
-            cc_fanout_send_reset(sub, "token_changed",
-                                 "the token changed: subscribe again with a snapshot");
+            cc_deliver_reset(sub, "token_changed",
+                             "the token changed: subscribe again with a snapshot");
         }
         cc_refusal_t refusal;
         char *rows_before =
             sub->view_query ? bson_as_canonical_extended_json(sub->view_query, NULL) : NULL;
-        if (!cc_access_check_sub(conn->push, grant, sub, &refusal, &error)) {
-            cc_ws_refuse_sub(sub, cc_refusal_name(refusal), error.message);
+        if (!cc_verdict_sub(&port->metrics, grant, sub, &refusal, &error)) {
+            refuse_sub(port, sub, cc_refusal_name(refusal), error.message);
         } else if (sub->live_query) {
             /* A live query's rows were fixed by its snapshot: a token with
              * other rows needs a new snapshot. */
@@ -344,10 +358,10 @@ static void authenticate(cc_conn_t *conn, const bson_t *message)
                 sub->view_query ? bson_as_canonical_extended_json(sub->view_query, NULL) : NULL;
             if ((rows_before == NULL) != (rows_after == NULL) ||
                 (rows_before && strcmp(rows_before, rows_after) != 0)) {
-                cc_access_refused(conn->push, CC_REFUSAL_NOT_GRANTED);
-                cc_ws_refuse_sub(sub, "not_granted",
-                                 "the new token grants other rows: subscribe again with a "
-                                 "snapshot");
+                cc_refusal_count(&port->metrics, CC_REFUSAL_NOT_GRANTED);
+                refuse_sub(port, sub, "not_granted",
+                           "the new token grants other rows: subscribe again with a "
+                           "snapshot");
             }
             bson_free(rows_after);
         }
@@ -357,51 +371,47 @@ static void authenticate(cc_conn_t *conn, const bson_t *message)
     bson_t doc = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&doc, "type", "authenticated");
     BSON_APPEND_INT64(&doc, "expiresAt", cc_grant_expires_at(grant));
-    cc_ws_send_json(conn, &doc);
+    send_json(conn, &doc);
     bson_destroy(&doc);
 }
 
-void cc_ws_open(cc_conn_t *conn)
+void cc_ws_open(cc_port_t *port, cc_conn_t *conn)
 {
-    struct cc_push *push = conn->push;
     cc_refusal_t refusal;
     bson_error_t error;
     lws_get_peer_simple(conn->wsi, conn->peer_ip, sizeof conn->peer_ip);
     /* cc_conn_new counted this socket already. */
-    push->ws_count--;
-    bool admitted = cc_access_admit(push, conn->peer_ip, &refusal);
-    push->ws_count++;
+    port->conns.count[CC_CONN_WS]--;
+    bool admitted = cc_access_admit(port, conn->peer_ip, &refusal);
+    port->conns.count[CC_CONN_WS]++;
     if (!admitted) {
-        cc_conn_drop(conn, LWS_CLOSE_STATUS_POLICY_VIOLATION, cc_refusal_name(refusal));
+        cc_conn_close(conn, LWS_CLOSE_STATUS_POLICY_VIOLATION, cc_refusal_name(refusal));
         return;
     }
     conn->admitted = true;
     char *token = bson_malloc(CC_MAX_TOKEN_BYTES + 1);
-    bool has_token = cc_access_token(push, conn->wsi, token, CC_MAX_TOKEN_BYTES + 1);
-    if (has_token || cc_auth_mode(push->auth) == CC_AUTH_MODE_NONE) {
-        conn->grant = cc_access_verify(push, token, &error);
+    bool has_token = cc_access_token(port, conn->wsi, token, CC_MAX_TOKEN_BYTES + 1);
+    if (has_token || cc_auth_mode(port->auth) == CC_AUTH_MODE_NONE) {
+        conn->grant = cc_access_verify(port, token, &error);
         if (!conn->grant) {
-            cc_conn_drop(conn, 4003, cc_refusal_name(cc_refusal_from_auth(&error)));
+            cc_conn_close(conn, 4003, cc_refusal_name(cc_refusal_from_auth(&error)));
         }
     }
     bson_free(token);
 }
 
-void cc_ws_handle_message(cc_conn_t *conn, const char *text, size_t len)
+void cc_ws_handle_message(cc_port_t *port, cc_conn_t *conn, const char *text, size_t len)
 {
     /* A client that does not read what it asked for gets nothing more:
      * each request (a snapshot above all) could queue megabytes. */
-    if (conn->wsi && cc_conn_over_limit(conn) && cc_conn_stalled(conn)) {
-        conn->push->metrics.drops_slow_consumer++;
-        conn->out.len = 0;
-        cc_conn_drop(conn, 1013, "slow_consumer");
-        return;
+    if (!cc_conn_has_room(conn) && cc_conn_stalled(conn)) {
+        return; /* closed as a slow consumer */
     }
     bson_t message;
     bson_error_t error;
     bson_iter_t iter;
     if (!cc_filter_parse_json(text, len, &message, &error)) {
-        send_error(conn, NULL, "bad_message", error.message);
+        send_error(port, conn, NULL, "bad_message", error.message);
         bson_destroy(&message);
         return;
     }
@@ -414,44 +424,92 @@ void cc_ws_handle_message(cc_conn_t *conn, const char *text, size_t len)
     if (strcmp(type, "ping") == 0) {
         send_simple(conn, "pong", NULL);
     } else if (strcmp(type, "auth") == 0) {
-        authenticate(conn, &message);
+        authenticate(port, conn, &message);
     } else if (strcmp(type, "subscribe") == 0 || strcmp(type, "unsubscribe") == 0) {
         if (!id) {
-            send_error(conn, NULL, "bad_request", "id is required and must be a string");
+            send_error(port, conn, NULL, "bad_request", "id is required and must be a string");
         } else if (type[0] == 's') {
-            subscribe(conn, &message, id);
+            subscribe(port, conn, &message, id);
         } else {
-            unsubscribe(conn, id);
+            unsubscribe(port, conn, id);
         }
     } else {
-        send_error(conn, id, "bad_message",
+        send_error(port, conn, id, "bad_message",
                    "type must be one of subscribe, unsubscribe, auth, ping");
     }
     bson_destroy(&message);
 }
 
-int cc_ws_receive(cc_conn_t *conn, const void *in, size_t len)
+static void receive(cc_port_t *port, cc_conn_t *conn, const void *in, size_t len)
 {
     struct lws *wsi = conn->wsi;
     conn->last_rx_us = bson_get_monotonic_time();
     if (lws_frame_is_binary(wsi)) {
-        cc_conn_drop(conn, LWS_CLOSE_STATUS_PROTOCOL_ERR, "binary frames are not accepted");
-        return 0;
+        cc_conn_close(conn, LWS_CLOSE_STATUS_PROTOCOL_ERR, "binary frames are not accepted");
+        return;
     }
-    if (conn->rx_len + len > (size_t)conn->push->options.max_message_bytes) {
-        cc_access_refused(conn->push, CC_REFUSAL_MESSAGE_TOO_LARGE);
-        cc_conn_drop(conn, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
-        return 0;
+    if (conn->rx_len + len > (size_t)port->options.max_message_bytes) {
+        cc_refusal_count(&port->metrics, CC_REFUSAL_MESSAGE_TOO_LARGE);
+        cc_conn_close(conn, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
+        return;
     }
     conn->rx = bson_realloc(conn->rx, conn->rx_len + len + 1);
     memcpy(conn->rx + conn->rx_len, in, len);
     conn->rx_len += len;
     if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
-        cc_ws_handle_message(conn, (const char *)conn->rx, conn->rx_len);
-        /* Idle sockets keep no receive buffer (design.md: ~1.4 KiB each). */
+        cc_ws_handle_message(port, conn, (const char *)conn->rx, conn->rx_len);
+        /* Idle sockets keep no receive buffer. */
         bson_free(conn->rx);
         conn->rx = NULL;
         conn->rx_len = 0;
     }
-    return 0;
+}
+
+int cc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                   size_t len)
+{
+    cc_port_t *port = lws_context_user(lws_get_context(wsi));
+    cc_conn_t **slot = user;
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+        char uri[64], origin[256];
+        if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
+            strcmp(uri, "/v1/ws") != 0) {
+            return 1;
+        }
+        /* Cross-site WebSocket hijacking: a foreign page must not ride a
+         * browser's cookie token. */
+        if (cc_access_origin(port, wsi, origin, sizeof origin) == CC_ORIGIN_REFUSED) {
+            cc_refusal_count(&port->metrics, CC_REFUSAL_ORIGIN_NOT_ALLOWED);
+            lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, "origin_not_allowed");
+            return -1;
+        }
+        return 0;
+    }
+    case LWS_CALLBACK_ESTABLISHED:
+        *slot = cc_conn_new(&port->conns, wsi, CC_CONN_WS, &cc_ws_ops, CC_CONN_STREAMING);
+        cc_info("push_conn=%llu event=ws_open", (unsigned long long)(*slot)->id);
+        cc_ws_open(port, *slot);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        if (*slot) {
+            receive(port, *slot, in, len);
+        }
+        return 0;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (*slot) {
+            (*slot)->last_rx_us = bson_get_monotonic_time();
+        }
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return *slot ? cc_conn_on_writable(*slot) : 0;
+    case LWS_CALLBACK_CLOSED:
+        if (*slot) {
+            cc_port_release_conn(port, *slot);
+            *slot = NULL;
+        }
+        return 0;
+    default:
+        return 0;
+    }
 }

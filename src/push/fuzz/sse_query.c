@@ -13,7 +13,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > 8192) {
         return 0; /* lws refuses longer headers (push: max_http_header_data) */
     }
-    struct cc_push *push = fuzz_push();
+    cc_port_t *port = fuzz_port();
+    cc_request_rules_t rules = {&port->options, &port->expose, &port->metrics};
     char *query = malloc(size + 1);
     memcpy(query, data, size);
     query[size] = '\0';
@@ -28,16 +29,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             continue;
         }
         *value++ = '\0';
-        ok = cc_sse_read_arg(push, sub, &request, arg, value, &why);
+        ok = cc_sse_read_arg(&rules, sub, &request, arg, value, &why);
     }
     if (ok) {
-        ok = cc_sse_check_request(push, sub, &why);
+        ok = cc_sse_check_request(&rules, sub, &why);
     }
     if (ok) {
         cc_grant_t *grant = cc_grant_new_anonymous();
         cc_refusal_t refusal;
         bson_error_t error;
-        cc_access_check_sub(push, grant, sub, &refusal, &error);
+        cc_verdict_sub(&port->metrics, grant, sub, &refusal, &error);
         cc_grant_destroy(grant);
     } else if (why.status < 400 || !why.code || !*why.code) {
         abort(); /* a refusal always names its status and code */

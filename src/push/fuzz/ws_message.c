@@ -9,18 +9,16 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void run(struct cc_push *push, const char *text, size_t len, bool with_subscription)
+static void run(cc_port_t *port, const char *text, size_t len, bool with_subscription)
 {
-    cc_conn_t *conn = cc_conn_new(push, NULL, CC_CONN_WS);
+    cc_conn_t *conn = cc_conn_new(&port->conns, NULL, CC_CONN_WS, &cc_ws_ops, CC_CONN_STREAMING);
     conn->grant = cc_grant_new_anonymous();
     if (with_subscription) {
         static const char first[] = "{\"type\":\"subscribe\",\"id\":\"a\",\"ns\":\"shop.orders\"}";
-        cc_ws_handle_message(conn, first, sizeof first - 1);
+        cc_ws_handle_message(port, conn, first, sizeof first - 1);
     }
-    cc_ws_handle_message(conn, text, len);
-    conn->dirty = false; /* never flushed: no socket behind it */
-    TAILQ_INIT(&push->dirty);
-    cc_conn_free(conn);
+    cc_ws_handle_message(port, conn, text, len);
+    cc_port_release_conn(port, conn); /* never flushed: no socket behind it */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -28,13 +26,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > 65536) {
         return 0; /* push.max_message_bytes refuses it before parsing */
     }
-    struct cc_push *push = fuzz_push();
+    cc_port_t *port = fuzz_port();
     char *text = malloc(size + 1);
     memcpy(text, data, size);
     text[size] = '\0';
-    run(push, text, size, false);
-    run(push, text, size, true);
-    fuzz_push_settle(push);
+    run(port, text, size, false);
+    run(port, text, size, true);
+    fuzz_port_settle(port);
     free(text);
     return 0;
 }

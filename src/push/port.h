@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* push/port (transport layer): what the three transports share, the push
+ * port as they see it (lws's context user points here), and their entry
+ * points. access.c: tokens and origins from request headers, admission
+ * limits, token expiry. sse.c, ws.c, http.c: the three kinds of requests,
+ * each with its connection ops table. Calls the ordering layer and below. */
+#ifndef CC_PUSH_PORT_H
+#define CC_PUSH_PORT_H
+
+#include "fanout.h"
+#include "verdict.h"
+
+#include <openssl/ssl.h>
+
+#define CC_MAX_TOKEN_BYTES 16384
+#define CC_PEER_BUCKETS 1024
+
+typedef enum cc_origin {
+    CC_ORIGIN_NONE,    /* no Origin header: not a browser's cross-site request */
+    CC_ORIGIN_SAME,    /* the push port's own origin */
+    CC_ORIGIN_ALLOWED, /* in push.allowed_origins */
+    CC_ORIGIN_REFUSED,
+} cc_origin_t;
+
+struct peer_count;
+
+typedef struct cc_port {
+    cc_push_options_t options;
+    cc_expose_t expose;
+    cc_metrics_t metrics;
+    cc_conns_t conns;
+    cc_fanout_t fanout;
+    cc_auth_t *auth;
+    char **origins; /* push.allowed_origins */
+    size_t origin_count;
+    bool any_origin;
+    bool tls;
+    struct peer_count *peers[CC_PEER_BUCKETS];
+    int hangup_fd;
+    bool hangup_owned_by_lws;
+    cc_buf_t *sse_heartbeat;
+    cc_buf_t *ws_ping;
+    /* Set from other threads, read by /metrics. */
+    atomic_llong wire_connections;
+    atomic_ullong wire_bytes_to_upstream;
+    atomic_ullong wire_bytes_to_clients;
+} cc_port_t;
+
+/* access.c */
+bool cc_access_init(cc_port_t *port, bson_error_t *error);
+void cc_access_cleanup(cc_port_t *port);
+cc_origin_t cc_access_origin(const cc_port_t *port, struct lws *wsi, char *origin, size_t size);
+/* The request's token (Bearer header, access_token, cookie); false: none. */
+bool cc_access_token(const cc_port_t *port, struct lws *wsi, char *out, size_t size);
+/* Verifies (counting a refusal); the caller owns the grant. */
+cc_grant_t *cc_access_verify(cc_port_t *port, const char *token, bson_error_t *error);
+/* Counts the connection against the limits, or refuses it (counted). */
+bool cc_access_admit(cc_port_t *port, const char *ip, cc_refusal_t *refusal);
+void cc_access_release(cc_port_t *port, cc_conn_t *conn);
+void cc_access_release_ip(cc_port_t *port, const char *ip);
+/* Ends the streams whose token has expired, and tokenless sockets past
+ * their deadline. */
+void cc_access_expire(cc_port_t *port);
+
+/* hangup.c: SSE clients that leave (see there) */
+bool cc_hangup_init(cc_port_t *port, struct lws_vhost *vhost);
+void cc_hangup_watch(cc_port_t *port, cc_conn_t *conn);
+void cc_hangup_unwatch(cc_port_t *port, cc_conn_t *conn);
+int cc_hangup_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                       size_t len);
+void cc_hangup_close(cc_port_t *port);
+
+/* transports: the lws callbacks of each protocol */
+int cc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                     size_t len);
+int cc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                   size_t len);
+/* sse.c, from http.c */
+int cc_sse_open(cc_port_t *port, struct lws *wsi, cc_conn_t **slot);
+int cc_sse_writable(cc_conn_t *conn);
+/* http.c, for sse.c */
+int cc_http_error(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsigned status,
+                  const char *code, const char *message);
+int cc_http_add_cors(cc_port_t *port, struct lws *wsi, unsigned char **p, unsigned char *end);
+/* ws.c: one whole client message (JSON text), no I/O beyond the queue. */
+void cc_ws_handle_message(cc_port_t *port, cc_conn_t *conn, const char *text, size_t len);
+void cc_ws_open(cc_port_t *port, cc_conn_t *conn);
+extern const cc_conn_ops_t cc_ws_ops;
+/* Ends every subscription of a connection that lws closed, and frees it. */
+void cc_port_release_conn(cc_port_t *port, cc_conn_t *conn);
+
+#endif

@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Renderings cached on the event (render.h). The first view in the list is
+ * the event as captured; scoped views follow, one per fingerprint. An
+ * event reaches few distinct scopes, so a list is enough. */
+#include "render.h"
+#include "encode.h"
+
+#include <string.h>
+
+static void free_views(void *renderings)
+{
+    for (cc_view_t *view = renderings, *next; view; view = next) {
+        next = view->next;
+        for (int w = 0; w < CC_WIRES; w++) {
+            for (int f = 0; f < CC_FORMS; f++) {
+                cc_buf_unref(view->forms[w][f]);
+            }
+        }
+        if (view->fingerprint) {
+            bson_free(view->json);
+            bson_destroy(&view->doc);
+        }
+        bson_free(view->json_default);
+        bson_free(view);
+    }
+}
+
+static cc_view_t *captured_view(cc_event_t *event)
+{
+    if (!event->renderings) {
+        cc_view_t *view = bson_malloc0(sizeof *view);
+        view->verdict = CC_SCOPE_EVENT_VISIBLE;
+        /* Borrowed from the event: the same bytes, no copy. */
+        bson_init_static(&view->doc, bson_get_data(&event->document), event->document.len);
+        view->json = event->json;
+        view->json_len = event->json_len;
+        event->renderings = view;
+        event->free_renderings = free_views;
+    }
+    return event->renderings;
+}
+
+cc_view_t *cc_render_view(cc_event_t *event, const cc_scope_t *scope)
+{
+    cc_view_t *first = captured_view(event);
+    if (!scope) {
+        return first;
+    }
+    const char *fingerprint = cc_scope_fingerprint(scope);
+    cc_view_t *view;
+    for (view = first->next; view; view = view->next) {
+        if (strcmp(view->fingerprint, fingerprint) == 0) {
+            return view;
+        }
+    }
+    view = bson_malloc0(sizeof *view);
+    view->fingerprint = fingerprint; /* the scope outlives the event's delivery */
+    view->verdict = cc_scope_apply_event(scope, &event->document, &view->doc);
+    if (view->verdict != CC_SCOPE_EVENT_HIDDEN) {
+        view->json = bson_as_relaxed_extended_json(&view->doc, &view->json_len);
+    }
+    view->next = first->next;
+    first->next = view;
+    return view;
+}
+
+const char *cc_render_json(cc_view_t *view, const cc_event_t *event, cc_form_t form, size_t *len)
+{
+    if (form != CC_FORM_CHANGE_DEFAULT || strcmp(event->operation, "update") != 0) {
+        *len = view->json_len;
+        return view->json;
+    }
+    if (!view->json_default) {
+        bson_t without = BSON_INITIALIZER;
+        bson_copy_to_excluding_noinit(&view->doc, &without, "fullDocument", NULL);
+        view->json_default = bson_as_relaxed_extended_json(&without, &view->json_default_len);
+        bson_destroy(&without);
+    }
+    *len = view->json_default_len;
+    return view->json_default;
+}
+
+static cc_buf_t *render_change(const cc_event_t *event, const char *json, size_t len,
+                               cc_wire_t wire, const char *type)
+{
+    cc_span_t data = {json, len};
+    if (wire == CC_WIRE_SSE) {
+        return cc_encode_sse(event->token, type, &data, 1);
+    }
+    cc_span_t parts[] = {CC_SPAN_LIT("\"type\":\""),
+                         cc_span_str(type),
+                         CC_SPAN_LIT("\",\"token\":\""),
+                         cc_span_str(event->token),
+                         CC_SPAN_LIT("\",\"event\":"),
+                         data,
+                         CC_SPAN_LIT("}")};
+    return cc_encode_concat(parts, 7);
+}
+
+static cc_buf_t *render_state(cc_event_t *event, cc_wire_t wire, bool upsert)
+{
+    size_t id_len, doc_len = 0;
+    const char *id = cc_event_json_id(event, &id_len);
+    const char *doc = upsert ? cc_event_json_post_image(event, &doc_len) : NULL;
+    if (wire == CC_WIRE_SSE) {
+        cc_span_t parts[] = {CC_SPAN_LIT("{\"_id\":"),
+                             {id, id_len},
+                             CC_SPAN_LIT(",\"doc\":"),
+                             {doc, doc_len},
+                             CC_SPAN_LIT("}")};
+        if (!upsert) {
+            parts[2] = CC_SPAN_LIT("}");
+        }
+        return cc_encode_sse(NULL, upsert ? "upsert" : "delete", parts, upsert ? 5 : 3);
+    }
+    cc_span_t parts[] = {upsert ? CC_SPAN_LIT("\"type\":\"upsert\",\"_id\":")
+                                : CC_SPAN_LIT("\"type\":\"delete\",\"_id\":"),
+                         {id, id_len},
+                         CC_SPAN_LIT(",\"doc\":"),
+                         {doc, doc_len},
+                         CC_SPAN_LIT("}")};
+    if (!upsert) {
+        parts[2] = CC_SPAN_LIT("}");
+    }
+    return cc_encode_concat(parts, upsert ? 5 : 3);
+}
+
+cc_buf_t *cc_render_form(cc_event_t *event, cc_view_t *view, cc_wire_t wire, cc_form_t form)
+{
+    cc_buf_t **slot = &view->forms[wire][form];
+    if (*slot) {
+        return *slot;
+    }
+    size_t len;
+    const char *json;
+    switch (form) {
+    case CC_FORM_CHANGE:
+    case CC_FORM_CHANGE_DEFAULT:
+        json = cc_render_json(view, event, form, &len);
+        *slot = json ? render_change(event, json, len, wire, "change") : NULL;
+        break;
+    case CC_FORM_LEAVE:
+        *slot = view->json ? render_change(event, view->json, view->json_len, wire, "leave") : NULL;
+        break;
+    case CC_FORM_UPSERT:
+    case CC_FORM_DELETE:
+        *slot = render_state(event, wire, form == CC_FORM_UPSERT);
+        break;
+    default:
+        return NULL;
+    }
+    return *slot;
+}
