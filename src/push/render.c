@@ -5,7 +5,18 @@
 #include "render.h"
 #include "encode.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+/* bson_t asks for 128-byte alignment, which malloc does not give. */
+static cc_view_t *view_new(void)
+{
+    void *memory = NULL;
+    if (posix_memalign(&memory, BSON_ALIGNOF(bson_t), sizeof(cc_view_t)) != 0) {
+        abort();
+    }
+    return memset(memory, 0, sizeof(cc_view_t));
+}
 
 static void free_views(void *renderings)
 {
@@ -21,14 +32,14 @@ static void free_views(void *renderings)
             bson_destroy(&view->doc);
         }
         bson_free(view->json_default);
-        bson_free(view);
+        free(view);
     }
 }
 
 static cc_view_t *captured_view(cc_event_t *event)
 {
     if (!event->renderings) {
-        cc_view_t *view = bson_malloc0(sizeof *view);
+        cc_view_t *view = view_new();
         view->verdict = CC_SCOPE_EVENT_VISIBLE;
         /* Borrowed from the event: the same bytes, no copy. */
         bson_init_static(&view->doc, bson_get_data(&event->document), event->document.len);
@@ -53,7 +64,7 @@ cc_view_t *cc_render_view(cc_event_t *event, const cc_scope_t *scope)
             return view;
         }
     }
-    view = bson_malloc0(sizeof *view);
+    view = view_new();
     view->fingerprint = fingerprint; /* the scope outlives the event's delivery */
     view->verdict = cc_scope_apply_event(scope, &event->document, &view->doc);
     if (view->verdict != CC_SCOPE_EVENT_HIDDEN) {
