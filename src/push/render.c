@@ -15,7 +15,9 @@ static cc_view_t *view_new(void)
     if (posix_memalign(&memory, BSON_ALIGNOF(bson_t), sizeof(cc_view_t)) != 0) {
         abort();
     }
-    return memset(memory, 0, sizeof(cc_view_t));
+    cc_view_t *view = memory;
+    memset(view, 0, sizeof *view);
+    return view;
 }
 
 static void free_views(void *renderings)
