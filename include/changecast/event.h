@@ -50,6 +50,10 @@ void cc_event_unref(cc_event_t *event);
  * bytes as event->json except for update events. Push thread only. */
 const char *cc_event_json_default(cc_event_t *event, size_t *len);
 
+/* A change event without fullDocument, as relaxed JSON (owned; NULL when a
+ * string is not UTF-8): how fullDocument "default" streams give updates. */
+char *cc_change_json_without_post_image(const bson_t *change, size_t *len);
+
 /* documentKey._id as relaxed Extended JSON ("null" when absent). Push
  * thread only. */
 const char *cc_event_json_id(cc_event_t *event, size_t *len);

@@ -94,6 +94,15 @@ void cc_event_unref(cc_event_t *event)
     free(event);
 }
 
+char *cc_change_json_without_post_image(const bson_t *change, size_t *len)
+{
+    bson_t without = BSON_INITIALIZER;
+    bson_copy_to_excluding_noinit(change, &without, "fullDocument", NULL);
+    char *json = bson_as_relaxed_extended_json(&without, len);
+    bson_destroy(&without);
+    return json;
+}
+
 const char *cc_event_json_default(cc_event_t *event, size_t *len)
 {
     if (strcmp(event->operation, "update") != 0) {
@@ -101,10 +110,8 @@ const char *cc_event_json_default(cc_event_t *event, size_t *len)
         return event->json;
     }
     if (!event->json_default) {
-        bson_t without = BSON_INITIALIZER;
-        bson_copy_to_excluding_noinit(&event->document, &without, "fullDocument", NULL);
-        event->json_default = bson_as_relaxed_extended_json(&without, &event->json_default_len);
-        bson_destroy(&without);
+        event->json_default =
+            cc_change_json_without_post_image(&event->document, &event->json_default_len);
     }
     *len = event->json_default_len;
     return event->json_default;

@@ -24,9 +24,8 @@
 #include <sys/uio.h>
 
 #define TLS_GATHER_BYTES (64 * 1024)
-#define WRITE_ROUNDS 4
-#define MAX_IOV                                                                                    \
-    1024 /* Linux UIO_MAXIOV */ /* writes per connection per turn, so one cannot hold the loop */
+#define WRITE_ROUNDS 4 /* writes per connection per turn, so one cannot hold the loop */
+#define MAX_IOV 1024   /* Linux UIO_MAXIOV */
 
 static const char *const state_names[] = {"awaiting_snapshot", "headers", "streaming", "answering",
                                           "closing"};
@@ -320,20 +319,26 @@ static int write_tls(cc_conn_t *conn)
     return lws_partial_buffered(conn->wsi) ? 0 : 1;
 }
 
+/* One write of the queue's head, by the socket's kind. */
+static int write_once(cc_conn_t *conn)
+{
+    return lws_is_ssl(conn->wsi) ? write_tls(conn) : write_plain(conn);
+}
+
 /* Writes up to WRITE_ROUNDS times while the socket takes everything and
  * the layer above has more; -1 to close. */
 static int write_queue(cc_conn_t *conn, bool in_callback)
 {
-    bool plain = !lws_is_ssl(conn->wsi);
+    bool tls = lws_is_ssl(conn->wsi);
     if (conn->queued_bytes < conn->conns->max_queue_bytes && conn->state == CC_CONN_STREAMING) {
         conn->conns->on_room(conn);
     }
     for (int round = 0; conn->count && round < WRITE_ROUNDS; round++) {
-        if (lws_partial_buffered(conn->wsi) || (!plain && !in_callback)) {
+        if (lws_partial_buffered(conn->wsi) || (tls && !in_callback)) {
             lws_callback_on_writable(conn->wsi); /* lws drains its bytes first */
             return 0;
         }
-        int done = plain ? write_plain(conn) : write_tls(conn);
+        int done = write_once(conn);
         if (done < 0) {
             return -1;
         }
@@ -377,7 +382,7 @@ int cc_conn_on_writable(cc_conn_t *conn)
     if (conn->state == CC_CONN_CLOSING) {
         /* Last words (a reset) if the socket takes them now; then close. */
         if (conn->count && !lws_partial_buffered(conn->wsi)) {
-            lws_is_ssl(conn->wsi) ? write_tls(conn) : write_plain(conn);
+            write_once(conn);
         }
         if (conn->kind == CC_CONN_WS && conn->close_code) {
             lws_close_reason(conn->wsi, (enum lws_close_status)conn->close_code,

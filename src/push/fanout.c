@@ -103,6 +103,17 @@ static bool queue_full(const cc_sub_t *sub)
            sub->conn->state == CC_CONN_CLOSING;
 }
 
+/* After a reset: the stream goes on from the newest event there is. */
+static void continue_from_now(cc_fanout_t *fanout, cc_sub_t *sub)
+{
+    size_t newest = cc_ring_count(fanout->ring);
+    if (newest) {
+        cc_mark_set_event(&sub->position, cc_ring_at(fanout->ring, newest - 1));
+    } else {
+        cc_mark_clear(&sub->position);
+    }
+}
+
 /* Fell off the ring while paused: the server could not keep up with this
  * subscriber for longer than the ring reaches back. */
 static void reset_fallen_behind(cc_fanout_t *fanout, cc_sub_t *sub)
@@ -112,12 +123,7 @@ static void reset_fallen_behind(cc_fanout_t *fanout, cc_sub_t *sub)
     cc_deliver_reset(sub, "server_behind",
                      "changecast fell further behind than its ring reaches "
                      "(changes.ring_events, changes.ring_bytes): re-read the current state");
-    size_t newest = cc_ring_count(fanout->ring);
-    if (newest) {
-        cc_mark_set_event(&sub->position, cc_ring_at(fanout->ring, newest - 1));
-    } else {
-        cc_mark_clear(&sub->position);
-    }
+    continue_from_now(fanout, sub);
     set_state(fanout, sub, CC_SUB_LIVE);
 }
 
@@ -345,12 +351,7 @@ static void on_catchup_message(cc_fanout_t *fanout, cc_msg_t *msg)
         fanout->metrics->resets_history_lost++;
         cc_deliver_reset(sub, "history_lost", msg->reason);
         set_state(fanout, sub, CC_SUB_LIVE);
-        size_t newest = cc_ring_count(fanout->ring);
-        if (newest) {
-            cc_mark_set_event(&sub->position, cc_ring_at(fanout->ring, newest - 1));
-        } else {
-            cc_mark_clear(&sub->position);
-        }
+        continue_from_now(fanout, sub);
     }
 }
 

@@ -68,14 +68,28 @@ static int reply_json(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsign
     return rc;
 }
 
-int cc_http_error(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsigned status,
-                  const char *code, const char *message)
+cc_buf_t *cc_http_error_body(cc_port_t *port, const char *code, const char *message)
 {
     bson_t doc = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&doc, "error", code);
     BSON_APPEND_UTF8(&doc, "message", message);
+    size_t len;
+    char *json = cc_json_or_placeholder(&doc, &len);
+    cc_buf_t *body = cc_buf_copy(json, len);
+    bson_free(json);
+    bson_destroy(&doc);
     port->metrics.requests_rejected++;
-    return reply_json(port, wsi, slot, status, &doc);
+    return body;
+}
+
+int cc_http_error(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsigned status,
+                  const char *code, const char *message)
+{
+    cc_buf_t *body = cc_http_error_body(port, code, message);
+    int rc =
+        cc_http_reply_bytes(port, wsi, slot, status, "application/json", body->data, body->len);
+    cc_buf_unref(body);
+    return rc;
 }
 
 static int serve_health(cc_port_t *port, struct lws *wsi, cc_conn_t **slot)
@@ -325,7 +339,8 @@ int cc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
     switch (reason) {
     case LWS_CALLBACK_HTTP:
         if (slot && *slot) {
-            /* A second request on a kept-alive connection. */
+            /* Answers close their connection; should lws still bring another
+             * request on it, the first one's state goes first. */
             cc_port_release_conn(port, *slot);
             *slot = NULL;
         }
@@ -346,13 +361,10 @@ int cc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
         if (conn->kind == CC_CONN_SSE) {
             return cc_sse_writable(conn);
         }
-        if (conn->state != CC_CONN_ANSWERING || cc_conn_write_answer(conn) < 0 ||
-            lws_http_transaction_completed(wsi)) {
-            return -1;
+        if (conn->state == CC_CONN_ANSWERING) {
+            cc_conn_write_answer(conn);
         }
-        cc_port_release_conn(port, conn); /* kept alive for the next request */
-        *slot = NULL;
-        return 0;
+        return -1; /* answered: the connection closes */
     }
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:

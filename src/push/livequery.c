@@ -174,36 +174,7 @@ static void emit_state(cc_event_t *event, bool upsert, const char *doc_json, boo
                                             upsert ? CC_FORM_UPSERT : CC_FORM_DELETE));
         return;
     }
-    size_t id_len, doc_len = 0;
-    const char *id = cc_event_json_id(event, &id_len);
-    const char *doc = NULL;
-    if (upsert && doc_json) {
-        doc = doc_json;
-        doc_len = strlen(doc_json);
-    } else if (upsert) {
-        doc = cc_event_json_post_image(event, &doc_len);
-    }
-    cc_span_t parts[8];
-    size_t n = 0;
-    if (ws) {
-        parts[n++] = upsert ? CC_SPAN_LIT("\"type\":\"upsert\",\"_id\":")
-                            : CC_SPAN_LIT("\"type\":\"delete\",\"_id\":");
-    } else {
-        parts[n++] = CC_SPAN_LIT("{\"_id\":");
-    }
-    parts[n++] = (cc_span_t){id, id_len};
-    if (upsert) {
-        parts[n++] = CC_SPAN_LIT(",\"doc\":");
-        parts[n++] = (cc_span_t){doc, doc_len};
-    }
-    if (ws && token) {
-        parts[n++] = CC_SPAN_LIT(",\"token\":\"");
-        parts[n++] = cc_span_str(token);
-        parts[n++] = CC_SPAN_LIT("\"");
-    }
-    parts[n++] = CC_SPAN_LIT("}");
-    cc_buf_t *buf = ws ? cc_encode_concat(parts, n)
-                       : cc_encode_sse(token, upsert ? "upsert" : "delete", parts, n);
+    cc_buf_t *buf = cc_render_state(event, ws ? CC_WIRE_WS : CC_WIRE_SSE, upsert, doc_json, token);
     cc_deliver_body(sub, buf);
     cc_buf_unref(buf);
 }

@@ -78,7 +78,9 @@ int cc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
 /* sse.c, from http.c */
 int cc_sse_open(cc_port_t *port, struct lws *wsi, cc_conn_t **slot);
 int cc_sse_writable(cc_conn_t *conn);
-/* http.c, for sse.c */
+/* http.c, for sse.c: {"error": code, "message": text}, counted as a
+ * rejected request. */
+cc_buf_t *cc_http_error_body(cc_port_t *port, const char *code, const char *message);
 int cc_http_error(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsigned status,
                   const char *code, const char *message);
 int cc_http_add_cors(cc_port_t *port, struct lws *wsi, unsigned char **p, unsigned char *end);

@@ -77,17 +77,17 @@ cc_view_t *cc_render_view(cc_event_t *event, const cc_scope_t *scope)
     return view;
 }
 
-const char *cc_render_json(cc_view_t *view, const cc_event_t *event, cc_form_t form, size_t *len)
+const char *cc_render_json(cc_view_t *view, cc_event_t *event, cc_form_t form, size_t *len)
 {
     if (form != CC_FORM_CHANGE_DEFAULT || strcmp(event->operation, "update") != 0) {
         *len = view->json_len;
         return view->json;
     }
+    if (!view->fingerprint) {
+        return cc_event_json_default(event, len); /* cached on the event */
+    }
     if (!view->json_default) {
-        bson_t without = BSON_INITIALIZER;
-        bson_copy_to_excluding_noinit(&view->doc, &without, "fullDocument", NULL);
-        view->json_default = bson_as_relaxed_extended_json(&without, &view->json_default_len);
-        bson_destroy(&without);
+        view->json_default = cc_change_json_without_post_image(&view->doc, &view->json_default_len);
     }
     *len = view->json_default_len;
     return view->json_default;
@@ -110,32 +110,40 @@ static cc_buf_t *render_change(const cc_event_t *event, const char *json, size_t
     return cc_encode_concat(parts, 7);
 }
 
-static cc_buf_t *render_state(cc_event_t *event, cc_wire_t wire, bool upsert)
+cc_buf_t *cc_render_state(cc_event_t *event, cc_wire_t wire, bool upsert, const char *doc_json,
+                          const char *token)
 {
     size_t id_len, doc_len = 0;
     const char *id = cc_event_json_id(event, &id_len);
-    const char *doc = upsert ? cc_event_json_post_image(event, &doc_len) : NULL;
-    if (wire == CC_WIRE_SSE) {
-        cc_span_t parts[] = {CC_SPAN_LIT("{\"_id\":"),
-                             {id, id_len},
-                             CC_SPAN_LIT(",\"doc\":"),
-                             {doc, doc_len},
-                             CC_SPAN_LIT("}")};
-        if (!upsert) {
-            parts[2] = CC_SPAN_LIT("}");
-        }
-        return cc_encode_sse(NULL, upsert ? "upsert" : "delete", parts, upsert ? 5 : 3);
+    const char *doc = NULL;
+    if (upsert && doc_json) {
+        doc = doc_json;
+        doc_len = strlen(doc_json);
+    } else if (upsert) {
+        doc = cc_event_json_post_image(event, &doc_len);
     }
-    cc_span_t parts[] = {upsert ? CC_SPAN_LIT("\"type\":\"upsert\",\"_id\":")
-                                : CC_SPAN_LIT("\"type\":\"delete\",\"_id\":"),
-                         {id, id_len},
-                         CC_SPAN_LIT(",\"doc\":"),
-                         {doc, doc_len},
-                         CC_SPAN_LIT("}")};
-    if (!upsert) {
-        parts[2] = CC_SPAN_LIT("}");
+    bool ws = wire == CC_WIRE_WS;
+    cc_span_t parts[8];
+    size_t n = 0;
+    if (ws) {
+        parts[n++] = upsert ? CC_SPAN_LIT("\"type\":\"upsert\",\"_id\":")
+                            : CC_SPAN_LIT("\"type\":\"delete\",\"_id\":");
+    } else {
+        parts[n++] = CC_SPAN_LIT("{\"_id\":");
     }
-    return cc_encode_concat(parts, upsert ? 5 : 3);
+    parts[n++] = (cc_span_t){id, id_len};
+    if (upsert) {
+        parts[n++] = CC_SPAN_LIT(",\"doc\":");
+        parts[n++] = (cc_span_t){doc, doc_len};
+    }
+    if (ws && token) {
+        parts[n++] = CC_SPAN_LIT(",\"token\":\"");
+        parts[n++] = cc_span_str(token);
+        parts[n++] = CC_SPAN_LIT("\"");
+    }
+    parts[n++] = CC_SPAN_LIT("}");
+    return ws ? cc_encode_concat(parts, n)
+              : cc_encode_sse(token, upsert ? "upsert" : "delete", parts, n);
 }
 
 cc_buf_t *cc_render_form(cc_event_t *event, cc_view_t *view, cc_wire_t wire, cc_form_t form)
@@ -157,7 +165,7 @@ cc_buf_t *cc_render_form(cc_event_t *event, cc_view_t *view, cc_wire_t wire, cc_
         break;
     case CC_FORM_UPSERT:
     case CC_FORM_DELETE:
-        *slot = render_state(event, wire, form == CC_FORM_UPSERT);
+        *slot = cc_render_state(event, wire, form == CC_FORM_UPSERT, NULL, NULL);
         break;
     default:
         return NULL;

@@ -47,8 +47,15 @@ cc_view_t *cc_render_view(cc_event_t *event, const cc_scope_t *scope);
  * image a holder may see. */
 cc_buf_t *cc_render_form(cc_event_t *event, cc_view_t *view, cc_wire_t wire, cc_form_t form);
 
+/* A format=docs state: upsert {_id, doc} (doc_json, or NULL for the
+ * post-image) or delete {_id}; with a token, the position it brings the
+ * subscription to (an SSE id; a "token" field on WebSocket). Shared, via
+ * cc_render_form, only without doc_json and token. */
+cc_buf_t *cc_render_state(cc_event_t *event, cc_wire_t wire, bool upsert, const char *doc_json,
+                          const char *token);
+
 /* The view's JSON in the form's shape (CHANGE_DEFAULT strips fullDocument
  * from updates). */
-const char *cc_render_json(cc_view_t *view, const cc_event_t *event, cc_form_t form, size_t *len);
+const char *cc_render_json(cc_view_t *view, cc_event_t *event, cc_form_t form, size_t *len);
 
 #endif

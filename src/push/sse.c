@@ -52,25 +52,20 @@ static void end_sub(cc_sub_t *sub, unsigned status, const char *code, const char
 {
     cc_conn_t *conn = sub->conn;
     cc_port_t *port = lws_context_user(lws_get_context(conn->wsi));
-    bson_t doc = BSON_INITIALIZER;
-    BSON_APPEND_UTF8(&doc, "error", code);
-    BSON_APPEND_UTF8(&doc, "message", message);
-    port->metrics.requests_rejected++;
+    cc_buf_t *body = cc_http_error_body(port, code, message);
     if (conn->state == CC_CONN_AWAITING_SNAPSHOT || conn->state == CC_CONN_HEADERS) {
-        size_t len;
-        char *json = cc_json_or_placeholder(&doc, &len);
         cc_buf_unref(conn->answer);
-        conn->answer = cc_buf_copy(json, len);
-        bson_free(json);
+        conn->answer = body;
         conn->answer_status = status;
         cc_conn_discard(conn);
         cc_conn_set_state(conn, CC_CONN_ANSWERING);
         lws_callback_on_writable(conn->wsi);
-    } else {
-        cc_conn_push(conn, NULL, cc_encode_sse_notice("error", NULL, &doc), 0);
-        cc_conn_close(conn, 0, code);
+        return;
     }
-    bson_destroy(&doc);
+    cc_span_t data = {body->data, body->len};
+    cc_conn_push(conn, NULL, cc_encode_sse(NULL, "error", &data, 1), 0);
+    cc_buf_unref(body);
+    cc_conn_close(conn, 0, code);
 }
 
 static const cc_conn_ops_t sse_ops = {"sse", end_sub};
