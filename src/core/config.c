@@ -71,7 +71,7 @@ static const config_key_t config_keys[] = {
      INT64_C(1099511627776), "bound on the bytes those events take"},
     {"push", "listen", KEY_OPTIONAL_HOSTPORT, FIELD(push.listen), "", 0, 0,
      "address of the push port (SSE and WebSocket), e.g. 127.0.0.1:8080; empty = no push port"},
-    {"push", "flush_ms", KEY_INT, FIELD(push.flush_ms), "5", 0, 10000,
+    {"push", "flush_ms", KEY_INT, FIELD(push.flush_ms), "20", 0, 10000,
      "events for one connection leave together at most this long after the first; 0 = at once"},
     {"push", "heartbeat_ms", KEY_INT, FIELD(push.heartbeat_ms), "15000", 100, 3600000,
      "SSE heartbeat comment and WebSocket ping interval"},

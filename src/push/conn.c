@@ -21,11 +21,13 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #define TLS_GATHER_BYTES (64 * 1024)
 #define WRITE_ROUNDS 4 /* writes per connection per turn, so one cannot hold the loop */
 #define MAX_IOV 1024   /* Linux UIO_MAXIOV */
+#define CLOSE_GRACE_US (1000 * 1000) /* for last words to a closing socket */
 
 static const char *const state_names[] = {"awaiting_snapshot", "headers", "streaming", "answering",
                                           "closing"};
@@ -208,6 +210,7 @@ void cc_conn_close(cc_conn_t *conn, int ws_code, const char *reason)
     }
     cc_info("push_conn=%llu event=dropped reason=%s", (unsigned long long)conn->id, reason);
     cc_conn_set_state(conn, CC_CONN_CLOSING);
+    conn->closing_since_us = bson_get_monotonic_time();
     conn->close_code = ws_code;
     conn->close_reason = reason;
     lws_callback_on_writable(conn->wsi);
@@ -418,6 +421,20 @@ void cc_conns_sweep(cc_conns_t *conns, int64_t now_us)
         if (conn->stalled_since_us && conn->state == CC_CONN_STREAMING &&
             now_us - conn->stalled_since_us > conns->stall_timeout_ms * 1000) {
             drop_slow(conn);
+        } else if (conn->state == CC_CONN_CLOSING &&
+                   now_us - conn->closing_since_us > CLOSE_GRACE_US) {
+            /* A socket that never became writable again (a client that
+             * stopped reading) would hold its descriptor, its kernel
+             * buffers and what lws keeps to flush before closing, for as
+             * long as the client stays. lws's own flush timeout rides on
+             * a timer that may not fire without I/O (docs/architecture.md),
+             * so the socket is cut: shut down, lws sees the hangup at the
+             * next poll and frees it; close then resets it (linger 0)
+             * instead of leaving the kernel retrying unsent bytes. */
+            int fd = lws_get_socket_fd(conn->wsi);
+            struct linger reset = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+            shutdown(fd, SHUT_RDWR);
         }
     }
 }

@@ -84,6 +84,7 @@ struct cc_conn {
     uint32_t first, count, capacity;
     size_t queued_bytes;
     int64_t stalled_since_us; /* a write left bytes behind at this time; 0: drained */
+    int64_t closing_since_us;
     int64_t last_rx_us;
     int64_t opened_us;
     TAILQ_HEAD(, cc_sub) subs;
@@ -134,9 +135,11 @@ int cc_conn_on_writable(cc_conn_t *conn);
 int cc_conn_write_answer(cc_conn_t *conn);
 
 /* The one way a connection ends: logs the reason once; what is queued
- * still goes out (a reset, a close reason), then lws closes it. */
+ * still goes out (a reset, a close reason) if the socket takes it within a
+ * second, then lws closes it. */
 void cc_conn_close(cc_conn_t *conn, int ws_code, const char *reason);
-/* Slow consumers stalled past push.stall_timeout_ms are closed. */
+/* Slow consumers stalled past push.stall_timeout_ms are closed, and
+ * closing sockets that took no last words within a second are cut. */
 void cc_conns_sweep(cc_conns_t *conns, int64_t now_us);
 
 #endif

@@ -3,23 +3,13 @@
  * serialized here: the bytes come from render.h, once per event and wire
  * form (and per distinct scope), and the queue takes references. */
 #include "deliver.h"
+#include "emit.h"
 #include "encode.h"
 #include "render.h"
 
 #include "changecast/log.h"
 
 #include <string.h>
-
-void cc_deliver_body(cc_sub_t *sub, cc_buf_t *body)
-{
-    cc_conn_t *conn = sub->conn;
-    if (conn->kind == CC_CONN_WS) {
-        cc_conn_push(conn, cc_buf_ref(sub->head), cc_buf_ref(body), CC_ITEM_WS_TEXT);
-    } else {
-        cc_conn_push(conn, NULL, cc_buf_ref(body), 0);
-    }
-    cc_conn_wake(conn);
-}
 
 /* Queues one change (body: the event as this subscriber may see it). */
 static void deliver_change(cc_rules_t *rules, cc_sub_t *sub, cc_buf_t *body)
@@ -32,7 +22,7 @@ static void deliver_change(cc_rules_t *rules, cc_sub_t *sub, cc_buf_t *body)
         rules->gather(sub, body, rules->gather_arg);
         return;
     }
-    cc_deliver_body(sub, body);
+    cc_emit_body(sub, body);
 }
 
 static cc_wire_t wire_of(const cc_sub_t *sub)
@@ -59,9 +49,9 @@ static void deliver_state(cc_rules_t *rules, cc_sub_t *sub, cc_event_t *event, b
     if (waiting > (size_t)rules->max_pending_docs) {
         rules->metrics->resets_too_many_pending++;
         cc_conn_discard(conn);
-        cc_deliver_reset(sub, "too_many_pending",
-                         "more than push.max_pending_docs documents waited for this client: "
-                         "subscribe again with a snapshot");
+        cc_emit_reset(sub, "too_many_pending",
+                      "more than push.max_pending_docs documents waited for this client: "
+                      "subscribe again with a snapshot");
         cc_conn_close(conn, 1013, "too_many_pending");
         return;
     }
@@ -148,8 +138,8 @@ void cc_deliver_offer(cc_rules_t *rules, cc_sub_t *sub, cc_event_t *event)
     uint32_t op = cc_op_bit(event->operation);
     if (sub->live_query) {
         if (op & (CC_OP_DROP | CC_OP_RENAME | CC_OP_DROP_DATABASE | CC_OP_INVALIDATE)) {
-            cc_deliver_reset(sub, "namespace_dropped",
-                             "the collection was dropped or renamed: its rows are gone");
+            cc_emit_reset(sub, "namespace_dropped",
+                          "the collection was dropped or renamed: its rows are gone");
             return;
         }
         deliver_live_query(rules, sub, event, scope);
@@ -167,25 +157,4 @@ void cc_deliver_offer(cc_rules_t *rules, cc_sub_t *sub, cc_event_t *event)
     }
     cc_form_t form = sub->full_document_default ? CC_FORM_CHANGE_DEFAULT : CC_FORM_CHANGE;
     deliver_change(rules, sub, cc_render_form(event, view, wire_of(sub), form));
-}
-
-void cc_deliver_notice(cc_sub_t *sub, const char *type, const char *sse_id, const bson_t *fields)
-{
-    if (sub->pending && strcmp(type, "reset") == 0) {
-        cc_pending_free(sub->pending); /* what it said is void now */
-        sub->pending = cc_pending_new();
-    }
-    cc_buf_t *body = sub->conn->kind == CC_CONN_WS ? cc_encode_ws_notice_body(type, fields)
-                                                   : cc_encode_sse_notice(type, sse_id, fields);
-    cc_deliver_body(sub, body);
-    cc_buf_unref(body);
-}
-
-void cc_deliver_reset(cc_sub_t *sub, const char *reason, const char *message)
-{
-    bson_t body = BSON_INITIALIZER;
-    BSON_APPEND_UTF8(&body, "reason", reason);
-    BSON_APPEND_UTF8(&body, "message", message ? message : "");
-    cc_deliver_notice(sub, "reset", NULL, &body);
-    bson_destroy(&body);
 }

@@ -3,13 +3,14 @@
  * and the references that go into its connection's queue. deliver.c: the
  * namespace, the token's grant (row decision and field projection, shared
  * per scope through render.h), the subscriber's filter on what it may see,
- * and notices. livequery.c: live-query verdicts, snapshots and conflated
+ * queued through emit.h. livequery.c: live-query verdicts, snapshots and conflated
  * document states. Calls the pure layers and conn.h; reaches the ordering
  * layer above only through rules->gather. */
 #ifndef CC_PUSH_DELIVER_H
 #define CC_PUSH_DELIVER_H
 
 #include "conn.h"
+#include "emit.h"
 #include "position.h"
 #include "sub.h"
 
@@ -26,12 +27,6 @@ typedef struct cc_rules {
 
 /* Examines one event for one subscription, in stream order. */
 void cc_deliver_offer(cc_rules_t *rules, cc_sub_t *sub, cc_event_t *event);
-/* Queues a rendered body for the subscription (a reference is taken). */
-void cc_deliver_body(cc_sub_t *sub, cc_buf_t *body);
-/* A message that is not a change: on WebSocket {"id", "type", ...fields};
- * on SSE "event: type" with the fields as data, and an id line when sse_id. */
-void cc_deliver_notice(cc_sub_t *sub, const char *type, const char *sse_id, const bson_t *fields);
-void cc_deliver_reset(cc_sub_t *sub, const char *reason, const char *message);
 
 /* livequery.c */
 typedef enum cc_verdict { CC_VERDICT_SKIP, CC_VERDICT_UPSERT, CC_VERDICT_DELETE } cc_verdict_t;

@@ -39,6 +39,8 @@ static const char *const state_names[] = {"live", "replaying", "catching_up", "c
 const double cc_write_latency_bounds_ms[CC_WRITE_LATENCY_BUCKETS] = {
     1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
 
+static cc_txn_dispatch_fn dispatch_live;
+
 void cc_fanout_init(cc_fanout_t *fanout, const cc_push_options_t *options, cc_conns_t *conns,
                     cc_metrics_t *metrics, cc_channel_t *channel)
 {
@@ -52,6 +54,7 @@ void cc_fanout_init(cc_fanout_t *fanout, const cc_push_options_t *options, cc_co
     fanout->rules.metrics = metrics;
     fanout->rules.max_pending_docs = options->max_pending_docs;
     TAILQ_INIT(&fanout->catchups);
+    cc_txn_init(&fanout->txn, &fanout->rules, metrics, dispatch_live, fanout);
 }
 
 void cc_fanout_cleanup(cc_fanout_t *fanout)
@@ -62,10 +65,7 @@ void cc_fanout_cleanup(cc_fanout_t *fanout)
     }
     fanout->backlog = NULL;
     cc_position_clear(&fanout->position);
-    for (size_t i = 0; i < fanout->txn_count; i++) {
-        cc_event_unref(fanout->txn_events[i]);
-    }
-    bson_free(fanout->txn_events);
+    cc_txn_cleanup(&fanout->txn);
     cc_index_free(fanout->index);
     cc_ring_free(fanout->ring);
 }
@@ -120,9 +120,9 @@ static void reset_fallen_behind(cc_fanout_t *fanout, cc_sub_t *sub)
 {
     fanout->metrics->resets_server_behind++;
     sub->fell_behind = false;
-    cc_deliver_reset(sub, "server_behind",
-                     "changecast fell further behind than its ring reaches "
-                     "(changes.ring_events, changes.ring_bytes): re-read the current state");
+    cc_emit_reset(sub, "server_behind",
+                  "changecast fell further behind than its ring reaches "
+                  "(changes.ring_events, changes.ring_bytes): re-read the current state");
     continue_from_now(fanout, sub);
     set_state(fanout, sub, CC_SUB_LIVE);
 }
@@ -285,7 +285,7 @@ static void reset_all(cc_fanout_t *fanout, const char *reason, const char *messa
                 conn->ops->end_sub(sub, 503, "capture_unavailable", message ? message : reason);
                 continue;
             }
-            cc_deliver_reset(sub, reason, message);
+            cc_emit_reset(sub, reason, message);
         }
     }
 }
@@ -349,7 +349,7 @@ static void on_catchup_message(cc_fanout_t *fanout, cc_msg_t *msg)
         }
     } else {
         fanout->metrics->resets_history_lost++;
-        cc_deliver_reset(sub, "history_lost", msg->reason);
+        cc_emit_reset(sub, "history_lost", msg->reason);
         set_state(fanout, sub, CC_SUB_LIVE);
         continue_from_now(fanout, sub);
     }
@@ -392,7 +392,7 @@ void cc_fanout_send_watermarks(cc_fanout_t *fanout)
             bson_t body = BSON_INITIALIZER;
             BSON_APPEND_TIMESTAMP(&body, "clusterTime", seconds, increment);
             BSON_APPEND_UTF8(&body, "token", position);
-            cc_deliver_notice(sub, "watermark", position, &body);
+            cc_emit_notice(sub, "watermark", position, &body);
             bson_destroy(&body);
         }
     }
@@ -411,8 +411,10 @@ static void count_write_latency(int64_t latency_us, void *arg)
     m->write_latency_sum_s += ms / 1000.0;
 }
 
-void cc_fanout_dispatch_live(cc_fanout_t *fanout, cc_event_t *event)
+/* cc_txn_t's dispatch: takes a live event into the ring and offers it. */
+static void dispatch_live(cc_event_t *event, void *arg)
 {
+    cc_fanout_t *fanout = arg;
     fanout->metrics->events_captured++;
     fanout->metrics->last_cluster_time = event->cluster_seconds;
     cc_ring_append(fanout->ring, event);
@@ -429,11 +431,11 @@ void cc_fanout_dispatch_live(cc_fanout_t *fanout, cc_event_t *event)
 static void handle(cc_fanout_t *fanout, cc_msg_t *msg)
 {
     if (msg->kind != CC_MSG_EVENT && msg->catchup_id == 0) {
-        cc_txn_release(fanout); /* the stream moved past it, or stopped */
+        cc_txn_release(&fanout->txn); /* the stream moved past it, or stopped */
     }
     switch (msg->kind) {
     case CC_MSG_EVENT:
-        cc_txn_on_live_event(fanout, msg->event);
+        cc_txn_on_live_event(&fanout->txn, msg->event);
         break;
     case CC_MSG_STARTED:
         fanout->capture_state = CC_CAPTURE_LIVE;

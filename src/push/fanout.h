@@ -2,14 +2,14 @@
 /* push/fanout (ordering layer): which events each subscription is offered,
  * in which order. fanout.c: live events from the channel in bounded
  * slices, replays from the ring, private catch-up streams, snapshots'
- * positions, watermarks, the server-behind rule. txn.c: transactions held
- * until whole, then dispatched as one piece per subscription. Calls the
- * rules layer (deliver.h) and below; reaches transports only through a
+ * positions, watermarks, the server-behind rule. Live events pass through
+ * txn.h, which holds transactions until whole. Calls txn.h, the rules
+ * layer (deliver.h) and below; reaches transports only through a
  * connection's ops table. */
 #ifndef CC_PUSH_FANOUT_H
 #define CC_PUSH_FANOUT_H
 
-#include "deliver.h"
+#include "txn.h"
 
 #include "changecast/ring.h"
 
@@ -36,9 +36,7 @@ typedef struct cc_fanout {
     cc_capture_position_t position;
     /* Messages taken from the channel, not yet handled (bounded slices). */
     cc_msg_t *backlog;
-    /* A transaction's events wait here until the stream moves past it. */
-    cc_event_t **txn_events;
-    size_t txn_count, txn_capacity;
+    cc_txn_t txn; /* live events pass through here, transactions held whole */
 } cc_fanout_t;
 
 void cc_fanout_init(cc_fanout_t *fanout, const cc_push_options_t *options, cc_conns_t *conns,
@@ -59,12 +57,5 @@ void cc_fanout_refill(cc_fanout_t *fanout, cc_conn_t *conn);
 void cc_fanout_send_watermarks(cc_fanout_t *fanout);
 /* Whether capture has read far enough to place a snapshot. */
 bool cc_fanout_can_snapshot(const cc_fanout_t *fanout);
-
-/* txn.c */
-void cc_txn_on_live_event(cc_fanout_t *fanout, cc_event_t *event);
-/* Dispatches the transaction held back, if any. */
-void cc_txn_release(cc_fanout_t *fanout);
-/* fanout.c, for txn.c: takes a live event into the ring and offers it. */
-void cc_fanout_dispatch_live(cc_fanout_t *fanout, cc_event_t *event);
 
 #endif

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Plain HTTP answers: errors as JSON {error, message}, /healthz and
- * /metrics. Headers go out at once; the body at the next writable
- * callback, as libwebsockets wants. */
+/* The push port's HTTP side: routes a request to an SSE stream (sse.c) or
+ * answers it here (/healthz, /metrics, the client and demo assets, CORS
+ * preflights, errors) through reply.c. */
 #include "assets.h"
 #include "encode.h"
 #include "port.h"
@@ -9,53 +9,6 @@
 #include "changecast/log.h"
 
 #include <string.h>
-
-int cc_http_add_cors(cc_port_t *port, struct lws *wsi, unsigned char **p, unsigned char *end)
-{
-    char origin[256];
-    if (cc_access_origin(port, wsi, origin, sizeof origin) != CC_ORIGIN_ALLOWED) {
-        return 0;
-    }
-    return lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
-                                       (const unsigned char *)origin, (int)strlen(origin), p,
-                                       end) ||
-           lws_add_http_header_by_name(wsi,
-                                       (const unsigned char *)"access-control-allow-credentials:",
-                                       (const unsigned char *)"true", 4, p, end) ||
-           lws_add_http_header_by_name(
-               wsi, (const unsigned char *)"vary:", (const unsigned char *)"Origin", 6, p, end);
-}
-
-static int cc_http_reply_bytes(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsigned status,
-                               const char *content_type, const char *body, size_t len);
-
-static int cc_http_reply(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsigned status,
-                         const char *content_type, const char *body)
-{
-    return cc_http_reply_bytes(port, wsi, slot, status, content_type, body, strlen(body));
-}
-
-static int cc_http_reply_bytes(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsigned status,
-                               const char *content_type, const char *body, size_t len)
-{
-    uint8_t buffer[LWS_PRE + 1024];
-    uint8_t *start = buffer + LWS_PRE, *p = start, *end = buffer + sizeof buffer - 1;
-    if (lws_add_http_common_headers(wsi, status, content_type, len, &p, end) ||
-        cc_http_add_cors(port, wsi, &p, end) ||
-        (status == 401 &&
-         lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
-                                     (const unsigned char *)"Bearer", 6, &p, end)) ||
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-                                     (const unsigned char *)"no-store", 8, &p, end) ||
-        lws_finalize_write_http_header(wsi, start, &p, end)) {
-        return -1;
-    }
-    cc_conn_t *conn = cc_conn_new(&port->conns, wsi, CC_CONN_HTTP, NULL, CC_CONN_ANSWERING);
-    conn->answer = cc_buf_copy(body, len);
-    *slot = conn;
-    lws_callback_on_writable(wsi);
-    return 0;
-}
 
 /* Answers with `doc` as JSON and destroys it. */
 static int reply_json(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsigned status,
@@ -65,30 +18,6 @@ static int reply_json(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsign
     int rc = cc_http_reply(port, wsi, slot, status, "application/json", json);
     bson_free(json);
     bson_destroy(doc);
-    return rc;
-}
-
-cc_buf_t *cc_http_error_body(cc_port_t *port, const char *code, const char *message)
-{
-    bson_t doc = BSON_INITIALIZER;
-    BSON_APPEND_UTF8(&doc, "error", code);
-    BSON_APPEND_UTF8(&doc, "message", message);
-    size_t len;
-    char *json = cc_json_or_placeholder(&doc, &len);
-    cc_buf_t *body = cc_buf_copy(json, len);
-    bson_free(json);
-    bson_destroy(&doc);
-    port->metrics.requests_rejected++;
-    return body;
-}
-
-int cc_http_error(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsigned status,
-                  const char *code, const char *message)
-{
-    cc_buf_t *body = cc_http_error_body(port, code, message);
-    int rc =
-        cc_http_reply_bytes(port, wsi, slot, status, "application/json", body->data, body->len);
-    cc_buf_unref(body);
     return rc;
 }
 

@@ -140,21 +140,21 @@ bool cc_livequery_send_snapshot(cc_sub_t *sub, const cc_snapshot_t *snapshot)
     BSON_APPEND_UTF8(&begin, "ns", ns);
     BSON_APPEND_TIMESTAMP(&begin, "atClusterTime", snapshot->seconds, snapshot->increment);
     BSON_APPEND_INT64(&begin, "count", (int64_t)snapshot->count);
-    cc_deliver_notice(sub, "snapshot-begin", NULL, &begin);
+    cc_emit_notice(sub, "snapshot-begin", NULL, &begin);
     bson_destroy(&begin);
     bool ws = sub->conn->kind == CC_CONN_WS;
     for (size_t i = 0; i < snapshot->count; i++) {
         cc_span_t doc = {snapshot->docs[i], snapshot->lens[i]};
         cc_span_t body[] = {CC_SPAN_LIT("\"type\":\"doc\",\"doc\":"), doc, CC_SPAN_LIT("}")};
         cc_buf_t *buf = ws ? cc_encode_concat(body, 3) : cc_encode_sse(NULL, "doc", &doc, 1);
-        cc_deliver_body(sub, buf);
+        cc_emit_body(sub, buf);
         cc_buf_unref(buf);
     }
     const char *position = sub->snapshot_position;
     bson_t end = BSON_INITIALIZER;
     BSON_APPEND_TIMESTAMP(&end, "atClusterTime", snapshot->seconds, snapshot->increment);
     BSON_APPEND_UTF8(&end, "token", position);
-    cc_deliver_notice(sub, "snapshot-end", position, &end);
+    cc_emit_notice(sub, "snapshot-end", position, &end);
     bson_destroy(&end);
     cc_mark_set_token(&sub->position, position);
     return true;
@@ -170,12 +170,12 @@ static void emit_state(cc_event_t *event, bool upsert, const char *doc_json, boo
     if (!token && !doc_json) {
         /* The same bytes for every subscription that gets this state. */
         cc_view_t *view = cc_render_view(event, NULL);
-        cc_deliver_body(sub, cc_render_form(event, view, ws ? CC_WIRE_WS : CC_WIRE_SSE,
-                                            upsert ? CC_FORM_UPSERT : CC_FORM_DELETE));
+        cc_emit_body(sub, cc_render_form(event, view, ws ? CC_WIRE_WS : CC_WIRE_SSE,
+                                         upsert ? CC_FORM_UPSERT : CC_FORM_DELETE));
         return;
     }
     cc_buf_t *buf = cc_render_state(event, ws ? CC_WIRE_WS : CC_WIRE_SSE, upsert, doc_json, token);
-    cc_deliver_body(sub, buf);
+    cc_emit_body(sub, buf);
     cc_buf_unref(buf);
 }
 

@@ -5,8 +5,8 @@
  * batch), then dispatched together, and each subscription's part leaves
  * in one piece: one WebSocket message, or on SSE a txn marker and the
  * events in the same write. */
+#include "txn.h"
 #include "encode.h"
-#include "fanout.h"
 
 #include <string.h>
 
@@ -93,29 +93,45 @@ static void send_txn_parts(txn_batch_t *batch, const cc_event_t *first)
     bson_free(header);
 }
 
-/* Dispatches the transaction held back so far, if any. */
-void cc_txn_release(cc_fanout_t *fanout)
+void cc_txn_init(cc_txn_t *txn, cc_rules_t *rules, cc_metrics_t *metrics,
+                 cc_txn_dispatch_fn *dispatch, void *dispatch_arg)
 {
-    if (fanout->txn_count == 0) {
+    *txn = (cc_txn_t){
+        .rules = rules, .metrics = metrics, .dispatch = dispatch, .dispatch_arg = dispatch_arg};
+}
+
+void cc_txn_cleanup(cc_txn_t *txn)
+{
+    for (size_t i = 0; i < txn->count; i++) {
+        cc_event_unref(txn->events[i]);
+    }
+    bson_free(txn->events);
+    txn->events = NULL;
+    txn->count = txn->capacity = 0;
+}
+
+void cc_txn_release(cc_txn_t *txn)
+{
+    if (txn->count == 0) {
         return;
     }
     txn_batch_t batch = {0};
-    fanout->rules.gather = gather;
-    fanout->rules.gather_arg = &batch;
-    for (size_t i = 0; i < fanout->txn_count; i++) {
-        cc_fanout_dispatch_live(fanout, fanout->txn_events[i]);
+    txn->rules->gather = gather;
+    txn->rules->gather_arg = &batch;
+    for (size_t i = 0; i < txn->count; i++) {
+        txn->dispatch(txn->events[i], txn->dispatch_arg);
     }
-    fanout->rules.gather = NULL;
-    fanout->rules.gather_arg = NULL;
-    if (fanout->txn_count > 1) {
-        fanout->metrics->transactions_grouped++;
+    txn->rules->gather = NULL;
+    txn->rules->gather_arg = NULL;
+    if (txn->count > 1) {
+        txn->metrics->transactions_grouped++;
     }
-    send_txn_parts(&batch, fanout->txn_events[0]);
+    send_txn_parts(&batch, txn->events[0]);
     bson_free(batch.subs);
-    for (size_t i = 0; i < fanout->txn_count; i++) {
-        cc_event_unref(fanout->txn_events[i]);
+    for (size_t i = 0; i < txn->count; i++) {
+        cc_event_unref(txn->events[i]);
     }
-    fanout->txn_count = 0;
+    txn->count = 0;
 }
 
 static bool in_transaction(const cc_event_t *event)
@@ -158,19 +174,18 @@ static bool same_transaction(const cc_event_t *a, const cc_event_t *b)
 /* A transaction's events are held until the stream moves past it (the
  * next event, or an empty batch), so it is never delivered in halves when
  * it spans upstream batches. */
-void cc_txn_on_live_event(cc_fanout_t *fanout, cc_event_t *event)
+void cc_txn_on_live_event(cc_txn_t *txn, cc_event_t *event)
 {
-    if (fanout->txn_count && !same_transaction(fanout->txn_events[0], event)) {
-        cc_txn_release(fanout);
+    if (txn->count && !same_transaction(txn->events[0], event)) {
+        cc_txn_release(txn);
     }
     if (!in_transaction(event)) {
-        cc_fanout_dispatch_live(fanout, event);
+        txn->dispatch(event, txn->dispatch_arg);
         return;
     }
-    if (fanout->txn_count == fanout->txn_capacity) {
-        fanout->txn_capacity = fanout->txn_capacity ? fanout->txn_capacity * 2 : 16;
-        fanout->txn_events =
-            bson_realloc(fanout->txn_events, fanout->txn_capacity * sizeof *fanout->txn_events);
+    if (txn->count == txn->capacity) {
+        txn->capacity = txn->capacity ? txn->capacity * 2 : 16;
+        txn->events = bson_realloc(txn->events, txn->capacity * sizeof *txn->events);
     }
-    fanout->txn_events[fanout->txn_count++] = cc_event_ref(event);
+    txn->events[txn->count++] = cc_event_ref(event);
 }

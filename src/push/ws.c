@@ -343,8 +343,8 @@ static void authenticate(cc_port_t *port, cc_conn_t *conn, const bson_t *message
         }
         if (sub->pending && cc_pending_count(sub->pending)) {
             /* States projected for the old token: start over under the new. */
-            cc_deliver_reset(sub, "token_changed",
-                             "the token changed: subscribe again with a snapshot");
+            cc_emit_reset(sub, "token_changed",
+                          "the token changed: subscribe again with a snapshot");
         }
         cc_refusal_t refusal;
         char *rows_before =

@@ -43,6 +43,9 @@ test('1,000 concurrent subscribers (500 SSE, 500 WebSocket) each get one insert 
   assert.ok(sse.every((s) => s.changes.length === 1 && s.seqs[0] === 1), 'each SSE subscriber got it once');
   assert.ok(ws.every((c, i) => c.changes(`crowd-${i}`).length === 1 && c.seqs(`crowd-${i}`)[0] === 1), 'each WS subscriber got it once');
   assert.ok(ws.every((c) => c.open) && sse.every((s) => !s.ended), 'every connection is still open');
+  // Once written, an idle connection holds no output queue at all.
+  const queues = async () => metricSum((await metrics(stack.pushUrl)).samples, /^changecast_output_queues$/);
+  await waitUntil(async () => (await queues()) === 0, async () => `no idle connection to hold an output queue (${await queues()} do)`);
 
   closeAll();
   await waitUntil(async () => subscribers(await metrics(stack.pushUrl)) <= before, `the subscriber count back to ${before} once all 1,000 left`, 30000);

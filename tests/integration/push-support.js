@@ -6,6 +6,7 @@
 // that fails with a clear message instead of asserting timing.
 'use strict';
 const http = require('node:http');
+const crypto = require('node:crypto');
 const net = require('node:net');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
@@ -30,7 +31,7 @@ async function waitUntil(predicate, what, timeoutMs = WAIT_MS) {
     const value = await predicate();
     if (value) return value;
     if (Date.now() > deadline) {
-      const text = typeof what === 'function' ? what() : what;
+      const text = typeof what === 'function' ? await what() : what;
       throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${text}`);
     }
     await sleep(25);
@@ -434,13 +435,15 @@ function openWs(wsUrl, { autoPong = true, protocol = 'changecast.v1' } = {}) {
   });
 }
 
-// A raw TCP SSE subscriber that sends its GET and then never reads.
-function openStalledSse(port, pathAndQuery) {
+// A raw TCP subscriber that sends its request and then never reads: SSE by
+// a GET, or WebSocket by an upgrade and one subscribe message. The socket
+// is paused, so the kernel's buffers fill and the server's writes stall.
+function openStalled(port, send, { localAddress } = {}) {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress });
     const c = { socket, closed: false, error: null, received: '' };
-    socket.on('connect', () => {
-      socket.write(`GET ${pathAndQuery} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAccept: text/event-stream\r\n\r\n`);
+    socket.on('connect', async () => {
+      await send(socket);
       socket.pause();
       resolve(c);
     });
@@ -461,6 +464,38 @@ function openStalledSse(port, pathAndQuery) {
       socket.resume();
     };
   });
+}
+
+function openStalledSse(port, pathAndQuery, options) {
+  return openStalled(port, (socket) => socket.write(`GET ${pathAndQuery} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAccept: text/event-stream\r\n\r\n`), options);
+}
+
+// A client frame (RFC 6455 5.2): FIN + text, masked, with a 7- or 16-bit length.
+function maskedTextFrame(text) {
+  const payload = Buffer.from(text, 'utf8');
+  const mask = crypto.randomBytes(4);
+  const head = payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length]) : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff]);
+  return Buffer.concat([head, mask, payload.map((b, i) => b ^ mask[i % 4])]);
+}
+
+function openStalledWs(port, subscribe, options) {
+  const key = crypto.randomBytes(16).toString('base64');
+  const upgrade = `GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: changecast.v1\r\n\r\n`;
+  // The subscribe message follows the 101 answer; then nothing is read.
+  const send = (socket) =>
+    new Promise((resolve) => {
+      let answer = '';
+      const onData = (d) => {
+        answer += d.toString('latin1');
+        if (!answer.includes('\r\n\r\n')) return;
+        socket.off('data', onData);
+        socket.write(maskedTextFrame(JSON.stringify({ type: 'subscribe', ...subscribe })));
+        resolve();
+      };
+      socket.on('data', onData);
+      socket.write(upgrade);
+    });
+  return openStalled(port, send, options);
 }
 
 // Closes every subscriber still open (tests call this in finally blocks).
@@ -556,6 +591,7 @@ module.exports = {
   openEventSource,
   openWs,
   openStalledSse,
+  openStalledWs,
   closeAll,
   dumpLogs,
   httpGet,
