@@ -14,11 +14,20 @@
  *       --publish-mongo URI | --publish-http http://127.0.0.1:P/PATH
  *       --rate R --seconds D [--warmup-seconds W] [--drain-seconds X]
  *       [--publishers P] [--pad BYTES] [--server-pids PID,PID...]
- *   --mode idle: connect S subscribers, report the server's RSS per subscriber.
+ *   --mode idle [--idle-cpu-seconds T]: connect S subscribers, report the
+ *       server's RSS per subscriber, and its CPU per second over T idle
+ *       seconds (heartbeats only).
  *   --mode catchup --events N: one subscriber sees a marker event, N events
  *       are inserted, then a second subscriber resumes after the marker
  *       (Last-Event-ID, or "after" in --ws-subscribe); time and the server's
  *       peak RSS while it replays the N events.
+ *   --mode hostile --stalled N --stalled-sse-path P --stalled-ws-path P
+ *       [--stalled-seconds T] [--after-seconds A]: S subscribers read while
+ *       events flow; after the baseline window (--seconds) N more connections
+ *       (half SSE, half WebSocket, 100 per source address 127.0.1.x) subscribe
+ *       and never read for T seconds; the readers' latency in both windows,
+ *       their losses, and the server's RSS before, at its peak and A seconds
+ *       after the window.
  *
  * Output: one logfmt line (see print_* below). Latency is taken when recv()
  * returns, for deliveries that arrive inside the measured window; its
@@ -47,7 +56,7 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef enum { MODE_FANOUT, MODE_IDLE, MODE_CATCHUP } run_mode_t;
+typedef enum { MODE_FANOUT, MODE_IDLE, MODE_CATCHUP, MODE_HOSTILE } run_mode_t;
 typedef enum { PROTO_SSE, PROTO_WS } proto_t;
 typedef enum { PUB_NONE, PUB_MONGO, PUB_HTTP } pub_kind_t;
 typedef enum { C_FREE, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_CLOSED } conn_state_t;
@@ -75,7 +84,11 @@ typedef struct options {
     double drain;
     int publishers;
     int pad;
-    int events; /* catchup */
+    int events;  /* catchup */
+    int stalled; /* hostile: connections that subscribe and never read */
+    double stalled_seconds, after_seconds;
+    double idle_cpu_seconds; /* idle: server CPU measured this long once all are connected */
+    const char *stalled_sse_path, *stalled_ws_path;
     pid_t server_pids[16];
     int nserver_pids;
 } options_t;
@@ -89,7 +102,9 @@ static options_t opt = {.mode = MODE_FANOUT,
                         .drain = 3,
                         .publishers = 4,
                         .pad = 64,
-                        .events = 100000};
+                        .events = 100000,
+                        .stalled_seconds = 45,
+                        .after_seconds = 5};
 
 typedef struct conn {
     int fd;
@@ -1162,10 +1177,14 @@ static int run_idle(void)
     run_for(2.0);
     long rss1 = server_status_kib("VmRSS");
     int added = ready - base_ready;
+    /* What keeping them costs while nothing happens (heartbeats, pings). */
+    double cpu0 = server_cpu_s();
+    run_for(opt.idle_cpu_seconds);
+    double idle_cpu = opt.idle_cpu_seconds > 0 ? (server_cpu_s() - cpu0) / opt.idle_cpu_seconds : 0;
     printf("subscribers=%d ready=%d base=%d connect_failures=%llu server_rss_base_kib=%ld "
-           "server_rss_kib=%ld bytes_per_subscriber=%.0f\n",
+           "server_rss_kib=%ld bytes_per_subscriber=%.0f idle_cpu_s_per_s=%.4f\n",
            opt.subscribers, ready, base_ready, (unsigned long long)connect_failures, rss0, rss1,
-           added > 0 ? (double)(rss1 - rss0) * 1024.0 / added : 0);
+           added > 0 ? (double)(rss1 - rss0) * 1024.0 / added : 0, idle_cpu);
     close_all();
     if (first_error[0]) {
         fprintf(stderr, "fanout_load: first error: %s\n", first_error);
@@ -1242,6 +1261,171 @@ static int run_catchup(void)
     return got_n == (uint64_t)opt.events ? 0 : 1;
 }
 
+/* --- hostile: subscribers that never read ----------------------------- */
+
+static int *stalled_fds;
+static atomic_int stalled_open;
+
+/* Blocking: these connections are opened by their own thread, so the
+ * readers' loop is never held up by them. */
+static int open_stalled(int index)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    src.sin_addr.s_addr = htonl(0x7f000101u + (uint32_t)(index / 100));
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.sub.port)};
+    dst.sin_addr.s_addr = htonl(0x7f000001u);
+    if (bind(fd, (struct sockaddr *)&src, sizeof src) != 0 ||
+        connect(fd, (struct sockaddr *)&dst, sizeof dst) != 0) {
+        close(fd);
+        return -1;
+    }
+    char req[2048];
+    bool ws = index % 2 == 1;
+    int n = ws ? snprintf(req, sizeof req,
+                          "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+                          "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                          "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: %s\r\n\r\n",
+                          opt.stalled_ws_path, opt.sub.host, opt.sub.port,
+                          opt.ws_protocol ? opt.ws_protocol : "changecast.v1")
+               : snprintf(req, sizeof req,
+                          "GET %s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n\r\n",
+                          opt.stalled_sse_path, opt.sub.host, opt.sub.port);
+    if (n <= 0 || (size_t)n >= sizeof req || !send_all(fd, req, (size_t)n)) {
+        close(fd);
+        return -1;
+    }
+    if (ws) {
+        /* The 101 answer, then the subscribe message; nothing is read after. */
+        char answer[1024];
+        size_t got = 0;
+        while (got < sizeof answer - 1 && !memmem(answer, got, "\r\n\r\n", 4)) {
+            ssize_t r = recv(fd, answer + got, sizeof answer - 1 - got, 0);
+            if (r <= 0) {
+                close(fd);
+                return -1;
+            }
+            got += (size_t)r;
+        }
+        conn_t c = {.fd = fd};
+        if (!opt.ws_subscribe || !ws_send(&c, 1, opt.ws_subscribe, strlen(opt.ws_subscribe))) {
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
+static void *stalled_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < opt.stalled; i++) {
+        stalled_fds[i] = open_stalled(i);
+        if (stalled_fds[i] >= 0) {
+            atomic_fetch_add(&stalled_open, 1);
+        }
+    }
+    return NULL;
+}
+
+static void reset_latency(void)
+{
+    memset(hist_fine, 0, sizeof hist_fine);
+    memset(hist_coarse, 0, sizeof hist_coarse);
+    hist_over = lat_max_us = window_deliveries = 0;
+}
+
+static int run_hostile(void)
+{
+    int ready = connect_until(opt.subscribers, 60);
+    total_events =
+        (long)((opt.warmup + opt.seconds + opt.stalled_seconds + opt.after_seconds) * opt.rate);
+    window_first_seq = 0;
+    window_last_seq = total_events - 1;
+    run_for(0.2);
+    t0_mono_ns = now_mono_ns() + 10000000u;
+    publish_end_ns = t0_mono_ns + (uint64_t)((double)total_events / opt.rate * 1e9);
+    pthread_t threads[64];
+    int np = opt.publishers < 64 ? opt.publishers : 64;
+    for (int i = 0; i < np; i++) {
+        pthread_create(&threads[i], NULL, publisher_main, NULL);
+    }
+    uint64_t base_start = t0_mono_ns + (uint64_t)(opt.warmup * 1e9);
+    while (now_mono_ns() < base_start) {
+        poll_once(5);
+    }
+    in_window = true;
+    run_for(opt.seconds);
+    double base_p50 = percentile_ms(0.50), base_p99 = percentile_ms(0.99);
+    long rss_before = server_status_kib("VmRSS");
+    reset_latency();
+    server_reset_peak();
+    stalled_fds = malloc((size_t)opt.stalled * sizeof *stalled_fds);
+    pthread_t opener;
+    pthread_create(&opener, NULL, stalled_main, NULL);
+    run_for(opt.stalled_seconds);
+    in_window = false;
+    double during_p50 = percentile_ms(0.50), during_p99 = percentile_ms(0.99);
+    double during_max = (double)lat_max_us / 1000.0;
+    long rss_peak = server_status_kib("VmHWM");
+    pthread_join(opener, NULL);
+    run_for(opt.after_seconds);
+    long rss_after = server_status_kib("VmRSS");
+    for (;;) {
+        poll_once(5);
+        if (atomic_load(&publishers_done) == np) {
+            break;
+        }
+    }
+    for (int i = 0; i < np; i++) {
+        pthread_join(threads[i], NULL);
+    }
+    /* What the readers still have in flight. */
+    uint64_t drain_end = now_mono_ns() + (uint64_t)(opt.drain * 1e9);
+    long last = total_events - 1 - atomic_load(&skipped);
+    for (bool all = false; !all && now_mono_ns() < drain_end;) {
+        poll_once(5);
+        all = true;
+        for (int i = 0; i < next_to_open && all; i++) {
+            all = conns[i].state != C_OPEN || conns[i].max_seq >= last;
+        }
+    }
+    uint64_t received = 0;
+    for (int i = 0; i < next_to_open; i++) {
+        received += conns[i].window_received;
+    }
+    long sent = atomic_load(&published);
+    uint64_t expected = (uint64_t)ready * (uint64_t)sent;
+    printf("readers=%d ready=%d stalled=%d stalled_open=%d published=%ld publish_errors=%ld "
+           "publish_rate=%.1f base_p50_ms=%.3f base_p99_ms=%.3f during_p50_ms=%.3f "
+           "during_p99_ms=%.3f during_max_ms=%.3f reader_drops=%llu reader_disconnects=%llu "
+           "rss_before_kib=%ld rss_peak_kib=%ld rss_after_kib=%ld\n",
+           opt.subscribers, ready, opt.stalled, atomic_load(&stalled_open), sent,
+           atomic_load(&publish_errors), (double)sent / ((double)total_events / opt.rate), base_p50,
+           base_p99, during_p50, during_p99, during_max,
+           (unsigned long long)(expected > received ? expected - received : 0),
+           (unsigned long long)disconnects, rss_before, rss_peak, rss_after);
+    for (int i = 0; i < opt.stalled; i++) {
+        if (stalled_fds[i] >= 0) {
+            struct linger lg = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(stalled_fds[i], SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            close(stalled_fds[i]);
+        }
+    }
+    free(stalled_fds);
+    close_all();
+    if (first_error[0] || publish_error[0]) {
+        fprintf(stderr, "fanout_load: first error: %s%s%s\n", first_error,
+                publish_error[0] ? "; publish: " : "", publish_error);
+    }
+    return ready > 0 && sent > 0 ? 0 : 1;
+}
+
 /* --- arguments ---------------------------------------------------------- */
 
 static void parse_http(const char *url, http_target_t *t)
@@ -1263,11 +1447,12 @@ static void parse_http(const char *url, http_target_t *t)
 
 static void usage(void)
 {
-    fputs("usage: fanout_load --mode fanout|idle|catchup --proto sse|ws --url URL "
+    fputs("usage: fanout_load --mode fanout|idle|catchup|hostile --proto sse|ws --url URL "
           "[--ws-protocol P] [--ws-subscribe JSON] --subscribers S [--source-ips N] "
           "[--publish-mongo URI | --publish-http URL] [--rate R] [--seconds D] "
           "[--warmup-seconds W] [--drain-seconds X] [--publishers P] [--pad BYTES] "
-          "[--events N] [--server-pids PID,PID]\n",
+          "[--events N] [--server-pids PID,PID] [--stalled N --stalled-sse-path P "
+          "--stalled-ws-path P] [--stalled-seconds T] [--after-seconds A]\n",
           stderr);
     exit(2);
 }
@@ -1284,6 +1469,7 @@ int main(int argc, char **argv)
         if (!strcmp(a, "--mode")) {
             opt.mode = !strcmp(v, "idle")      ? MODE_IDLE
                        : !strcmp(v, "catchup") ? MODE_CATCHUP
+                       : !strcmp(v, "hostile") ? MODE_HOSTILE
                                                : MODE_FANOUT;
         } else if (!strcmp(a, "--proto")) {
             opt.proto = !strcmp(v, "ws") ? PROTO_WS : PROTO_SSE;
@@ -1317,6 +1503,18 @@ int main(int argc, char **argv)
             opt.pad = atoi(v);
         } else if (!strcmp(a, "--events")) {
             opt.events = atoi(v);
+        } else if (!strcmp(a, "--idle-cpu-seconds")) {
+            opt.idle_cpu_seconds = atof(v);
+        } else if (!strcmp(a, "--stalled")) {
+            opt.stalled = atoi(v);
+        } else if (!strcmp(a, "--stalled-seconds")) {
+            opt.stalled_seconds = atof(v);
+        } else if (!strcmp(a, "--after-seconds")) {
+            opt.after_seconds = atof(v);
+        } else if (!strcmp(a, "--stalled-sse-path")) {
+            opt.stalled_sse_path = v;
+        } else if (!strcmp(a, "--stalled-ws-path")) {
+            opt.stalled_ws_path = v;
         } else if (!strcmp(a, "--server-pids")) {
             char *copy = strdup(v), *save = NULL;
             for (char *t = strtok_r(copy, ",", &save); t && opt.nserver_pids < 16;
@@ -1340,8 +1538,13 @@ int main(int argc, char **argv)
     if (!conns || epfd < 0) {
         die("cannot allocate");
     }
+    if (opt.mode == MODE_HOSTILE &&
+        (opt.pub == PUB_NONE || !opt.stalled_sse_path || !opt.stalled_ws_path)) {
+        usage();
+    }
     int rc = opt.mode == MODE_IDLE      ? run_idle()
              : opt.mode == MODE_CATCHUP ? run_catchup()
+             : opt.mode == MODE_HOSTILE ? run_hostile()
                                         : (opt.pub == PUB_NONE ? (usage(), 2) : run_fanout());
     fflush(stdout);
     mongoc_cleanup();

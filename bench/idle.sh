@@ -7,40 +7,55 @@
 # waits 2 s, reads it again: (RSS after - RSS before) / added subscribers.
 # Nothing is published. RSS is summed over the server's processes (nginx:
 # master and worker); the stand-in behind changecast and node-watch is not
-# counted.
+# counted. Then 100,000 idle subscribers for changecast and nchan (200
+# source addresses, 500 from each; changecast with push.max_connections
+# 200000, its default being 20,000), and the server's CPU per second over
+# 16 s of idleness (one heartbeat at changecast's default 15 s).
 #
 #   bench/idle.sh [--quick | --smoke] [--runs N] [--out DIR] [--write-docs]
-#                 [--subscribers 10000]
+#                 [--subscribers 10000] [--large 100000]
 #
-#   --smoke       one round of 300 subscribers
+#   --smoke       one round of 300 subscribers, and 1,000 for the large case
+#                 (CPU over 2 s)
 set -euo pipefail
 source "$(dirname "$0")/push-lib.sh"
 
 command_line="bench/idle.sh $*"
-subs="" args=()
+subs="" large="" args=()
 while (($#)); do
     case "$1" in
         --subscribers) subs=$2; shift ;;
+        --large) large=$2; shift ;;
         *) args+=("$1") ;;
     esac
     shift
 done
 parse_common "${args[@]}"
-[[ $profile == smoke ]] && : "${subs:=300}"
-: "${subs:=10000}"
+idle_cpu_seconds=16
+[[ $profile == smoke ]] && : "${subs:=300}" "${large:=1000}" && idle_cpu_seconds=2
+: "${subs:=10000}" "${large:=100000}"
 push_tools
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 runs_tsv=$out/idle-runs.tsv
 printf 'proto\tsubscribers\ttarget\tround\tresult\n' >"$runs_tsv"
-failures=0 done_count=0 total=$((runs * 7))
+failures=0 done_count=0 total=$((runs * 11))
 for round in $(seq "$runs"); do
-    for proto in sse ws; do
-        read -r -a tl <<<"$(targets_for "$proto")"
+    for run_case in "sse $subs" "ws $subs" "sse $large" "ws $large"; do
+        read -r proto n <<<"$run_case"
+        if ((n == subs)); then
+            read -r -a tl <<<"$(targets_for "$proto")"
+            idle_args=(--subscribers "$n")
+            cc_extra=()
+        else
+            tl=(changecast nchan)
+            idle_args=(--subscribers "$n" --source-ips 200 --idle-cpu-seconds "$idle_cpu_seconds")
+            cc_extra=(--push.max_connections 200000)
+        fi
         for i in "${!tl[@]}"; do
             target=${tl[(i + round - 1) % ${#tl[@]}]}
             done_count=$((done_count + 1))
-            printf '\r[%d/%d] round %d %s %s          ' "$done_count" "$total" "$round" "$proto" "$target" >&2
+            printf '\r[%d/%d] round %d %s %s %s          ' "$done_count" "$total" "$round" "$proto" "$n" "$target" >&2
             mark=${#pids[@]}
             if ! start_target "$target" "$proto"; then
                 log "idle.sh: $target would not start"
@@ -49,8 +64,8 @@ for round in $(seq "$runs"); do
                 continue
             fi
             if line=$(timeout 300 "${pin_load[@]}" "$bin/fanout_load" --mode idle "${target_args[@]}" \
-                --subscribers "$subs" 2>"$tmp/run/load.err"); then
-                printf '%s\t%s\t%s\t%s\t%s\n' "$proto" "$subs" "$target" "$round" "$line" >>"$runs_tsv"
+                "${idle_args[@]}" 2>"$tmp/run/load.err"); then
+                printf '%s\t%s\t%s\t%s\t%s\n' "$proto" "$n" "$target" "$round" "$line" >>"$runs_tsv"
             else
                 log "idle.sh: fanout_load failed: $proto $target round $round: $line"
                 sed 's/^/    /' "$tmp/run/load.err" | head -5 >&2
@@ -63,7 +78,7 @@ done
 printf '\n' >&2
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 machine_lines "$command_line" "$load_start" "$load_end" \
-    "$runs round(s); $subs idle subscribers per case, RSS read 2 s after the last connected" \
+    "$runs round(s); $subs idle subscribers per case (and $large for changecast and nchan), RSS read 2 s after the last connected" \
     >"$out/idle-machine.txt"
 python3 bench/push-report.py idle --out "$out" $($write_docs && echo --write-docs)
 if ((failures)); then

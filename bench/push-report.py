@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""Reports of the push benchmarks (fanout.sh, idle.sh, catchup.sh).
+"""Reports of the push benchmarks (fanout.sh, idle.sh, catchup.sh, hostile.sh).
 
-    python3 bench/push-report.py fanout|idle|catchup --out DIR [--write-docs]
+    python3 bench/push-report.py fanout|idle|catchup|hostile --out DIR [--write-docs]
 
 Reads DIR/SCENARIO-runs.tsv (case columns, then fanout_load's logfmt line)
 and DIR/SCENARIO-machine.txt; writes DIR/SCENARIO-summary.tsv (medians),
@@ -190,17 +190,18 @@ def idle(out):
         summary[(proto, int(s), target)] = {
             "runs": len(rows), "bytes": med(rows, "bytes_per_subscriber"),
             "rss": med(rows, "server_rss_kib"), "base": med(rows, "server_rss_base_kib"),
-            "ready": med(rows, "ready")}
+            "ready": med(rows, "ready"), "cpu": med(rows, "idle_cpu_s_per_s")}
     keys = sorted(summary, key=lambda k: (k[0] != "sse", k[1], order(k[2])))
     lines = [f"{'proto':<6}{'subs':>7}  {'target':<12}{'runs':>5}{'ready':>8}{'KiB/sub':>9}"
-             f"{'rss_base_MiB':>14}{'rss_MiB':>9}"]
+             f"{'rss_base_MiB':>14}{'rss_MiB':>9}{'idle_cpu_ms/s':>15}"]
     with open(os.path.join(out, "idle-summary.tsv"), "w") as f:
         f.write("proto\tsubscribers\ttarget\truns\tready\tbytes_per_subscriber\tserver_rss_base_kib\tserver_rss_kib\n")
         for k in keys:
             m = summary[k]
             f.write("\t".join(str(x) for x in [*k, m["runs"], m["ready"], round(m["bytes"]), m["base"], m["rss"]]) + "\n")
             lines.append(f"{k[0]:<6}{k[1]:>7}  {k[2]:<12}{m['runs']:>5}{m['ready']:>8.0f}{m['bytes'] / 1024:>9.2f}"
-                         f"{m['base'] / 1024:>14.1f}{m['rss'] / 1024:>9.1f}")
+                         f"{m['base'] / 1024:>14.1f}{m['rss'] / 1024:>9.1f}"
+                         + (f"{m['cpu'] * 1000:>15.1f}" if m["cpu"] == m["cpu"] and k[1] != min(x[1] for x in keys) else f"{'-':>15}"))
     table = "\n".join(lines) + "\n"
     key_lines = []
     for proto in ("sse", "ws"):
@@ -210,8 +211,12 @@ def idle(out):
             if not cc:
                 continue
             peers = [f"{k[2]} {summary[k]['bytes'] / 1024:.2f}" for k in ks if k[1] == s and k[2] != "changecast"]
+            measured = [k for k in ks if k[1] == s and summary[k]["cpu"] == summary[k]["cpu"]]
+            cpu = [f"{k[2]} {summary[k]['cpu'] * 1000:.1f}" for k in measured] if any(summary[k]["cpu"] > 0 for k in measured) else []
             key_lines.append(f"idle {proto} s={s}: changecast {cc['bytes'] / 1024:.2f} KiB per idle subscriber"
-                             + (f" vs {', '.join(peers)}" if peers else ""))
+                             + (f" vs {', '.join(peers)}" if peers else "")
+                             + (f"; CPU while idle (ms per second): {', '.join(cpu)}" if cpu else "")
+                             + ("" if cc["ready"] >= s else f"; changecast took only {cc['ready']:.0f}"))
     keys_text = "\n".join(key_lines) + "\n"
     write(out, "idle-table.txt", table)
     write(out, "idle-keys.txt", keys_text)
@@ -225,7 +230,7 @@ def idle(out):
             vals = []
             for proto in ("sse", "ws"):
                 m = [summary[k]["bytes"] for k in keys if k[0] == proto and k[2] == t]
-                vals.append(f"{m[-1] / 1024:.3f}" if m else "NaN")
+                vals.append(f"{m[0] / 1024:.3f}" if m else "NaN")
             f.write(f"{t} {' '.join(vals)}\n")
     gnuplot(STYLE + f"""set output '{os.path.join(out, "idle.svg")}'
 set title "memory per idle subscriber (server RSS delta / subscribers, median of rounds)"
@@ -298,6 +303,44 @@ plot '{path}' using 2:xtic(1) title "time" lc rgb "#2166ac", '' using 3 axes x1y
     return table, keys_text, [("catchup.svg", "catch-up time and peak memory")]
 
 
+def hostile(out):
+    groups = read_runs(os.path.join(out, "hostile-runs.tsv"), ["proto", "readers", "stalled"])
+    fields = ["base_p50_ms", "base_p99_ms", "during_p50_ms", "during_p99_ms", "during_max_ms",
+              "reader_drops", "reader_disconnects", "slow_drops", "stalled_open",
+              "rss_before_kib", "rss_peak_kib", "rss_after_kib"]
+    summary = {k: {"runs": len(rows), **{f: med(rows, f) for f in fields},
+                   "worst_reader_disconnects": max(r.get("reader_disconnects", 0) for r in rows)}
+               for k, rows in groups.items()}
+    keys = sorted(summary, key=lambda k: k[0] != "sse")
+    lines = [f"{'readers':<8}{'n':>4}{'stalled':>8}{'runs':>5}{'base_p50':>10}{'base_p99':>10}{'p50':>9}{'p99':>9}"
+             f"{'max':>9}{'lost':>6}{'disc':>6}{'slow_drops':>11}{'rss_MiB':>9}{'peak_MiB':>9}{'after_MiB':>10}"]
+    with open(os.path.join(out, "hostile-summary.tsv"), "w") as f:
+        f.write("proto\treaders\tstalled\truns\t" + "\t".join(fields) + "\n")
+        for k in keys:
+            m = summary[k]
+            f.write("\t".join(str(x) for x in [*k, m["runs"], *(m[x] for x in fields)]) + "\n")
+            lines.append(f"{k[0]:<8}{float(k[1]):>4.0f}{float(k[2]):>8.0f}{m['runs']:>5}{fmt_ms(m['base_p50_ms']):>10}{fmt_ms(m['base_p99_ms']):>10}"
+                         f"{fmt_ms(m['during_p50_ms']):>9}{fmt_ms(m['during_p99_ms']):>9}{fmt_ms(m['during_max_ms']):>9}"
+                         f"{m['reader_drops']:>6.0f}{m['reader_disconnects']:>6.0f}{m['slow_drops']:>11.0f}"
+                         f"{m['rss_before_kib'] / 1024:>9.1f}{m['rss_peak_kib'] / 1024:>9.1f}{m['rss_after_kib'] / 1024:>10.1f}")
+    table = "\n".join(lines) + "\n"
+    key_lines = []
+    for k in keys:
+        m = summary[k]
+        key_lines.append(
+            f"hostile {k[0]} readers={float(k[1]):.0f} stalled={float(k[2]):.0f}: readers p99 {fmt_ms(m['base_p99_ms'])} before, "
+            f"{fmt_ms(m['during_p99_ms'])} with the non-readers; readers dropped in any run "
+            f"{m['worst_reader_disconnects']:.0f}, events lost {m['reader_drops']:.0f}; non-readers dropped "
+            f"{m['slow_drops']:.0f} of {m['stalled_open']:.0f}; RSS {m['rss_before_kib'] / 1024:.1f} MiB, "
+            f"peak {m['rss_peak_kib'] / 1024:.1f}, after {m['rss_after_kib'] / 1024:.1f}")
+    keys_text = "\n".join(key_lines) + "\n"
+    write(out, "hostile-table.txt", table)
+    write(out, "hostile-keys.txt", keys_text)
+    print(table)
+    print(keys_text, end="")
+    return table, keys_text, []
+
+
 def write(out, name, text):
     with open(os.path.join(out, name), "w") as f:
         f.write(text)
@@ -327,11 +370,11 @@ def write_docs(scenario, out, table, keys_text, plots):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("scenario", choices=["fanout", "idle", "catchup"])
+    ap.add_argument("scenario", choices=["fanout", "idle", "catchup", "hostile"])
     ap.add_argument("--out", required=True)
     ap.add_argument("--write-docs", action="store_true")
     a = ap.parse_args()
-    table, keys_text, plots = {"fanout": fanout, "idle": idle, "catchup": catchup}[a.scenario](a.out)
+    table, keys_text, plots = {"fanout": fanout, "idle": idle, "catchup": catchup, "hostile": hostile}[a.scenario](a.out)
     if a.write_docs:
         write_docs(a.scenario, a.out, table, keys_text, plots)
 
