@@ -61,32 +61,20 @@ for round in $(seq "$runs"); do
             if [[ $source == ring ]]; then cc_extra=("${ring_flags[@]}"); else cc_extra=("${small_flags[@]}"); fi
             mark=${#pids[@]}
             if ! start_target changecast "$proto"; then
-                log "catchup.sh: changecast would not start"
-                stop_since "$mark"
-                failures=$((failures + 1))
+                start_failed changecast "$mark"
                 continue
             fi
             if line=$(timeout 900 "${pin_load[@]}" "$bin/fanout_load" --mode catchup "${target_args[@]}" \
                 --events "$events" 2>"$tmp/run/load.err"); then
                 printf '%s\t%s\t%s\t%s\t%s\n' "$source" "$proto" changecast "$round" "$line" >>"$runs_tsv"
             else
-                log "catchup.sh: fanout_load failed: $source $proto round $round: $line"
-                sed 's/^/    /' "$tmp/run/load.err" | head -5 >&2
+                load_failed "$source $proto round $round: $line"
                 grep -E 'level=(warn|error)' "$tmp/run/changecast.err" | tail -5 | sed 's/^/    /' >&2
-                failures=$((failures + 1))
             fi
             stop_since "$mark"
         done
     done
 done
 cc_extra=()
-printf '\n' >&2
-load_end=$(cut -d' ' -f1-3 /proc/loadavg)
-machine_lines "$command_line" "$load_start" "$load_end" \
-    "$runs round(s); $events events replayed per case; ring: --changes.ring_events $((events * 2 + 1000)) --changes.ring_bytes 1GiB; upstream: --changes.ring_events 1000, stand-in --oplog-size $((events * 2 + 1000))" \
-    >"$out/catchup-machine.txt"
-python3 bench/push-report.py catchup --out "$out" $($write_docs && echo --write-docs)
-if ((failures)); then
-    log "catchup.sh: $failures run(s) failed (see above)"
-    exit 1
-fi
+finish_scenario catchup \
+    "$runs round(s); $events events replayed per case; ring: --changes.ring_events $((events * 2 + 1000)) --changes.ring_bytes 1GiB; upstream: --changes.ring_events 1000, stand-in --oplog-size $((events * 2 + 1000))"

@@ -86,9 +86,7 @@ for round in $(seq "$runs"); do
                 "$round" "$proto" "$s" "$r" "$target" >&2
             mark=${#pids[@]}
             if ! start_target "$target" "$proto"; then
-                log "fanout.sh: $target would not start"
-                stop_since "$mark"
-                failures=$((failures + 1))
+                start_failed "$target" "$mark"
                 continue
             fi
             limit=$(awk -v s="$seconds" -v w="$warmup" -v d="$drain" 'BEGIN { printf "%d", s + w + d + 200 }')
@@ -97,23 +95,12 @@ for round in $(seq "$runs"); do
                 --warmup-seconds "$warmup" --drain-seconds "$drain" 2>"$tmp/run/load.err"); then
                 printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$proto" "$s" "$r" "$target" "$round" "$line" >>"$runs_tsv"
             else
-                log "fanout.sh: fanout_load failed: $proto s=$s r=$r $target round $round: $line"
-                sed 's/^/    /' "$tmp/run/load.err" | head -5 >&2
-                failures=$((failures + 1))
+                load_failed "$proto s=$s r=$r $target round $round: $line"
                 [[ -z $line ]] || printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$proto" "$s" "$r" "$target" "$round" "$line" >>"$runs_tsv"
             fi
             stop_since "$mark"
         done
     done
 done
-printf '\n' >&2
-load_end=$(cut -d' ' -f1-3 /proc/loadavg)
-
-machine_lines "$command_line" "$load_start" "$load_end" \
-    "$runs round(s) x ${seconds}s measured (+${warmup}s warm-up, up to ${drain}s drain) per case" \
-    >"$out/fanout-machine.txt"
-python3 bench/push-report.py fanout --out "$out" $($write_docs && echo --write-docs)
-if ((failures)); then
-    log "fanout.sh: $failures run(s) failed (see above)"
-    exit 1
-fi
+finish_scenario fanout \
+    "$runs round(s) x ${seconds}s measured (+${warmup}s warm-up, up to ${drain}s drain) per case"

@@ -49,9 +49,7 @@ for round in $(seq "$runs"); do
         printf '\r[%d/%d] round %d readers %s          ' "$done_count" "$total" "$round" "$proto" >&2
         mark=${#pids[@]}
         if ! start_target changecast "$proto"; then
-            log "hostile.sh: changecast would not start"
-            stop_since "$mark"
-            failures=$((failures + 1))
+            start_failed changecast "$mark"
             continue
         fi
         if line=$(timeout 600 "${pin_load[@]}" "$bin/fanout_load" --mode hostile "${target_args[@]}" \
@@ -65,20 +63,10 @@ for round in $(seq "$runs"); do
                 awk '/^changecast_drops_total\{reason="slow_consumer"\}/ { print $2 }')
             printf '%s\t10\t%s\t%s\t%s slow_drops=%s\n' "$proto" "$stalled" "$round" "$line" "${slow:-0}" >>"$runs_tsv"
         else
-            log "hostile.sh: fanout_load failed: $proto round $round: $line"
-            sed 's/^/    /' "$tmp/run/load.err" | head -5 >&2
-            failures=$((failures + 1))
+            load_failed "$proto round $round: $line"
         fi
         stop_since "$mark"
     done
 done
-printf '\n' >&2
-load_end=$(cut -d' ' -f1-3 /proc/loadavg)
-machine_lines "$command_line" "$load_start" "$load_end" \
-    "$runs round(s); 10 readers, 200 inserts/s of 2 KiB, $stalled non-readers; windows ${base} s / ${during} s / ${after} s" \
-    >"$out/hostile-machine.txt"
-python3 bench/push-report.py hostile --out "$out" $($write_docs && echo --write-docs)
-if ((failures)); then
-    log "hostile.sh: $failures run(s) failed (see above)"
-    exit 1
-fi
+finish_scenario hostile \
+    "$runs round(s); 10 readers, 200 inserts/s of 2 KiB, $stalled non-readers; windows ${base} s / ${during} s / ${after} s"

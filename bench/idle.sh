@@ -58,30 +58,18 @@ for round in $(seq "$runs"); do
             printf '\r[%d/%d] round %d %s %s %s          ' "$done_count" "$total" "$round" "$proto" "$n" "$target" >&2
             mark=${#pids[@]}
             if ! start_target "$target" "$proto"; then
-                log "idle.sh: $target would not start"
-                stop_since "$mark"
-                failures=$((failures + 1))
+                start_failed "$target" "$mark"
                 continue
             fi
             if line=$(timeout 300 "${pin_load[@]}" "$bin/fanout_load" --mode idle "${target_args[@]}" \
                 "${idle_args[@]}" 2>"$tmp/run/load.err"); then
                 printf '%s\t%s\t%s\t%s\t%s\n' "$proto" "$n" "$target" "$round" "$line" >>"$runs_tsv"
             else
-                log "idle.sh: fanout_load failed: $proto $target round $round: $line"
-                sed 's/^/    /' "$tmp/run/load.err" | head -5 >&2
-                failures=$((failures + 1))
+                load_failed "$proto $target round $round: $line"
             fi
             stop_since "$mark"
         done
     done
 done
-printf '\n' >&2
-load_end=$(cut -d' ' -f1-3 /proc/loadavg)
-machine_lines "$command_line" "$load_start" "$load_end" \
-    "$runs round(s); $subs idle subscribers per case (and $large for changecast and nchan), RSS read 2 s after the last connected" \
-    >"$out/idle-machine.txt"
-python3 bench/push-report.py idle --out "$out" $($write_docs && echo --write-docs)
-if ((failures)); then
-    log "idle.sh: $failures run(s) failed (see above)"
-    exit 1
-fi
+finish_scenario idle \
+    "$runs round(s); $subs idle subscribers per case (and $large for changecast and nchan), RSS read 2 s after the last connected"

@@ -112,6 +112,34 @@ stop_since() { # MARK
     pids=("${pids[@]:0:$1}")
 }
 
+# The scenarios' loops count what failed in $failures and go on with the
+# next run: a target that would not start (its servers are stopped)...
+start_failed() { # TARGET MARK
+    log "$(basename "$0"): $1 would not start"
+    stop_since "$2"
+    failures=$((failures + 1))
+}
+
+# ...or a load generator that failed (its first errors are shown).
+load_failed() { # WHAT
+    log "$(basename "$0"): fanout_load failed: $1"
+    sed 's/^/    /' "$tmp/run/load.err" | head -5 >&2
+    failures=$((failures + 1))
+}
+
+# The end of every push scenario: the machine and run description, the
+# report (and docs with --write-docs), and a failing exit if a run failed.
+finish_scenario() { # NAME RUN_DESCRIPTION
+    printf '\n' >&2
+    machine_lines "$command_line" "$load_start" "$(cut -d' ' -f1-3 /proc/loadavg)" "$2" \
+        >"$out/$1-machine.txt"
+    python3 bench/push-report.py "$1" --out "$out" $($write_docs && echo --write-docs)
+    if ((failures)); then
+        log "$(basename "$0"): $failures run(s) failed (see above)"
+        exit 1
+    fi
+}
+
 # wait_for_line FILE REGEX SECONDS PID: prints the first match, fails if the
 # process dies or the time runs out.
 wait_for_line() {

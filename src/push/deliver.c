@@ -4,7 +4,6 @@
  * form (and per distinct scope), and the queue takes references. */
 #include "deliver.h"
 #include "emit.h"
-#include "encode.h"
 #include "render.h"
 
 #include "changecast/log.h"

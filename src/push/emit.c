@@ -5,8 +5,6 @@
 #include "encode.h"
 #include "pending.h"
 
-#include <string.h>
-
 void cc_emit_body(cc_sub_t *sub, cc_buf_t *body)
 {
     cc_conn_t *conn = sub->conn;
