@@ -47,10 +47,8 @@ standin_extra=(--oplog-size $((events * 2 + 1000)))
 ring_flags=(--changes.ring_events $((events * 2 + 1000)) --changes.ring_bytes $((1024 * 1024 * 1024)))
 small_flags=(--changes.ring_events 1000)
 
-load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-runs_tsv=$out/catchup-runs.tsv
-printf 'source\tproto\ttarget\tround\tresult\n' >"$runs_tsv"
-failures=0 done_count=0 total=$((runs * 2 * $(wc -w <<<"$protos")))
+begin_scenario catchup source proto target
+total=$((runs * 2 * $(wc -w <<<"$protos")))
 for round in $(seq "$runs"); do
     sources=(ring upstream)
     ((round % 2)) || sources=(upstream ring)

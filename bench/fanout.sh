@@ -71,10 +71,7 @@ for c in "${cases[@]}"; do
 done
 log "fanout.sh: servers on CPU $server_cpus, load on CPU $load_cpus; $runs round(s) of ${seconds}s (+${warmup}s warm-up) x $total runs"
 
-load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-runs_tsv=$out/fanout-runs.tsv
-printf 'proto\tsubscribers\trate\ttarget\tround\tresult\n' >"$runs_tsv"
-done_count=0 failures=0
+begin_scenario fanout proto subscribers rate target
 for round in $(seq "$runs"); do
     for c in "${cases[@]}"; do
         read -r proto s r <<<"$c"

@@ -39,10 +39,8 @@ esac
 : "${stalled:=1000}"
 push_tools
 
-load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-runs_tsv=$out/hostile-runs.tsv
-printf 'proto\treaders\tstalled\tround\tresult\n' >"$runs_tsv"
-failures=0 done_count=0 total=$((runs * 2))
+begin_scenario hostile proto readers stalled
+total=$((runs * 2))
 for round in $(seq "$runs"); do
     for proto in sse ws; do
         done_count=$((done_count + 1))

@@ -36,10 +36,8 @@ idle_cpu_seconds=16
 : "${subs:=10000}" "${large:=100000}"
 push_tools
 
-load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-runs_tsv=$out/idle-runs.tsv
-printf 'proto\tsubscribers\ttarget\tround\tresult\n' >"$runs_tsv"
-failures=0 done_count=0 total=$((runs * 11))
+begin_scenario idle proto subscribers target
+total=$((runs * 11))
 for round in $(seq "$runs"); do
     for run_case in "sse $subs" "ws $subs" "sse $large" "ws $large"; do
         read -r proto n <<<"$run_case"

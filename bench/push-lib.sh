@@ -112,6 +112,16 @@ stop_since() { # MARK
     pids=("${pids[@]:0:$1}")
 }
 
+# The start of every push scenario: the load average before, the runs' TSV
+# (the case columns, then round and fanout_load's line), and the counters.
+begin_scenario() { # NAME CASE_COLUMN...
+    load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+    runs_tsv=$out/$1-runs.tsv
+    shift
+    { printf '%s\t' "$@"; printf 'round\tresult\n'; } >"$runs_tsv"
+    failures=0 done_count=0
+}
+
 # The scenarios' loops count what failed in $failures and go on with the
 # next run: a target that would not start (its servers are stopped)...
 start_failed() { # TARGET MARK
