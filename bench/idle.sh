@@ -37,9 +37,18 @@ idle_cpu_seconds=16
 push_tools
 
 begin_scenario idle proto subscribers target
-total=$((runs * 11))
+cases=("sse $subs" "ws $subs")
+# Each subscriber is a descriptor in the load process and one in the
+# server: a limit below that (a container without CAP_SYS_RESOURCE cannot
+# raise its hard limit) leaves the large case out, said plainly.
+if (($(ulimit -n) > large + 1000)); then
+    cases+=("sse $large" "ws $large")
+else
+    log "idle.sh: the $large case needs $((large + 1000)) descriptors per process; this one may have $(ulimit -n) (ulimit -Hn $(ulimit -Hn)): not run"
+fi
+total=$((runs * (7 + 2 * (${#cases[@]} - 2))))
 for round in $(seq "$runs"); do
-    for run_case in "sse $subs" "ws $subs" "sse $large" "ws $large"; do
+    for run_case in "${cases[@]}"; do
         read -r proto n <<<"$run_case"
         if ((n == subs)); then
             read -r -a tl <<<"$(targets_for "$proto")"

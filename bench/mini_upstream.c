@@ -73,11 +73,11 @@ static void answer(struct bufferevent *bev, const cc_frame_header_t *request, co
     size_t len;
     uint8_t *out;
 
-    if (request->opcode == CC_OP_QUERY) {
+    if (request->opcode == CC_OPCODE_QUERY) {
         hello_reply(&reply, true);
         out = cc_reply_build(&header, 8, &reply, &len);
     } else {
-        cc_msg_t msg;
+        cc_op_msg_t msg;
         if (!cc_msg_parse(frame, (size_t)request->length, &msg, &error) ||
             !bson_init_static(&command, msg.body, msg.body_len)) {
             bufferevent_free(bev);

@@ -36,7 +36,7 @@ foreach(source ${cc_fuzz_sources})
     target_compile_options(${target} PRIVATE -fsanitize=fuzzer,${CC_FUZZ_SANITIZERS}
                            -fno-sanitize-recover=all -fno-omit-frame-pointer)
     target_link_options(${target} PRIVATE -fsanitize=fuzzer,${CC_FUZZ_SANITIZERS})
-    target_link_libraries(${target} PRIVATE push auth wire filter core)
+    target_link_libraries(${target} PRIVATE push auth wire filter core cc_internals)
     set_target_properties(${target} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/fuzz)
     add_dependencies(fuzz ${target})
 endforeach()

@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { EXIT_CONFIG = 2 };
 
@@ -61,6 +62,9 @@ static void wire_options_from_config(const cc_config_t *config, cc_wire_options_
     options->tls_key_file = config->wire.tls_key_file;
     options->tls_client_ca_file = config->wire.tls_client_ca_file;
     options->max_connections = config->wire.max_connections;
+    options->max_connections_per_ip = config->wire.max_connections_per_ip;
+    options->handshake_timeout_ms = config->wire.handshake_timeout_ms;
+    options->message_timeout_ms = config->wire.message_timeout_ms;
     options->primary_wait_ms = config->wire.primary_wait_ms;
     options->connect_timeout_ms = config->wire.connect_timeout_ms;
 }
@@ -194,10 +198,12 @@ static bool start_push(daemon_t *daemon, cc_channel_t *channel, cc_capture_t **c
         .ring_events = c->changes.ring_events,
         .ring_bytes = c->changes.ring_bytes,
         .flush_ms = c->push.flush_ms,
+        .max_flush_ms = c->push.max_flush_ms,
         .heartbeat_ms = c->push.heartbeat_ms,
         .idle_timeout_ms = c->push.idle_timeout_ms,
         .max_queue_bytes = c->push.max_queue_bytes,
         .stall_timeout_ms = c->push.stall_timeout_ms,
+        .healthz_max_lag_ms = c->push.healthz_max_lag_ms,
         .max_message_bytes = c->push.max_message_bytes,
         .max_subscriptions = c->push.max_subscriptions,
         .retry_ms = c->push.retry_ms,
@@ -230,6 +236,7 @@ static bool start_push(daemon_t *daemon, cc_channel_t *channel, cc_capture_t **c
         .token_file = c->changes.token_file,
         .token_save_ms = c->changes.token_save_ms,
         .max_await_ms = c->changes.max_await_ms,
+        .instance = cc_log_instance(),
     };
     *capture = cc_capture_start(&options, channel, error);
     return *capture != NULL;
@@ -240,9 +247,20 @@ static void on_metrics_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     daemon_t *daemon = arg;
-    cc_push_set_wire_stats(daemon->push, (int64_t)cc_wire_session_count(daemon->wire),
-                           cc_wire_bytes_forwarded(daemon->wire, true),
-                           cc_wire_bytes_forwarded(daemon->wire, false));
+    cc_wire_stats_t stats;
+    cc_wire_stats(daemon->wire, &stats);
+    cc_push_set_wire_stats(daemon->push, &stats);
+}
+
+/* instance.name, or the host name: in every log line and in the appName of
+ * every connection changecast makes to MongoDB. */
+static void set_instance_name(const cc_config_t *config)
+{
+    char host[256] = "changecast";
+    if (!*config->instance.name && gethostname(host, sizeof host - 1) == 0) {
+        host[sizeof host - 1] = '\0';
+    }
+    cc_log_set_instance(*config->instance.name ? config->instance.name : host);
 }
 
 static int run(daemon_t *daemon, bool check_only)
@@ -270,6 +288,7 @@ static int run(daemon_t *daemon, bool check_only)
         mongoc_uri_destroy(uri);
         return EXIT_CONFIG;
     }
+    set_instance_name(&daemon->config);
 
     evthread_use_pthreads();
     daemon->base = event_base_new();
@@ -293,7 +312,8 @@ static int run(daemon_t *daemon, bool check_only)
         status = EXIT_CONFIG;
         goto done;
     }
-    topology = cc_topology_start(daemon->config.wire.upstream, primary, &error);
+    topology = cc_topology_start(daemon->config.wire.upstream, cc_log_instance(),
+                                 daemon->config.wire.primary_wait_ms, primary, &error);
     if (!topology) {
         fprintf(stderr, "changecast: wire.upstream: %s\n", error.message);
         status = EXIT_CONFIG;

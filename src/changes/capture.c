@@ -139,7 +139,7 @@ static cc_stream_error_t pump(cc_capture_t *capture, mongoc_change_stream_t *str
 static void *capture_thread(void *arg)
 {
     cc_capture_t *capture = arg;
-    mongoc_client_t *client = cc_stream_client_new(&capture->config, "changecast-capture");
+    mongoc_client_t *client = cc_stream_client_new(&capture->config, "capture");
     int attempt = 0;
     bool reported_unavailable = false;
 
@@ -208,7 +208,7 @@ static void *capture_thread(void *arg)
 static void *worker_main(void *arg)
 {
     cc_capture_t *capture = arg;
-    mongoc_client_t *client = cc_stream_client_new(&capture->config, "changecast-worker");
+    mongoc_client_t *client = cc_stream_client_new(&capture->config, "worker");
     while (!stopping(capture)) {
         cc_request_t *request = cc_channel_next_request(capture->channel, 500);
         if (!request) {

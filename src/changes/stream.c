@@ -62,6 +62,7 @@ bool cc_stream_config_init(cc_stream_config_t *config, const cc_capture_options_
     config->full_document = bson_strdup(options->full_document);
     config->full_document_before_change = bson_strdup(options->full_document_before_change);
     config->max_await_ms = options->max_await_ms;
+    config->instance = bson_strdup(options->instance ? options->instance : "");
     return true;
 }
 
@@ -71,12 +72,16 @@ void cc_stream_config_destroy(cc_stream_config_t *config)
     bson_destroy(&config->pipeline);
     bson_free(config->full_document);
     bson_free(config->full_document_before_change);
+    bson_free(config->instance);
     memset(config, 0, sizeof *config);
 }
 
-mongoc_client_t *cc_stream_client_new(const cc_stream_config_t *config, const char *app_name)
+mongoc_client_t *cc_stream_client_new(const cc_stream_config_t *config, const char *role)
 {
     mongoc_uri_t *uri = mongoc_uri_copy(config->uri);
+    /* MongoDB's logs, currentOp and fail points tell instances apart by it. */
+    char app_name[128];
+    snprintf(app_name, sizeof app_name, "changecast-%s@%s", role, config->instance);
     mongoc_uri_set_appname(uri, app_name);
     /* Keep selecting (up to serverSelectionTimeoutMS) instead of failing at
      * once during an election: single-threaded clients try once by default. */

@@ -14,6 +14,7 @@ typedef struct cc_stream_config {
     char *full_document;
     char *full_document_before_change;
     int64_t max_await_ms;
+    char *instance;
 } cc_stream_config_t;
 
 typedef enum cc_stream_error {
@@ -28,7 +29,8 @@ bool cc_stream_config_init(cc_stream_config_t *config, const cc_capture_options_
                            bson_error_t *error);
 void cc_stream_config_destroy(cc_stream_config_t *config);
 
-mongoc_client_t *cc_stream_client_new(const cc_stream_config_t *config, const char *app_name);
+/* A client whose connections carry the appName changecast-<role>@<instance>. */
+mongoc_client_t *cc_stream_client_new(const cc_stream_config_t *config, const char *role);
 
 /* startAfter `token` when given, else from now. Check the result with
  * cc_stream_check. */

@@ -23,6 +23,7 @@ struct cc_topology {
     pthread_cond_t changed;
     bool stopping;
     bool primary_known;
+    int64_t quiet_us; /* no primary for this long before it is logged */
 };
 
 /* Server types that accept writes (SDAM spec "ServerType"). */
@@ -109,6 +110,7 @@ static void *monitor_thread(void *arg)
     cc_topology_t *topology = arg;
     mongoc_client_t *client = mongoc_client_pool_pop(topology->pool);
     int64_t last_warning_us = 0;
+    int64_t unknown_since_us = bson_get_monotonic_time();
 
     pthread_mutex_lock(&topology->lock);
     while (!topology->stopping) {
@@ -117,16 +119,26 @@ static void *monitor_thread(void *arg)
             bson_error_t error;
             mongoc_server_description_t *server =
                 mongoc_client_select_server(client, true, NULL, &error);
+            int64_t now = bson_get_monotonic_time();
+            /* Selection rounds stay short (shutdown stays prompt); a slow
+             * deployment is not reported until it has been without a
+             * primary for as long as applications are told to wait. */
             if (server) {
                 mongoc_server_description_destroy(server);
-            } else if (bson_get_monotonic_time() - last_warning_us > 10 * 1000 * 1000) {
-                last_warning_us = bson_get_monotonic_time();
-                cc_warn("event=no_primary error=\"%s\"", error.message);
+            } else if (now - unknown_since_us >= topology->quiet_us &&
+                       now - last_warning_us > 10 * 1000 * 1000) {
+                last_warning_us = now;
+                cc_warn("event=no_primary for_ms=%lld error=\"%s\"",
+                        (long long)((now - unknown_since_us) / 1000), error.message);
             }
             pthread_mutex_lock(&topology->lock);
             continue;
         }
+        unknown_since_us = 0;
         pthread_cond_wait(&topology->changed, &topology->lock);
+        if (!topology->primary_known) {
+            unknown_since_us = bson_get_monotonic_time();
+        }
     }
     pthread_mutex_unlock(&topology->lock);
     mongoc_client_pool_push(topology->pool, client);
@@ -150,7 +162,8 @@ static void on_driver_log(mongoc_log_level_t level, const char *domain, const ch
     }
 }
 
-cc_topology_t *cc_topology_start(const char *uri_string, cc_primary_t *primary, bson_error_t *error)
+cc_topology_t *cc_topology_start(const char *uri_string, const char *instance, int64_t quiet_ms,
+                                 cc_primary_t *primary, bson_error_t *error)
 {
     mongoc_log_set_handler(on_driver_log, NULL);
     mongoc_uri_t *uri = mongoc_uri_new_with_error(uri_string, error);
@@ -160,9 +173,12 @@ cc_topology_t *cc_topology_start(const char *uri_string, cc_primary_t *primary, 
     /* Short selection rounds keep shutdown prompt; applications keep their
      * own serverSelectionTimeoutMS, this one is only the monitor's. */
     mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 2000);
-    mongoc_uri_set_appname(uri, "changecast-monitor");
+    char app_name[128];
+    snprintf(app_name, sizeof app_name, "changecast-monitor@%s", instance);
+    mongoc_uri_set_appname(uri, app_name);
 
     cc_topology_t *topology = bson_malloc0(sizeof *topology);
+    topology->quiet_us = quiet_ms * 1000;
     topology->uri = uri;
     topology->primary = primary;
     pthread_mutex_init(&topology->lock, NULL);

@@ -46,8 +46,17 @@ static const config_key_t config_keys[] = {
      "PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)"},
     {"wire", "max_connections", KEY_INT, FIELD(wire.max_connections), "10000", 1, 1000000,
      "client connections accepted at once; more are closed on accept"},
+    {"wire", "max_connections_per_ip", KEY_INT, FIELD(wire.max_connections_per_ip), "1000", 1,
+     1000000, "client connections accepted at once from one address; more are closed on accept"},
+    {"wire", "handshake_timeout_ms", KEY_INT, FIELD(wire.handshake_timeout_ms), "5000", 100, 600000,
+     "a new connection whose first message has not arrived whole by then is closed; no "
+     "connection to MongoDB is opened before it has"},
+    {"wire", "message_timeout_ms", KEY_INT, FIELD(wire.message_timeout_ms), "30000", 100, 3600000,
+     "a message that has started arriving must be whole within this, or the connection is "
+     "closed; idle time between messages is never limited"},
     {"wire", "primary_wait_ms", KEY_INT, FIELD(wire.primary_wait_ms), "5000", 0, 600000,
-     "how long a new client waits for a primary to be known before it is closed"},
+     "how long a message waits for a primary while none is reachable before it is answered with "
+     "a retryable error (handshakes are answered at once)"},
     {"wire", "connect_timeout_ms", KEY_INT, FIELD(wire.connect_timeout_ms), "10000", 1, 600000,
      "limit for connecting (and TLS handshaking) to the primary"},
     {"wire", "drain_timeout_ms", KEY_INT, FIELD(wire.drain_timeout_ms), "10000", 0, 3600000,
@@ -73,6 +82,9 @@ static const config_key_t config_keys[] = {
      "address of the push port (SSE and WebSocket), e.g. 127.0.0.1:8080; empty = no push port"},
     {"push", "flush_ms", KEY_INT, FIELD(push.flush_ms), "20", 0, 10000,
      "events for one connection leave together at most this long after the first; 0 = at once"},
+    {"push", "max_flush_ms", KEY_INT, FIELD(push.max_flush_ms), "160", 0, 10000,
+     "while the push thread is busy most of the time, the flush window doubles every quarter "
+     "second up to this (more events per write, more latency), and halves back once it is not"},
     {"push", "heartbeat_ms", KEY_INT, FIELD(push.heartbeat_ms), "15000", 100, 3600000,
      "SSE heartbeat comment and WebSocket ping interval"},
     {"push", "idle_timeout_ms", KEY_INT, FIELD(push.idle_timeout_ms), "60000", 1000, 86400000,
@@ -81,6 +93,10 @@ static const config_key_t config_keys[] = {
      INT64_C(1073741824),
      "bytes waiting for one connection: past it, a client whose socket stopped taking bytes is "
      "dropped (slow_consumer); one that still reads is paused and fed from the ring"},
+    {"push", "healthz_max_lag_ms", KEY_INT, FIELD(push.healthz_max_lag_ms), "0", 0, 86400000,
+     "/healthz answers 503 (status lagging) while capture is further behind the deployment than "
+     "this, so a load balancer sends new clients to an instance that is not; 0 = lag never "
+     "fails it"},
     {"push", "stall_timeout_ms", KEY_INT, FIELD(push.stall_timeout_ms), "30000", 100, 86400000,
      "a connection whose socket takes no bytes for this long is dropped (slow_consumer)"},
     {"push", "max_message_bytes", KEY_INT, FIELD(push.max_message_bytes), "65536", 256, 16777216,
@@ -135,6 +151,10 @@ static const config_key_t config_keys[] = {
     {"log", "level", KEY_LOG_LEVEL, FIELD(log.level), "info", 0, 0, "debug, info, warn or error"},
     {"log", "file", KEY_STRING, FIELD(log.file), "", 0, 0,
      "log file, reopened on SIGHUP; empty = standard error"},
+    {"instance", "name", KEY_STRING, FIELD(instance.name), "", 0, 0,
+     "this instance's name: in the appName of its connections to MongoDB "
+     "(changecast-capture@NAME, changecast-monitor@NAME, changecast-worker@NAME) and in every "
+     "log line (instance=NAME); empty = the host name"},
 };
 
 #define KEY_COUNT (sizeof config_keys / sizeof config_keys[0])

@@ -18,6 +18,25 @@ static atomic_int log_threshold = CC_LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
+/* Set once at start-up, before other threads exist. */
+static char instance[64];
+
+void cc_log_set_instance(const char *name)
+{
+    size_t n = 0;
+    for (const char *p = name; *p && n + 1 < sizeof instance; p++) {
+        bool safe = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                    (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-';
+        instance[n++] = safe ? *p : '-';
+    }
+    instance[n] = '\0';
+}
+
+const char *cc_log_instance(void)
+{
+    return instance;
+}
+
 bool cc_log_level_parse(const char *name, cc_log_level_t *level)
 {
     for (int i = CC_LOG_DEBUG; i <= CC_LOG_ERROR; i++) {
@@ -69,6 +88,9 @@ void cc_log(cc_log_level_t level, const char *fmt, ...)
     size_t n = strftime(line, sizeof line, "ts=%Y-%m-%dT%H:%M:%S", &utc);
     n += (size_t)snprintf(line + n, sizeof line - n, ".%03ldZ level=%s ", now.tv_nsec / 1000000L,
                           level_names[level]);
+    if (instance[0]) {
+        n += (size_t)snprintf(line + n, sizeof line - n, "instance=%s ", instance);
+    }
     va_list args;
     va_start(args, fmt);
     int body = vsnprintf(line + n, sizeof line - n, fmt, args);

@@ -3,63 +3,16 @@
  * subscriber filter does not support ($where, $expr, $text, geo and bitwise operators, ...) with
  * a message naming the operator or path, never ignoring it. Parsing rules follow the server's
  * MatchExpressionParser as documented in the MongoDB manual ("Query and Projection Operators").
- * Calls libbson, operands.c and regex.c. */
+ * Calls libbson, node.c, operands.c and regex.c. */
 #include "filter_internal.h"
 
 #include <string.h>
-
-static cc_node_t *node_new(cc_node_kind_t kind)
-{
-    cc_node_t *n = bson_malloc0(sizeof *n);
-    n->kind = kind;
-    return n;
-}
 
 static void node_add(cc_node_t *parent, cc_node_t *child)
 {
     parent->children =
         bson_realloc(parent->children, (parent->n_children + 1) * sizeof *parent->children);
     parent->children[parent->n_children++] = child;
-}
-
-void cc_node_destroy(cc_node_t *node)
-{
-    if (!node)
-        return;
-    for (size_t i = 0; i < node->n_children; i++)
-        cc_node_destroy(node->children[i]);
-    for (size_t i = 0; i < node->n_regexes; i++)
-        cc_regex_destroy(node->regexes[i]);
-    bson_free(node->children);
-    bson_free(node->regexes);
-    bson_free(node->parts);
-    bson_free(node->path);
-    if (node->operand)
-        bson_destroy(node->operand);
-    if (node->values)
-        bson_destroy(node->values);
-    bson_free(node);
-}
-
-cc_node_t *cc_node_leaf_new(cc_node_kind_t kind, const char *path)
-{
-    cc_node_t *n = node_new(kind);
-    if (!path)
-        return n;
-    n->path = bson_strdup(path);
-    n->n_parts = 1;
-    for (const char *p = path; *p; p++)
-        n->n_parts += *p == '.';
-    n->parts = bson_malloc(n->n_parts * sizeof *n->parts);
-    size_t i = 0;
-    n->parts[i++] = n->path;
-    for (char *p = n->path; *p; p++) {
-        if (*p == '.') {
-            *p = '\0';
-            n->parts[i++] = p + 1;
-        }
-    }
-    return n;
 }
 
 static bool is_operator(const char *key)
@@ -135,7 +88,7 @@ static cc_node_t *regex_new(const char *path, const char *pattern, const char *o
 
 static cc_node_t *not_new(cc_node_t *child)
 {
-    cc_node_t *n = node_new(CC_NODE_NOT);
+    cc_node_t *n = cc_node_new(CC_NODE_NOT);
     node_add(n, child);
     return n;
 }
@@ -269,7 +222,7 @@ static bool compile_all(cc_node_t *parent, const char *path, const bson_iter_t *
     /* "$all: [a, b]" is "$and: [{f: a}, {f: b}]"; an empty $all matches nothing. */
     bson_iter_t probe = it;
     if (!bson_iter_next(&probe)) {
-        node_add(parent, node_new(CC_NODE_FALSE));
+        node_add(parent, cc_node_new(CC_NODE_FALSE));
         return true;
     }
     const char *k0 = BSON_ITER_HOLDS_DOCUMENT(&probe) ? first_key(&probe) : NULL;
@@ -320,7 +273,7 @@ static cc_node_t *compile_not(const char *path, const bson_iter_t *value, int de
         bson_set_error(error, 0, 0, "$not cannot be empty");
         return NULL;
     }
-    cc_node_t *n = node_new(CC_NODE_NOT);
+    cc_node_t *n = cc_node_new(CC_NODE_NOT);
     if (!compile_operators(n, path, value, depth + 1, error)) {
         cc_node_destroy(n);
         return NULL;
@@ -432,7 +385,7 @@ static bool compile_logical(cc_node_t *parent, const char *op, const bson_iter_t
         bson_set_error(error, 0, 0, "%s argument must be an array", op);
         return false;
     }
-    cc_node_t *n = node_new(kind);
+    cc_node_t *n = cc_node_new(kind);
     while (bson_iter_next(&it)) {
         if (!BSON_ITER_HOLDS_DOCUMENT(&it)) {
             bson_set_error(error, 0, 0, "%s entries need to be full objects", op);
@@ -480,7 +433,7 @@ static cc_node_t *compile_query(const bson_iter_t *doc, int depth, bson_error_t 
 {
     if (too_deep(depth, error))
         return NULL;
-    cc_node_t *n = node_new(CC_NODE_AND);
+    cc_node_t *n = cc_node_new(CC_NODE_AND);
     bson_iter_t it;
     bson_iter_recurse(doc, &it);
     while (bson_iter_next(&it)) {

@@ -78,6 +78,7 @@ struct cc_filter {
     cc_node_t *root; /* an AND of the top-level clauses */
 };
 
+cc_node_t *cc_node_new(cc_node_kind_t kind);
 void cc_node_destroy(cc_node_t *node);
 /* A leaf under the dotted `path` (NULL inside a value-form $elemMatch: it applies to the element).
  */

@@ -134,30 +134,6 @@ cc_grant_t *cc_access_verify(cc_port_t *port, const char *token, bson_error_t *e
 
 /* ---- connections per client address ---- */
 
-typedef struct peer_count {
-    char ip[64];
-    size_t count;
-    struct peer_count *next;
-} peer_count_t;
-
-static size_t peer_bucket(const char *ip)
-{
-    size_t hash = 5381;
-    for (const char *p = ip; *p; p++) {
-        hash = hash * 33 + (unsigned char)*p;
-    }
-    return hash % CC_PEER_BUCKETS;
-}
-
-static peer_count_t **find_peer(cc_port_t *port, const char *ip)
-{
-    peer_count_t **slot = &port->peers[peer_bucket(ip)];
-    while (*slot && strcmp((*slot)->ip, ip) != 0) {
-        slot = &(*slot)->next;
-    }
-    return slot;
-}
-
 bool cc_access_admit(cc_port_t *port, const char *ip, cc_refusal_t *refusal)
 {
     if (port->conns.count[CC_CONN_SSE] + port->conns.count[CC_CONN_WS] >=
@@ -166,17 +142,11 @@ bool cc_access_admit(cc_port_t *port, const char *ip, cc_refusal_t *refusal)
         cc_refusal_count(&port->metrics, *refusal);
         return false;
     }
-    peer_count_t **slot = find_peer(port, ip);
-    if (*slot && (*slot)->count >= (size_t)port->options.max_connections_per_ip) {
+    if (!cc_peers_admit(port->peers, ip, port->options.max_connections_per_ip)) {
         *refusal = CC_REFUSAL_TOO_MANY_CONNECTIONS_PER_IP;
         cc_refusal_count(&port->metrics, *refusal);
         return false;
     }
-    if (!*slot) {
-        *slot = bson_malloc0(sizeof **slot);
-        bson_strncpy((*slot)->ip, ip, sizeof(*slot)->ip);
-    }
-    (*slot)->count++;
     return true;
 }
 
@@ -190,18 +160,14 @@ void cc_access_release(cc_port_t *port, cc_conn_t *conn)
 
 void cc_access_release_ip(cc_port_t *port, const char *ip)
 {
-    peer_count_t **slot = find_peer(port, ip);
-    if (*slot && --(*slot)->count == 0) {
-        peer_count_t *gone = *slot;
-        *slot = gone->next;
-        bson_free(gone);
-    }
+    cc_peers_release(port->peers, ip);
 }
 
 /* ---- life cycle ---- */
 
 bool cc_access_init(cc_port_t *port, bson_error_t *error)
 {
+    port->peers = cc_peers_new();
     port->auth = cc_auth_new(&port->options.auth, error);
     if (!port->auth) {
         return false;
@@ -220,13 +186,8 @@ void cc_access_cleanup(cc_port_t *port)
     bson_free(port->origins);
     port->origins = NULL;
     port->origin_count = 0;
-    for (size_t i = 0; i < CC_PEER_BUCKETS; i++) {
-        while (port->peers[i]) {
-            peer_count_t *next = port->peers[i]->next;
-            bson_free(port->peers[i]);
-            port->peers[i] = next;
-        }
-    }
+    cc_peers_free(port->peers);
+    port->peers = NULL;
 }
 
 /* Streams end when their token does: SSE with event: error, WebSocket with

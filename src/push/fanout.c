@@ -25,6 +25,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Messages handled per loop turn, and subscription offers after which a
  * slice ends early: writes get their turn between slices. */
@@ -191,10 +192,56 @@ static void start_catchup(cc_fanout_t *fanout, cc_sub_t *sub)
     cc_channel_request_catchup(fanout->channel, sub->catchup_id, cc_mark_token(&sub->position));
 }
 
+int64_t cc_fanout_capture_lag_ms(const cc_fanout_t *fanout)
+{
+    const cc_metrics_t *m = fanout->metrics;
+    if (!m->caught_up_at_us && m->last_cluster_time <= 0) {
+        return -1;
+    }
+    /* Two upper bounds, the smaller wins: at the last empty batch capture
+     * had read everything there was; and every change up to the last
+     * event's clusterTime has been read (wall clocks must agree for that
+     * one). The high-water mark's own time cannot serve: on an idle replica
+     * set it moves only with the no-op MongoDB writes every 10 s. */
+    int64_t lag = INT64_MAX;
+    if (m->caught_up_at_us) {
+        lag = (bson_get_monotonic_time() - m->caught_up_at_us) / 1000;
+    }
+    if (m->last_cluster_time > 0) {
+        int64_t since_event = (int64_t)time(NULL) * 1000 - (int64_t)m->last_cluster_time * 1000;
+        lag = since_event < lag ? since_event : lag;
+    }
+    return lag > 0 ? lag : 0;
+}
+
 bool cc_fanout_can_snapshot(const cc_fanout_t *fanout)
 {
     uint32_t seconds, increment;
     return cc_position_read_through(&fanout->position, &seconds, &increment);
+}
+
+/* A client that resumes here with a token from an instance further ahead
+ * hears nothing until this capture passes its token (nothing is skipped:
+ * events up to its token are not sent again). Tell it, with the distance in
+ * cluster time, so it can tell waiting from silence. */
+static void notice_if_ahead(const cc_fanout_t *fanout, cc_sub_t *sub, const char *after)
+{
+    const char *captured = fanout->position.token;
+    if (captured && cc_token_compare(after, captured) <= 0) {
+        return;
+    }
+    uint32_t ahead_s, ahead_i, at_s = 0, at_i = 0;
+    bson_t fields = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&fields, "message",
+                     "this changecast's capture has not reached your position yet; events "
+                     "follow once it has (none is skipped or repeated)");
+    if (captured && cc_token_cluster_time(after, &ahead_s, &ahead_i) &&
+        cc_token_cluster_time(captured, &at_s, &at_i)) {
+        BSON_APPEND_INT64(&fields, "lag_ms", ahead_s > at_s ? (int64_t)(ahead_s - at_s) * 1000 : 0);
+    }
+    cc_info("push_conn=%llu event=resume_ahead_of_capture", (unsigned long long)sub->conn->id);
+    cc_emit_notice(sub, "capture_behind", NULL, &fields);
+    bson_destroy(&fields);
 }
 
 void cc_fanout_start(cc_fanout_t *fanout, cc_sub_t *sub, const char *after)
@@ -214,7 +261,9 @@ void cc_fanout_start(cc_fanout_t *fanout, cc_sub_t *sub, const char *after)
     cc_mark_set_token(&sub->position, after);
     if (!join_ring(fanout, sub)) {
         start_catchup(fanout, sub);
+        return;
     }
+    notice_if_ahead(fanout, sub, after);
 }
 
 void cc_fanout_stop(cc_fanout_t *fanout, cc_sub_t *sub)
@@ -446,6 +495,7 @@ static void handle(cc_fanout_t *fanout, cc_msg_t *msg)
     case CC_MSG_PROGRESS:
         cc_ring_advance_floor(fanout->ring, msg->token);
         cc_position_set(&fanout->position, msg->token);
+        fanout->metrics->caught_up_at_us = bson_get_monotonic_time();
         break;
     case CC_MSG_RESTARTED:
         fanout->metrics->resets_capture_restarted++;

@@ -57,5 +57,7 @@ void cc_fanout_refill(cc_fanout_t *fanout, cc_conn_t *conn);
 void cc_fanout_send_watermarks(cc_fanout_t *fanout);
 /* Whether capture has read far enough to place a snapshot. */
 bool cc_fanout_can_snapshot(const cc_fanout_t *fanout);
+/* How far capture may be behind the deployment, in ms; -1 before it knows. */
+int64_t cc_fanout_capture_lag_ms(const cc_fanout_t *fanout);
 
 #endif

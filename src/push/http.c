@@ -24,7 +24,18 @@ static int reply_json(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsign
 static int serve_health(cc_port_t *port, struct lws *wsi, cc_conn_t **slot)
 {
     if (port->fanout.capture_state == CC_CAPTURE_LIVE) {
-        return cc_http_reply(port, wsi, slot, 200, "application/json", "{\"status\":\"ok\"}");
+        int64_t lag = cc_fanout_capture_lag_ms(&port->fanout);
+        int64_t most = port->options.healthz_max_lag_ms;
+        bool lagging = most > 0 && lag > most;
+        bson_t doc = BSON_INITIALIZER;
+        BSON_APPEND_UTF8(&doc, "status", lagging ? "lagging" : "ok");
+        if (lag >= 0) {
+            BSON_APPEND_INT64(&doc, "lag_ms", lag);
+        }
+        if (most > 0) {
+            BSON_APPEND_INT64(&doc, "max_lag_ms", most);
+        }
+        return reply_json(port, wsi, slot, lagging ? 503 : 200, &doc);
     }
     bson_t doc = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&doc, "status", "unavailable");
@@ -51,141 +62,171 @@ static size_t pending_docs(cc_port_t *port)
     return total;
 }
 
+/* One metric's HELP and TYPE lines; its samples follow. */
+static void metric(bson_string_t *out, const char *name, const char *type, const char *help)
+{
+    bson_string_append_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A metric with one sample. Counters stay exact as doubles below 2^53. */
+static void single(bson_string_t *out, const char *name, const char *type, const char *help,
+                   double value)
+{
+    metric(out, name, type, help);
+    bson_string_append_printf(out, "%s %.15g\n", name, value);
+}
+
+static void push_metrics(cc_port_t *port, bson_string_t *out)
+{
+    const cc_metrics_t *m = &port->metrics;
+    metric(out, "changecast_subscribers", "gauge", "Open subscriber connections.");
+    bson_string_append_printf(out,
+                              "changecast_subscribers{transport=\"sse\"} %zu\n"
+                              "changecast_subscribers{transport=\"ws\"} %zu\n",
+                              port->conns.count[CC_CONN_SSE], port->conns.count[CC_CONN_WS]);
+    single(out, "changecast_events_captured_total", "counter", "Change events read from MongoDB.",
+           (double)m->events_captured);
+    single(out, "changecast_events_delivered_total", "counter",
+           "Change events queued to subscribers.", (double)m->events_delivered);
+    metric(out, "changecast_drops_total", "counter", "Subscriber connections dropped.");
+    bson_string_append_printf(out, "changecast_drops_total{reason=\"slow_consumer\"} %llu\n",
+                              (unsigned long long)m->drops_slow_consumer);
+    metric(out, "changecast_paused_total", "counter",
+           "Live subscriptions paused because changecast fell behind while their socket still "
+           "drained (they continue from the ring).");
+    bson_string_append_printf(out, "changecast_paused_total{reason=\"server_behind\"} %llu\n",
+                              (unsigned long long)m->paused_server_behind);
+    single(out, "changecast_flush_window_seconds", "gauge",
+           "The flush window now: push.flush_ms, grown up to push.max_flush_ms while the push "
+           "thread is busy.",
+           (double)m->flush_window_ms / 1000.0);
+    single(out, "changecast_output_queues", "gauge",
+           "Connections holding an output queue now (idle ones hold none).",
+           (double)port->conns.queues);
+    metric(out, "changecast_socket_writes_total", "counter",
+           "Writes to subscriber sockets, and those the socket did not take whole.");
+    bson_string_append_printf(out,
+                              "changecast_socket_writes_total{result=\"whole\"} %llu\n"
+                              "changecast_socket_writes_total{result=\"partial\"} %llu\n",
+                              (unsigned long long)(m->writes - m->partial_writes),
+                              (unsigned long long)m->partial_writes);
+    metric(out, "changecast_resets_total", "counter", "Resets sent to subscribers.");
+    const struct {
+        const char *reason;
+        uint64_t count;
+    } resets[] = {{"history_lost", m->resets_history_lost},
+                  {"capture_restarted", m->resets_capture_restarted},
+                  {"too_many_pending", m->resets_too_many_pending},
+                  {"server_behind", m->resets_server_behind}};
+    for (size_t i = 0; i < sizeof resets / sizeof resets[0]; i++) {
+        bson_string_append_printf(out, "changecast_resets_total{reason=\"%s\"} %llu\n",
+                                  resets[i].reason, (unsigned long long)resets[i].count);
+    }
+    metric(out, "changecast_snapshots_total", "counter", "Live-query snapshots sent or refused.");
+    bson_string_append_printf(out,
+                              "changecast_snapshots_total{result=\"served\"} %llu\n"
+                              "changecast_snapshots_total{result=\"refused\"} %llu\n",
+                              (unsigned long long)m->snapshots_served,
+                              (unsigned long long)m->snapshots_refused);
+    single(out, "changecast_pending_docs", "gauge",
+           "Document states waiting for format=docs clients.", (double)(pending_docs(port)));
+    single(out, "changecast_transactions_total", "counter", "Transactions delivered as one piece.",
+           (double)m->transactions_grouped);
+    single(out, "changecast_catchups_total", "counter", "Private catch-up streams opened.",
+           (double)m->catchups_started);
+    single(out, "changecast_subscription_checks_total", "counter",
+           "Live events offered to subscriptions (candidates from the namespace and _id index).",
+           (double)m->subscription_checks);
+    single(out, "changecast_requests_rejected_total", "counter",
+           "Push requests answered with an error.", (double)m->requests_rejected);
+    metric(out, "changecast_refusals_total", "counter",
+           "Requests, subscriptions and messages refused, by reason.");
+    for (size_t i = 0; i < CC_REFUSAL_COUNT; i++) {
+        bson_string_append_printf(out, "changecast_refusals_total{reason=\"%s\"} %llu\n",
+                                  cc_refusal_name((cc_refusal_t)i),
+                                  (unsigned long long)m->refusals[i]);
+    }
+    single(out, "changecast_expired_streams_total", "counter",
+           "Streams ended because their token expired.", (double)m->expired_streams);
+}
+
+static void capture_metrics(cc_port_t *port, bson_string_t *out)
+{
+    const cc_metrics_t *m = &port->metrics;
+    single(out, "changecast_ring_events", "gauge", "Events held for reconnecting subscribers.",
+           (double)(cc_ring_count(port->fanout.ring)));
+    single(out, "changecast_ring_bytes", "gauge", "Bytes those events take.",
+           (double)(cc_ring_bytes(port->fanout.ring)));
+    int64_t lag = cc_fanout_capture_lag_ms(&port->fanout);
+    single(out, "changecast_capture_lag_seconds", "gauge",
+           "How far capture may be behind the deployment: the time since it last had read "
+           "everything (an empty batch), or since the clusterTime of its last event, whichever "
+           "is less.",
+           lag > 0 ? (double)lag / 1000.0 : 0.0);
+    single(out, "changecast_capture_up", "gauge", "Whether the capture stream is live.",
+           (double)(port->fanout.capture_state == CC_CAPTURE_LIVE));
+    metric(out, "changecast_write_to_delivery_seconds", "histogram",
+           "From the wire proxy forwarding a write's reply to its change being queued for "
+           "subscribers.");
+    for (size_t i = 0; i < CC_WRITE_LATENCY_BUCKETS; i++) {
+        bson_string_append_printf(out,
+                                  "changecast_write_to_delivery_seconds_bucket{le=\"%g\"} %llu\n",
+                                  cc_write_latency_bounds_ms[i] / 1000.0,
+                                  (unsigned long long)m->write_latency_buckets[i]);
+    }
+    bson_string_append_printf(out,
+                              "changecast_write_to_delivery_seconds_bucket{le=\"+Inf\"} %llu\n"
+                              "changecast_write_to_delivery_seconds_sum %.6f\n"
+                              "changecast_write_to_delivery_seconds_count %llu\n",
+                              (unsigned long long)m->write_latency_count, m->write_latency_sum_s,
+                              (unsigned long long)m->write_latency_count);
+}
+
+static void wire_metrics(cc_port_t *port, bson_string_t *out)
+{
+    pthread_mutex_lock(&port->wire_stats_lock);
+    cc_wire_stats_t w = port->wire_stats;
+    pthread_mutex_unlock(&port->wire_stats_lock);
+    single(out, "changecast_wire_connections", "gauge",
+           "Application connections to the wire proxy.", (double)w.connections);
+    single(out, "changecast_wire_upstream_connections", "gauge",
+           "Connections to MongoDB the wire proxy holds for them (opened once a client's first "
+           "message has arrived).",
+           (double)w.upstream_connections);
+    metric(out, "changecast_wire_bytes_forwarded_total", "counter",
+           "Bytes the wire proxy forwarded.");
+    bson_string_append_printf(out,
+                              "changecast_wire_bytes_forwarded_total{direction=\"upstream\"} %llu\n"
+                              "changecast_wire_bytes_forwarded_total{direction=\"client\"} %llu\n",
+                              (unsigned long long)w.bytes_to_upstream,
+                              (unsigned long long)w.bytes_to_clients);
+    metric(out, "changecast_wire_refused_total", "counter",
+           "Application connections closed on accept, by the limit they met.");
+    bson_string_append_printf(
+        out,
+        "changecast_wire_refused_total{reason=\"max_connections\"} %llu\n"
+        "changecast_wire_refused_total{reason=\"max_connections_per_ip\"} %llu\n",
+        (unsigned long long)w.refused_max_connections,
+        (unsigned long long)w.refused_max_connections_per_ip);
+    metric(out, "changecast_wire_timeouts_total", "counter",
+           "Application connections closed because a message did not arrive whole in time.");
+    bson_string_append_printf(out,
+                              "changecast_wire_timeouts_total{reason=\"handshake\"} %llu\n"
+                              "changecast_wire_timeouts_total{reason=\"message\"} %llu\n",
+                              (unsigned long long)w.handshake_timeouts,
+                              (unsigned long long)w.message_timeouts);
+}
+
 /* Prometheus text exposition format 0.0.4. */
 static int serve_metrics(cc_port_t *port, struct lws *wsi, cc_conn_t **slot)
 {
-    const cc_metrics_t *m = &port->metrics;
-    double lag = 0;
-    if (m->last_cluster_time > 0) {
-        lag = (double)time(NULL) - m->last_cluster_time;
-    }
-    char body[12288];
-    snprintf(
-        body, sizeof body,
-        "# HELP changecast_subscribers Open subscriber connections.\n"
-        "# TYPE changecast_subscribers gauge\n"
-        "changecast_subscribers{transport=\"sse\"} %zu\n"
-        "changecast_subscribers{transport=\"ws\"} %zu\n"
-        "# HELP changecast_events_captured_total Change events read from MongoDB.\n"
-        "# TYPE changecast_events_captured_total counter\n"
-        "changecast_events_captured_total %llu\n"
-        "# HELP changecast_events_delivered_total Change events queued to subscribers.\n"
-        "# TYPE changecast_events_delivered_total counter\n"
-        "changecast_events_delivered_total %llu\n"
-        "# HELP changecast_drops_total Subscriber connections dropped.\n"
-        "# TYPE changecast_drops_total counter\n"
-        "changecast_drops_total{reason=\"slow_consumer\"} %llu\n"
-        "# HELP changecast_paused_total Live subscriptions paused because changecast fell behind "
-        "while their socket still drained (they continue from the ring).\n"
-        "# TYPE changecast_paused_total counter\n"
-        "changecast_paused_total{reason=\"server_behind\"} %llu\n"
-        "# HELP changecast_output_queues Connections holding an output queue now (idle ones "
-        "hold none).\n"
-        "# TYPE changecast_output_queues gauge\n"
-        "changecast_output_queues %zu\n"
-        "# HELP changecast_socket_writes_total Writes to subscriber sockets, and those the "
-        "socket did not take whole.\n"
-        "# TYPE changecast_socket_writes_total counter\n"
-        "changecast_socket_writes_total{result=\"whole\"} %llu\n"
-        "changecast_socket_writes_total{result=\"partial\"} %llu\n"
-        "# HELP changecast_resets_total Resets sent to subscribers.\n"
-        "# TYPE changecast_resets_total counter\n"
-        "changecast_resets_total{reason=\"history_lost\"} %llu\n"
-        "changecast_resets_total{reason=\"capture_restarted\"} %llu\n"
-        "changecast_resets_total{reason=\"too_many_pending\"} %llu\n"
-        "changecast_resets_total{reason=\"server_behind\"} %llu\n"
-        "# HELP changecast_snapshots_total Live-query snapshots sent or refused.\n"
-        "# TYPE changecast_snapshots_total counter\n"
-        "changecast_snapshots_total{result=\"served\"} %llu\n"
-        "changecast_snapshots_total{result=\"refused\"} %llu\n"
-        "# HELP changecast_pending_docs Document states waiting for format=docs clients.\n"
-        "# TYPE changecast_pending_docs gauge\n"
-        "changecast_pending_docs %zu\n"
-        "# HELP changecast_transactions_total Transactions delivered as one piece.\n"
-        "# TYPE changecast_transactions_total counter\n"
-        "changecast_transactions_total %llu\n"
-        "# HELP changecast_catchups_total Private catch-up streams opened.\n"
-        "# TYPE changecast_catchups_total counter\n"
-        "changecast_catchups_total %llu\n"
-        "# HELP changecast_subscription_checks_total Live events offered to subscriptions "
-        "(candidates from the namespace and _id index).\n"
-        "# TYPE changecast_subscription_checks_total counter\n"
-        "changecast_subscription_checks_total %llu\n"
-        "# HELP changecast_requests_rejected_total Push requests answered with an error.\n"
-        "# TYPE changecast_requests_rejected_total counter\n"
-        "changecast_requests_rejected_total %llu\n"
-        "# HELP changecast_ring_events Events held for reconnecting subscribers.\n"
-        "# TYPE changecast_ring_events gauge\n"
-        "changecast_ring_events %zu\n"
-        "# HELP changecast_ring_bytes Bytes those events take.\n"
-        "# TYPE changecast_ring_bytes gauge\n"
-        "changecast_ring_bytes %zu\n"
-        "# HELP changecast_capture_lag_seconds Now minus the clusterTime of the last event.\n"
-        "# TYPE changecast_capture_lag_seconds gauge\n"
-        "changecast_capture_lag_seconds %.0f\n"
-        "# HELP changecast_capture_up Whether the capture stream is live.\n"
-        "# TYPE changecast_capture_up gauge\n"
-        "changecast_capture_up %d\n"
-        "# HELP changecast_wire_connections Application connections to the wire proxy.\n"
-        "# TYPE changecast_wire_connections gauge\n"
-        "changecast_wire_connections %lld\n"
-        "# HELP changecast_wire_bytes_forwarded_total Bytes the wire proxy forwarded.\n"
-        "# TYPE changecast_wire_bytes_forwarded_total counter\n"
-        "changecast_wire_bytes_forwarded_total{direction=\"upstream\"} %llu\n"
-        "changecast_wire_bytes_forwarded_total{direction=\"client\"} %llu\n",
-        port->conns.count[CC_CONN_SSE], port->conns.count[CC_CONN_WS],
-        (unsigned long long)m->events_captured, (unsigned long long)m->events_delivered,
-        (unsigned long long)m->drops_slow_consumer, (unsigned long long)m->paused_server_behind,
-        port->conns.queues, (unsigned long long)(m->writes - m->partial_writes),
-        (unsigned long long)m->partial_writes, (unsigned long long)m->resets_history_lost,
-        (unsigned long long)m->resets_capture_restarted,
-        (unsigned long long)m->resets_too_many_pending, (unsigned long long)m->resets_server_behind,
-        (unsigned long long)m->snapshots_served, (unsigned long long)m->snapshots_refused,
-        pending_docs(port), (unsigned long long)m->transactions_grouped,
-        (unsigned long long)m->catchups_started, (unsigned long long)m->subscription_checks,
-        (unsigned long long)m->requests_rejected, cc_ring_count(port->fanout.ring),
-        cc_ring_bytes(port->fanout.ring), lag, port->fanout.capture_state == CC_CAPTURE_LIVE,
-        (long long)atomic_load(&port->wire_connections),
-        (unsigned long long)atomic_load(&port->wire_bytes_to_upstream),
-        (unsigned long long)atomic_load(&port->wire_bytes_to_clients));
-    size_t used = strlen(body);
-    used += (size_t)snprintf(body + used, sizeof body - used,
-                             "# HELP changecast_refusals_total Requests, subscriptions and "
-                             "messages refused, by reason.\n"
-                             "# TYPE changecast_refusals_total counter\n");
-    for (size_t i = 0; i < CC_REFUSAL_COUNT && used < sizeof body; i++) {
-        used += (size_t)snprintf(
-            body + used, sizeof body - used, "changecast_refusals_total{reason=\"%s\"} %llu\n",
-            cc_refusal_name((cc_refusal_t)i), (unsigned long long)m->refusals[i]);
-    }
-    if (used < sizeof body) {
-        used += (size_t)snprintf(body + used, sizeof body - used,
-                                 "# HELP changecast_expired_streams_total Streams ended because "
-                                 "their token expired.\n"
-                                 "# TYPE changecast_expired_streams_total counter\n"
-                                 "changecast_expired_streams_total %llu\n",
-                                 (unsigned long long)m->expired_streams);
-    }
-    used += (size_t)snprintf(body + used, sizeof body - used,
-                             "# HELP changecast_write_to_delivery_seconds From the wire proxy "
-                             "forwarding a write's reply to its change being queued for "
-                             "subscribers.\n"
-                             "# TYPE changecast_write_to_delivery_seconds histogram\n");
-    for (size_t i = 0; i < CC_WRITE_LATENCY_BUCKETS && used < sizeof body; i++) {
-        used += (size_t)snprintf(body + used, sizeof body - used,
-                                 "changecast_write_to_delivery_seconds_bucket{le=\"%g\"} %llu\n",
-                                 cc_write_latency_bounds_ms[i] / 1000.0,
-                                 (unsigned long long)m->write_latency_buckets[i]);
-    }
-    if (used < sizeof body) {
-        snprintf(body + used, sizeof body - used,
-                 "changecast_write_to_delivery_seconds_bucket{le=\"+Inf\"} %llu\n"
-                 "changecast_write_to_delivery_seconds_sum %.6f\n"
-                 "changecast_write_to_delivery_seconds_count %llu\n",
-                 (unsigned long long)m->write_latency_count, m->write_latency_sum_s,
-                 (unsigned long long)m->write_latency_count);
-    }
-    return cc_http_reply(port, wsi, slot, 200, "text/plain; version=0.0.4", body);
+    bson_string_t *body = bson_string_new(NULL);
+    push_metrics(port, body);
+    capture_metrics(port, body);
+    wire_metrics(port, body);
+    int rc = cc_http_reply(port, wsi, slot, 200, "text/plain; version=0.0.4", body->str);
+    bson_string_free(body, true);
+    return rc;
 }
 
 /* The exposed namespaces, for pickers such as the demo page's. */

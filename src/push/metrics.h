@@ -55,6 +55,8 @@ typedef struct cc_metrics {
     uint64_t write_latency_count;
     double write_latency_sum_s;
     double last_cluster_time;
+    int64_t caught_up_at_us; /* monotonic: the last empty batch, when capture had read all */
+    int64_t flush_window_ms; /* as adapted to load (server.c) */
 } cc_metrics_t;
 
 #endif

@@ -11,10 +11,11 @@
 #include "fanout.h"
 #include "verdict.h"
 
+#include "changecast/peers.h"
+
 #include <openssl/ssl.h>
 
 #define CC_MAX_TOKEN_BYTES 16384
-#define CC_PEER_BUCKETS 1024
 
 typedef enum cc_origin {
     CC_ORIGIN_NONE,    /* no Origin header: not a browser's cross-site request */
@@ -22,8 +23,6 @@ typedef enum cc_origin {
     CC_ORIGIN_ALLOWED, /* in push.allowed_origins */
     CC_ORIGIN_REFUSED,
 } cc_origin_t;
-
-struct peer_count;
 
 typedef struct cc_port {
     cc_push_options_t options;
@@ -36,15 +35,14 @@ typedef struct cc_port {
     size_t origin_count;
     bool any_origin;
     bool tls;
-    struct peer_count *peers[CC_PEER_BUCKETS];
+    cc_peers_t *peers; /* connections per client address */
     int hangup_fd;
     bool hangup_owned_by_lws;
     cc_buf_t *sse_heartbeat;
     cc_buf_t *ws_ping;
-    /* Set from other threads, read by /metrics. */
-    atomic_llong wire_connections;
-    atomic_ullong wire_bytes_to_upstream;
-    atomic_ullong wire_bytes_to_clients;
+    /* Copied in by the wire thread, read by /metrics. */
+    pthread_mutex_t wire_stats_lock;
+    cc_wire_stats_t wire_stats;
 } cc_port_t;
 
 /* access.c */

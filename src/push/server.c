@@ -28,11 +28,19 @@ struct cc_push {
     struct ev_loop *loop;
     ev_async wake;
     ev_prepare before_poll;
+    ev_check after_poll;
     ev_timer flush_timer;
+    /* The flush window adapts to load (on_adapt_timer): flush_ms while the thread
+     * has time to spare, doubling up to max_flush_ms while it is busy. */
+    double flush_window_s;
+    ev_tstamp woke_at;    /* when the current loop turn began */
+    ev_tstamp busy_s;     /* time spent in loop turns since the last count */
+    ev_tstamp counted_at; /* the last count */
     ev_timer drain_timer; /* the next slice of the channel */
     ev_timer heartbeat_timer;
     ev_timer watermark_timer;
     ev_timer tick_timer;
+    ev_timer adapt_timer; /* the flush window, four times a second */
     ev_timer shutdown_timer;
     int64_t shutdown_deadline_us;
     SSL_CTX *tls_ctx; /* lws's, for reloading the certificate */
@@ -149,15 +157,56 @@ static void on_wake(struct ev_loop *loop, ev_async *async, int revents)
     }
 }
 
-/* Before each poll: items waiting arm the flush window. */
+/* Before each poll: items waiting arm the flush window; the turn that
+ * ends here counts as busy time. */
 static void on_before_poll(struct ev_loop *loop, ev_prepare *prepare, int revents)
 {
     (void)revents;
     struct cc_push *push = push_of_watcher(prepare->data);
     if (TAILQ_FIRST(&push->port.conns.dirty) && !ev_is_active(&push->flush_timer)) {
-        ev_timer_set(&push->flush_timer, (double)push->port.options.flush_ms / 1000.0, 0);
+        ev_timer_set(&push->flush_timer, push->flush_window_s, 0);
         ev_timer_start(loop, &push->flush_timer);
     }
+    if (push->woke_at > 0) {
+        push->busy_s += ev_time() - push->woke_at;
+    }
+}
+
+static void on_after_poll(struct ev_loop *loop, ev_check *check, int revents)
+{
+    (void)loop;
+    (void)revents;
+    push_of_watcher(check->data)->woke_at = ev_time();
+}
+
+/* Four times a second: a thread busy most of the time is behind (more deliveries
+ * offered than it carries at this window), so the window doubles and each
+ * write carries more events per subscriber, at the price of latency; one
+ * with time to spare halves it back towards flush_ms. The two thresholds
+ * keep it from swinging at every tick. */
+static void on_adapt_timer(struct ev_loop *loop, ev_timer *timer, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct cc_push *push = push_of_watcher(timer->data);
+    const cc_push_options_t *options = &push->port.options;
+    ev_tstamp now = ev_time();
+    double busy = push->counted_at > 0 ? push->busy_s / (now - push->counted_at) : 0;
+    double least = (double)options->flush_ms / 1000.0;
+    double most = (double)options->max_flush_ms / 1000.0;
+    double window = push->flush_window_s;
+    if (busy > 0.75 && window < most) {
+        window = window * 2 < most ? window * 2 : most;
+    } else if (busy < 0.4 && window > least) {
+        window = window / 2 > least ? window / 2 : least;
+    }
+    if (window != push->flush_window_s) {
+        cc_debug("event=flush_window busy=%.2f window_ms=%.0f", busy, window * 1000);
+        push->flush_window_s = window;
+        push->port.metrics.flush_window_ms = (int64_t)(window * 1000);
+    }
+    push->busy_s = 0;
+    push->counted_at = now;
 }
 
 static void on_flush_timer(struct ev_loop *loop, ev_timer *timer, int revents)
@@ -206,9 +255,9 @@ static void on_tick(struct ev_loop *loop, ev_timer *timer, int revents)
 {
     (void)loop;
     (void)revents;
-    cc_port_t *port = &push_of_watcher(timer->data)->port;
-    cc_access_expire(port);
-    cc_conns_sweep(&port->conns, bson_get_monotonic_time());
+    struct cc_push *push = push_of_watcher(timer->data);
+    cc_access_expire(&push->port);
+    cc_conns_sweep(&push->port.conns, bson_get_monotonic_time());
 }
 
 static int on_tls(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -259,6 +308,9 @@ static void start_watchers(struct cc_push *push)
     const cc_push_options_t *options = &push->port.options;
     ev_async_init(&push->wake, on_wake);
     ev_prepare_init(&push->before_poll, on_before_poll);
+    ev_check_init(&push->after_poll, on_after_poll);
+    push->flush_window_s = (double)options->flush_ms / 1000.0;
+    push->port.metrics.flush_window_ms = options->flush_ms;
     ev_timer_init(&push->flush_timer, on_flush_timer, 0, 0);
     ev_timer_init(&push->drain_timer, on_drain_timer, 0, 0);
     ev_timer_init(&push->heartbeat_timer, on_heartbeat, (double)options->heartbeat_ms / 1000.0,
@@ -266,17 +318,21 @@ static void start_watchers(struct cc_push *push)
     ev_timer_init(&push->watermark_timer, on_watermark_timer,
                   (double)options->watermark_ms / 1000.0, (double)options->watermark_ms / 1000.0);
     ev_timer_init(&push->tick_timer, on_tick, 1.0, 1.0);
+    ev_timer_init(&push->adapt_timer, on_adapt_timer, 0.25, 0.25);
     ev_timer_init(&push->shutdown_timer, on_shutdown_timer, 0.05, 0.05);
-    void *watchers[] = {&push->wake,        &push->before_poll,     &push->flush_timer,
-                        &push->drain_timer, &push->heartbeat_timer, &push->watermark_timer,
-                        &push->tick_timer,  &push->shutdown_timer};
+    void *watchers[] = {
+        &push->wake,        &push->before_poll,     &push->after_poll,      &push->flush_timer,
+        &push->drain_timer, &push->heartbeat_timer, &push->watermark_timer, &push->tick_timer,
+        &push->adapt_timer, &push->shutdown_timer};
     for (size_t i = 0; i < sizeof watchers / sizeof watchers[0]; i++) {
         ((ev_watcher *)watchers[i])->data = push;
     }
     ev_async_start(loop, &push->wake);
     ev_prepare_start(loop, &push->before_poll);
+    ev_check_start(loop, &push->after_poll);
     ev_timer_start(loop, &push->heartbeat_timer);
     ev_timer_start(loop, &push->tick_timer);
+    ev_timer_start(loop, &push->adapt_timer);
     if (options->watermark_ms > 0) {
         ev_timer_start(loop, &push->watermark_timer);
     }
@@ -404,6 +460,7 @@ cc_push_t *cc_push_start(const cc_push_options_t *options, cc_channel_t *channel
     port->ws_ping = cc_buf_copy(ping, sizeof ping);
     pthread_mutex_init(&push->start_lock, NULL);
     pthread_cond_init(&push->started, NULL);
+    pthread_mutex_init(&port->wire_stats_lock, NULL);
     bson_error_t detail;
     if (!cc_expose_parse(options->expose, &port->expose, &detail)) {
         bson_set_error(error, 0, 0, "changes.expose: %s", detail.message);
@@ -414,7 +471,13 @@ cc_push_t *cc_push_start(const cc_push_options_t *options, cc_channel_t *channel
         cc_push_stop(push);
         return NULL;
     }
-    pthread_create(&push->thread, NULL, push_thread, push);
+    int failed = pthread_create(&push->thread, NULL, push_thread, push);
+    if (failed) {
+        push->thread = 0;
+        bson_set_error(error, 0, 0, "cannot start the push thread: %s", strerror(failed));
+        cc_push_stop(push);
+        return NULL;
+    }
     pthread_mutex_lock(&push->start_lock);
     while (!push->start_done) {
         pthread_cond_wait(&push->started, &push->start_lock);
@@ -441,12 +504,11 @@ const char *cc_push_address(const cc_push_t *push)
     return push->address;
 }
 
-void cc_push_set_wire_stats(cc_push_t *push, int64_t connections, uint64_t bytes_to_upstream,
-                            uint64_t bytes_to_clients)
+void cc_push_set_wire_stats(cc_push_t *push, const cc_wire_stats_t *stats)
 {
-    atomic_store(&push->port.wire_connections, connections);
-    atomic_store(&push->port.wire_bytes_to_upstream, bytes_to_upstream);
-    atomic_store(&push->port.wire_bytes_to_clients, bytes_to_clients);
+    pthread_mutex_lock(&push->port.wire_stats_lock);
+    push->port.wire_stats = *stats;
+    pthread_mutex_unlock(&push->port.wire_stats_lock);
 }
 
 void cc_push_stop(cc_push_t *push)
@@ -470,6 +532,7 @@ void cc_push_stop(cc_push_t *push)
         bson_free(push->strings[i]);
     }
     pthread_mutex_destroy(&push->start_lock);
+    pthread_mutex_destroy(&port->wire_stats_lock);
     pthread_cond_destroy(&push->started);
     bson_free(push);
 }

@@ -46,13 +46,13 @@ static void write_header(uint8_t *p, size_t len, const cc_frame_header_t *header
 static int32_t min_length(int32_t opcode)
 {
     switch (opcode) {
-    case CC_OP_MSG:
+    case CC_OPCODE_MSG:
         return CC_FRAME_HEADER_BYTES + 4 + 1 + 5;
-    case CC_OP_QUERY:
+    case CC_OPCODE_QUERY:
         return CC_FRAME_HEADER_BYTES + 4 + 1 + 8 + 5;
-    case CC_OP_REPLY:
+    case CC_OPCODE_REPLY:
         return CC_FRAME_HEADER_BYTES + 20;
-    case CC_OP_COMPRESSED:
+    case CC_OPCODE_COMPRESSED:
         return CC_FRAME_HEADER_BYTES + 9;
     default:
         return -1;
@@ -73,8 +73,8 @@ cc_frame_status_t cc_frame_header_check(const uint8_t *data, size_t available, u
 
     /* OP_QUERY survives only for the legacy handshake; MongoDB 6.0 removed
      * the other legacy opcodes, and only servers send OP_REPLY. */
-    bool allowed = header->opcode == CC_OP_MSG || header->opcode == CC_OP_COMPRESSED ||
-                   header->opcode == (origin == CC_FROM_CLIENT ? CC_OP_QUERY : CC_OP_REPLY);
+    bool allowed = header->opcode == CC_OPCODE_MSG || header->opcode == CC_OPCODE_COMPRESSED ||
+                   header->opcode == (origin == CC_FROM_CLIENT ? CC_OPCODE_QUERY : CC_OPCODE_REPLY);
     if (!allowed) {
         bson_set_error(error, 0, 0, "opcode %d not accepted from a %s", header->opcode,
                        origin == CC_FROM_CLIENT ? "client" : "server");
@@ -124,7 +124,7 @@ uint32_t cc_msg_flags(const uint8_t *prefix)
     return (uint32_t)read_i32(prefix + CC_FRAME_HEADER_BYTES);
 }
 
-bool cc_msg_parse(const uint8_t *frame, size_t len, cc_msg_t *msg, bson_error_t *error)
+bool cc_msg_parse(const uint8_t *frame, size_t len, cc_op_msg_t *msg, bson_error_t *error)
 {
     memset(msg, 0, sizeof *msg);
     if (len < CC_FRAME_HEADER_BYTES + 5) {
@@ -286,7 +286,7 @@ uint8_t *cc_msg_build(const cc_frame_header_t *header, uint32_t flags, const bso
 {
     size_t total = CC_FRAME_HEADER_BYTES + 4 + 1 + body->len;
     uint8_t *frame = bson_malloc(total);
-    write_header(frame, total, header, CC_OP_MSG);
+    write_header(frame, total, header, CC_OPCODE_MSG);
     write_i32(frame + CC_FRAME_HEADER_BYTES, (int32_t)(flags & ~(uint32_t)CC_MSG_CHECKSUM_PRESENT));
     frame[CC_FRAME_HEADER_BYTES + 4] = 0;
     memcpy(frame + CC_FRAME_HEADER_BYTES + 5, bson_get_data(body), body->len);
@@ -294,7 +294,7 @@ uint8_t *cc_msg_build(const cc_frame_header_t *header, uint32_t flags, const bso
     return frame;
 }
 
-uint8_t *cc_msg_replace_body(const uint8_t *frame, size_t len, const cc_msg_t *msg,
+uint8_t *cc_msg_replace_body(const uint8_t *frame, size_t len, const cc_op_msg_t *msg,
                              const bson_t *body, size_t *out_len)
 {
     size_t sections_end = (msg->flags & CC_MSG_CHECKSUM_PRESENT) ? len - 4 : len;
@@ -316,7 +316,7 @@ uint8_t *cc_reply_build(const cc_frame_header_t *header, int32_t flags, const bs
 {
     size_t total = CC_FRAME_HEADER_BYTES + 20 + doc->len;
     uint8_t *frame = bson_malloc0(total);
-    write_header(frame, total, header, CC_OP_REPLY);
+    write_header(frame, total, header, CC_OPCODE_REPLY);
     write_i32(frame + CC_FRAME_HEADER_BYTES, flags);
     /* cursorID 0, startingFrom 0, numberReturned 1 */
     write_i32(frame + CC_FRAME_HEADER_BYTES + 16, 1);
@@ -332,7 +332,7 @@ uint8_t *cc_query_build(const cc_frame_header_t *header, const cc_query_t *query
     size_t total = CC_FRAME_HEADER_BYTES + 4 + name_len + 8 + doc->len + query->selector_len;
     uint8_t *frame = bson_malloc(total);
     uint8_t *p = frame + CC_FRAME_HEADER_BYTES;
-    write_header(frame, total, header, CC_OP_QUERY);
+    write_header(frame, total, header, CC_OPCODE_QUERY);
     write_i32(p, query->flags);
     memcpy(p + 4, query->collection, name_len);
     p += 4 + name_len;

@@ -12,10 +12,10 @@
 #include <stdint.h>
 
 enum {
-    CC_OP_REPLY = 1,
-    CC_OP_QUERY = 2004,
-    CC_OP_COMPRESSED = 2012,
-    CC_OP_MSG = 2013,
+    CC_OPCODE_REPLY = 1,
+    CC_OPCODE_QUERY = 2004,
+    CC_OPCODE_COMPRESSED = 2012,
+    CC_OPCODE_MSG = 2013,
 };
 
 enum {
@@ -50,14 +50,14 @@ cc_frame_status_t cc_frame_header_check(const uint8_t *data, size_t available, u
 /* flagBits of an OP_MSG, from a prefix of at least 20 bytes. */
 uint32_t cc_msg_flags(const uint8_t *prefix);
 
-typedef struct cc_msg {
+typedef struct cc_op_msg {
     uint32_t flags;
     const uint8_t *body; /* the kind-0 section's document */
     uint32_t body_len;
-} cc_msg_t;
+} cc_op_msg_t;
 
 /* Parses a whole OP_MSG frame, checking every section's bounds. */
-bool cc_msg_parse(const uint8_t *frame, size_t len, cc_msg_t *msg, bson_error_t *error);
+bool cc_msg_parse(const uint8_t *frame, size_t len, cc_op_msg_t *msg, bson_error_t *error);
 
 typedef enum cc_peek_result {
     CC_PEEK_NAME,       /* name holds the command (first key of the body) */
@@ -103,7 +103,7 @@ uint8_t *cc_msg_build(const cc_frame_header_t *header, uint32_t flags, const bso
                       size_t *len);
 
 /* Same frame with the body replaced; document sequences are kept as they were. */
-uint8_t *cc_msg_replace_body(const uint8_t *frame, size_t len, const cc_msg_t *msg,
+uint8_t *cc_msg_replace_body(const uint8_t *frame, size_t len, const cc_op_msg_t *msg,
                              const bson_t *body, size_t *out_len);
 
 uint8_t *cc_reply_build(const cc_frame_header_t *header, int32_t flags, const bson_t *doc,

@@ -119,6 +119,50 @@ void cc_handshake_rewrite_reply(const bson_t *upstream_reply, bool load_balanced
                     sizeof trailing_fields / sizeof trailing_fields[0]);
 }
 
+bool cc_handshake_answerable(const bson_t *command)
+{
+    bson_iter_t iter;
+    return !bson_iter_init_find(&iter, command, "saslSupportedMechs") &&
+           !bson_iter_init_find(&iter, command, "speculativeAuthenticate");
+}
+
+/* What a router reply says of the deployment rather than of one request. */
+static const char *const deployment_fields[] = {
+    "maxBsonObjectSize", "maxMessageSizeBytes", "maxWriteBatchSize", "logicalSessionTimeoutMinutes",
+    "minWireVersion",    "maxWireVersion",      "readOnly",
+};
+
+void cc_handshake_local_reply(const bson_t *command, const bson_t *known, bool load_balanced,
+                              const bson_oid_t *service_id, int64_t connection_id, bson_t *out)
+{
+    bson_iter_t iter;
+    bson_init(out);
+    const char *name =
+        bson_iter_init(&iter, command) && bson_iter_next(&iter) ? bson_iter_key(&iter) : "hello";
+    BSON_APPEND_BOOL(out, strcmp(name, "hello") == 0 ? "isWritablePrimary" : "ismaster", true);
+    BSON_APPEND_UTF8(out, "msg", "isdbgrid");
+    if (bson_iter_init_find(&iter, command, "helloOk") && bson_iter_as_bool(&iter)) {
+        BSON_APPEND_BOOL(out, "helloOk", true);
+    }
+    append_matching(out, known, deployment_fields,
+                    sizeof deployment_fields / sizeof deployment_fields[0]);
+    struct timeval now;
+    bson_gettimeofday(&now);
+    BSON_APPEND_DATE_TIME(out, "localTime", (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000);
+    /* mongod appends it as a number: an int32 while it fits. */
+    if (connection_id <= INT32_MAX) {
+        BSON_APPEND_INT32(out, "connectionId", (int32_t)connection_id);
+    } else {
+        BSON_APPEND_INT64(out, "connectionId", connection_id);
+    }
+    if (load_balanced) {
+        BSON_APPEND_OID(out, "serviceId", service_id);
+    }
+    BSON_APPEND_DOUBLE(out, "ok", 1.0);
+    static const char *const clock_fields[] = {"$clusterTime", "operationTime"};
+    append_matching(out, known, clock_fields, 2);
+}
+
 bool cc_handshake_unwrap_query(const bson_t *query_doc, bson_t *command, const char **wrapper_key)
 {
     bson_iter_t iter;

@@ -24,6 +24,20 @@ void cc_handshake_rewrite_request(const bson_t *command, bool first_on_connectio
 void cc_handshake_rewrite_reply(const bson_t *upstream_reply, bool load_balanced,
                                 const bson_oid_t *service_id, bson_t *out);
 
+/* A handshake changecast can answer itself while no primary is known (a
+ * mongos answers its handshakes whether or not its shards are reachable):
+ * one that does not authenticate (no saslSupportedMechs, no
+ * speculativeAuthenticate, whose answers belong to MongoDB). */
+bool cc_handshake_answerable(const bson_t *command);
+
+/* That answer: the router reply of `known` (the last successful upstream
+ * reply) with what belongs to this request and this connection: the role
+ * field the command's spelling asks for (isWritablePrimary for hello,
+ * ismaster for the legacy names), helloOk when asked, localTime now,
+ * connectionId changecast's own. */
+void cc_handshake_local_reply(const bson_t *command, const bson_t *known, bool load_balanced,
+                              const bson_oid_t *service_id, int64_t connection_id, bson_t *out);
+
 /* Legacy OP_QUERY handshakes may wrap the command as {$query: {...}, ...} or
  * {query: {...}, ...}. Finds the command inside; wrapper_key is NULL when the
  * document is the command itself. */

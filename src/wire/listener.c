@@ -29,14 +29,30 @@ static void on_accept(struct evconnlistener *listener, evutil_socket_t fd, struc
                       int peer_len, void *arg)
 {
     (void)listener;
+    (void)peer_len;
     struct cc_wire *wire = arg;
+    char ip[INET6_ADDRSTRLEN];
+    cc_sockaddr_ip(peer, ip, sizeof ip);
     if (wire->session_count >= (size_t)wire->options.max_connections) {
-        cc_warn("event=connection_refused reason=max_connections limit=%lld",
+        wire->stats.refused_max_connections++;
+        cc_warn("event=connection_refused reason=max_connections peer=%s limit=%lld", ip,
                 (long long)wire->options.max_connections);
         evutil_closesocket(fd);
         return;
     }
-    cc_session_open(wire, fd, peer, peer_len);
+    if (!cc_peers_admit(wire->peers, ip, wire->options.max_connections_per_ip)) {
+        /* One line per refusal would let a flood fill the log: every
+         * hundredth, with the count. */
+        if (wire->stats.refused_max_connections_per_ip++ % 100 == 0) {
+            cc_warn("event=connection_refused reason=max_connections_per_ip peer=%s limit=%lld "
+                    "refused_total=%llu",
+                    ip, (long long)wire->options.max_connections_per_ip,
+                    (unsigned long long)wire->stats.refused_max_connections_per_ip);
+        }
+        evutil_closesocket(fd);
+        return;
+    }
+    cc_session_open(wire, fd, peer, ip);
 }
 
 static void on_accept_error(struct evconnlistener *listener, void *arg)
@@ -117,6 +133,14 @@ cc_wire_t *cc_wire_new(struct event_base *base, const cc_wire_options_t *options
     wire->options.upstream_tls_ca_file = keep(wire, 4, options->upstream_tls_ca_file);
     wire->options.upstream_tls_cert_key_file = keep(wire, 5, options->upstream_tls_cert_key_file);
     TAILQ_INIT(&wire->sessions);
+    wire->up = (cc_session_up_t){.connect = cc_upstream_connect,
+                                 .serve_waiting = cc_waiting_serve,
+                                 .session_freed = cc_wire_session_gone};
+    wire->peers = cc_peers_new();
+    struct timeval handshake = cc_timeval_from_ms(options->handshake_timeout_ms);
+    struct timeval message = cc_timeval_from_ms(options->message_timeout_ms);
+    wire->handshake_timeout = event_base_init_common_timeout(base, &handshake);
+    wire->message_timeout = event_base_init_common_timeout(base, &message);
     /* serviceId: one per instance, so drivers in load-balanced mode see
      * every connection to this changecast as the same service. */
     bson_oid_init(&wire->service_id, NULL);
@@ -138,14 +162,10 @@ fail:
     return NULL;
 }
 
-size_t cc_wire_session_count(const cc_wire_t *wire)
+void cc_wire_stats(const cc_wire_t *wire, cc_wire_stats_t *out)
 {
-    return wire->session_count;
-}
-
-uint64_t cc_wire_bytes_forwarded(const cc_wire_t *wire, bool to_upstream)
-{
-    return wire->bytes_forwarded[to_upstream];
+    *out = wire->stats;
+    out->connections = (int64_t)wire->session_count;
 }
 
 const char *cc_wire_address(const cc_wire_t *wire)
@@ -203,8 +223,7 @@ void cc_wire_drain(cc_wire_t *wire, int64_t timeout_ms, void (*done)(void *arg),
         }
     }
     wire->drain_timer = evtimer_new(wire->base, on_drain_timeout, wire);
-    struct timeval timeout = {.tv_sec = (time_t)(timeout_ms / 1000),
-                              .tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000};
+    struct timeval timeout = cc_timeval_from_ms(timeout_ms);
     evtimer_add(wire->drain_timer, &timeout);
     maybe_finish_drain(wire);
 }
@@ -236,5 +255,9 @@ void cc_wire_free(cc_wire_t *wire)
         bson_free(wire->strings[i]);
     }
     cc_expose_destroy(&wire->expose);
+    cc_peers_free(wire->peers);
+    if (wire->known_hello) {
+        bson_destroy(wire->known_hello);
+    }
     bson_free(wire);
 }

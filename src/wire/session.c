@@ -19,7 +19,8 @@
 #include <openssl/err.h>
 #include <string.h>
 
-static const char *state_names[] = {"waiting_primary", "connecting", "proxying", "closed"};
+static const char *state_names[] = {"awaiting_client", "waiting_primary", "connecting", "proxying",
+                                    "closed"};
 
 /* An evbuffer high-water mark above which the reading side pauses, so a
  * slow reader never makes the proxy buffer without bound. */
@@ -43,7 +44,7 @@ static void free_session(evutil_socket_t fd, short what, void *arg)
         evbuffer_free(session->staged);
     }
     bson_free(session);
-    cc_wire_session_gone(wire);
+    wire->up.session_freed(wire);
 }
 
 void cc_session_close(cc_session_t *session, const char *reason, const char *detail)
@@ -60,8 +61,12 @@ void cc_session_close(cc_session_t *session, const char *reason, const char *det
     }
     session->state = CC_SESSION_CLOSED;
     TAILQ_REMOVE(&session->wire->sessions, session, link);
+    cc_peers_release(session->wire->peers, session->peer_ip);
     if (session->wait_timer) {
         event_free(session->wait_timer);
+    }
+    if (session->deadline) {
+        event_free(session->deadline);
     }
     /* bufferevent_free is safe inside the bufferevent's own callback: it
      * only drops a reference. The session itself is freed after the
@@ -71,10 +76,92 @@ void cc_session_close(cc_session_t *session, const char *reason, const char *det
     if (session->client) {
         bufferevent_free(session->client);
     }
+    cc_session_drop_upstream(session);
+    event_base_once(session->wire->base, -1, EV_TIMEOUT, free_session, session, NULL);
+}
+
+void cc_session_drop_upstream(cc_session_t *session)
+{
     if (session->upstream) {
         bufferevent_free(session->upstream);
+        session->upstream = NULL;
+        session->wire->stats.upstream_connections--;
     }
-    event_base_once(session->wire->base, -1, EV_TIMEOUT, free_session, session, NULL);
+}
+
+/* ---- deadlines: a socket that sends nothing whole costs a slot, never
+ * an upstream connection, and not for long ---- */
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    cc_session_t *session = arg;
+    struct cc_wire *wire = session->wire;
+    session->deadline_armed = false;
+    if (session->state == CC_SESSION_AWAITING_CLIENT) {
+        wire->stats.handshake_timeouts++;
+        cc_session_close(session, "handshake_timeout",
+                         "no whole first message within wire.handshake_timeout_ms");
+        return;
+    }
+    if (session->client_reader.paused) {
+        /* We stopped reading it (the upstream is slow to take bytes): the
+         * rest of its message cannot arrive, and that is not its doing. */
+        evtimer_add(session->deadline, wire->message_timeout);
+        session->deadline_armed = true;
+        return;
+    }
+    wire->stats.message_timeouts++;
+    cc_session_close(session, "message_timeout",
+                     "a message was not whole within wire.message_timeout_ms");
+}
+
+static void arm_deadline(cc_session_t *session, const struct timeval *timeout)
+{
+    if (!session->deadline) {
+        session->deadline = evtimer_new(session->wire->base, on_deadline, session);
+    }
+    session->deadline_armed = evtimer_add(session->deadline, timeout) == 0;
+}
+
+static void disarm_deadline(cc_session_t *session)
+{
+    if (session->deadline_armed) {
+        evtimer_del(session->deadline);
+        session->deadline_armed = false;
+    }
+}
+
+/* Between messages a connection may idle for ever, as on MongoDB; a
+ * message that has started must arrive whole within message_timeout_ms. */
+static void watch_partial_message(cc_session_t *session)
+{
+    bool partial = evbuffer_get_length(session->client_reader.input) > 0;
+    if (partial && !session->deadline_armed) {
+        arm_deadline(session, session->wire->message_timeout);
+    } else if (!partial) {
+        disarm_deadline(session);
+    }
+}
+
+/* A client proves itself with a whole first message (its hello) before
+ * MongoDB is asked for a connection on its behalf. */
+static bool first_message_arrived(cc_session_t *session)
+{
+    cc_frame_header_t header;
+    bson_error_t error;
+    switch (cc_frame_buffer_next(session->client_reader.input, session->max_message_bytes,
+                                 CC_FROM_CLIENT, &header, &error)) {
+    case CC_FRAME_INCOMPLETE:
+        return false;
+    case CC_FRAME_INVALID:
+        cc_session_close(session, "frame_rejected", error.message);
+        return false;
+    default:
+        disarm_deadline(session);
+        return true;
+    }
 }
 
 bool cc_session_idle(const cc_session_t *session)
@@ -144,7 +231,7 @@ static void send_rewritten_request(cc_session_t *session, const cc_frame_header_
 static void forward_hello_msg(cc_session_t *session, const cc_frame_header_t *header,
                               const uint8_t *frame)
 {
-    cc_msg_t msg;
+    cc_op_msg_t msg;
     bson_t command, rewritten;
     bson_error_t error;
     bool load_balanced;
@@ -207,7 +294,7 @@ static void forward_client_frame(cc_session_t *session, const cc_frame_header_t 
     bool expects_reply = true;
     bool is_hello = false;
 
-    if (header->opcode == CC_OP_MSG) {
+    if (header->opcode == CC_OPCODE_MSG) {
         uint8_t prefix[CC_PEEK_BYTES];
         char name[32];
         size_t prefix_len = len < sizeof prefix ? len : sizeof prefix;
@@ -216,7 +303,7 @@ static void forward_client_frame(cc_session_t *session, const cc_frame_header_t 
         expects_reply = !(cc_msg_flags(prefix) & CC_MSG_MORE_TO_COME);
         cc_peek_result_t peek = cc_msg_peek_command(prefix, prefix_len, name, sizeof name);
         if (peek == CC_PEEK_NEED_FRAME) {
-            cc_msg_t msg;
+            cc_op_msg_t msg;
             bson_error_t error;
             const uint8_t *frame = evbuffer_pullup(input, (ev_ssize_t)len);
             if (!cc_msg_parse(frame, len, &msg, &error)) {
@@ -236,7 +323,7 @@ static void forward_client_frame(cc_session_t *session, const cc_frame_header_t 
         } else if (peek == CC_PEEK_NAME && expects_reply) {
             cc_writes_note_request(session, header, name, input);
         }
-    } else if (header->opcode == CC_OP_QUERY) {
+    } else if (header->opcode == CC_OPCODE_QUERY) {
         is_hello = forward_hello_query(session, header, evbuffer_pullup(input, (ev_ssize_t)len));
     }
     if (session->state == CC_SESSION_CLOSED) {
@@ -267,7 +354,9 @@ static void send_staged(cc_session_t *session, cc_frame_origin_t origin)
     /* Until the upstream is connected, its bufferevent holds what the
      * client sent and writes it once connected. */
     bool connected = !to_upstream || session->state == CC_SESSION_PROXYING;
-    session->wire->bytes_forwarded[to_upstream] += evbuffer_get_length(session->staged);
+    size_t staged = evbuffer_get_length(session->staged);
+    *(to_upstream ? &session->wire->stats.bytes_to_upstream
+                  : &session->wire->stats.bytes_to_clients) += staged;
     if (!cc_socket_send(to, session->staged, connected)) {
         /* What the bufferevent's own write would have reported. */
         (to_upstream ? on_upstream_event : on_client_event)(to, BEV_EVENT_WRITING | BEV_EVENT_ERROR,
@@ -283,7 +372,7 @@ typedef void (*frame_handler_t)(cc_session_t *session, const cc_frame_header_t *
 static void read_frames(cc_session_t *session, cc_reader_t *from, cc_frame_origin_t origin,
                         frame_handler_t handle)
 {
-    while (session->state == CC_SESSION_CONNECTING || session->state == CC_SESSION_PROXYING) {
+    while (session->state == CC_SESSION_PROXYING) {
         cc_frame_header_t header;
         bson_error_t error;
         cc_frame_status_t status =
@@ -305,9 +394,56 @@ static void read_frames(cc_session_t *session, cc_reader_t *from, cc_frame_origi
 
 void cc_session_process_client(cc_session_t *session)
 {
-    read_frames(session, &session->client_reader, CC_FROM_CLIENT, forward_client_frame);
-    if (session->state != CC_SESSION_CLOSED) {
-        apply_backpressure(&session->client_reader, session->upstream);
+    switch (session->state) {
+    case CC_SESSION_AWAITING_CLIENT:
+        if (first_message_arrived(session)) {
+            session->wire->up.connect(session);
+        }
+        return;
+    case CC_SESSION_WAITING_PRIMARY:
+        session->wire->up.serve_waiting(session);
+        return;
+    case CC_SESSION_CONNECTING:
+        return; /* the input waits for the connection */
+    case CC_SESSION_PROXYING:
+        read_frames(session, &session->client_reader, CC_FROM_CLIENT, forward_client_frame);
+        if (session->state == CC_SESSION_PROXYING) {
+            apply_backpressure(&session->client_reader, session->upstream);
+            watch_partial_message(session);
+        }
+        return;
+    case CC_SESSION_CLOSED:
+        return;
+    }
+}
+
+void cc_session_stop_waiting(cc_session_t *session)
+{
+    if (session->wait_timer) {
+        evtimer_del(session->wait_timer);
+    }
+}
+
+void cc_session_answer(cc_session_t *session, uint8_t *frame, size_t len)
+{
+    evbuffer_add(session->staged, frame, len);
+    bson_free(frame);
+    send_staged(session, CC_FROM_SERVER);
+}
+
+/* The handshake reply a primary gave, kept for answering handshakes while
+ * no primary is known (no_primary.c). */
+static void remember_known_hello(struct cc_wire *wire, const bson_t *reply)
+{
+    bson_iter_t iter;
+    if ((bson_iter_init_find(&iter, reply, "isWritablePrimary") ||
+         bson_iter_init_find(&iter, reply, "ismaster")) &&
+        bson_iter_as_bool(&iter) && bson_iter_init_find(&iter, reply, "ok") &&
+        bson_iter_as_double(&iter) == 1.0) {
+        if (wire->known_hello) {
+            bson_destroy(wire->known_hello);
+        }
+        wire->known_hello = bson_copy(reply);
     }
 }
 
@@ -331,8 +467,8 @@ static void rewrite_hello_reply(cc_session_t *session, const cc_frame_header_t *
     bson_error_t error;
     uint8_t *out = NULL;
 
-    if (header->opcode == CC_OP_MSG) {
-        cc_msg_t msg;
+    if (header->opcode == CC_OPCODE_MSG) {
+        cc_op_msg_t msg;
         if (!cc_msg_parse(frame, len, &msg, &error) ||
             !bson_init_static(&reply, msg.body, msg.body_len)) {
             cc_session_close(session, "upstream_frame_rejected", "malformed hello reply");
@@ -343,9 +479,10 @@ static void rewrite_hello_reply(cc_session_t *session, const cc_frame_header_t *
             remember_hello(session, header->request_id, load_balanced);
         }
         learn_limits(session, &reply);
+        remember_known_hello(session->wire, &reply);
         cc_handshake_rewrite_reply(&reply, load_balanced, &session->wire->service_id, &rewritten);
         out = cc_msg_build(header, msg.flags, &rewritten, &out_len);
-    } else if (header->opcode == CC_OP_REPLY) {
+    } else if (header->opcode == CC_OPCODE_REPLY) {
         cc_reply_t legacy;
         if (!cc_reply_parse(frame, len, &legacy, &error) || !legacy.first_doc ||
             !bson_init_static(&reply, legacy.first_doc, legacy.first_doc_len)) {
@@ -353,6 +490,7 @@ static void rewrite_hello_reply(cc_session_t *session, const cc_frame_header_t *
             return;
         }
         learn_limits(session, &reply);
+        remember_known_hello(session->wire, &reply);
         cc_handshake_rewrite_reply(&reply, load_balanced, &session->wire->service_id, &rewritten);
         out = cc_reply_build(header, legacy.flags, &rewritten, &out_len);
     } else {
@@ -371,7 +509,7 @@ static void forward_upstream_frame(cc_session_t *session, const cc_frame_header_
     bool completes_request = true;
     bool load_balanced;
 
-    if (header->opcode == CC_OP_MSG) {
+    if (header->opcode == CC_OPCODE_MSG) {
         uint8_t prefix[CC_FRAME_HEADER_BYTES + 4];
         evbuffer_copyout(input, prefix, sizeof prefix);
         /* An exhaust stream owes one reply per request: only its last
@@ -494,11 +632,14 @@ static void on_upstream_event(struct bufferevent *bev, short events, void *arg)
         cc_info("conn=%llu event=upstream_connected upstream=%s:%u local=%s",
                 (unsigned long long)session->id, session->upstream_address.host,
                 session->upstream_address.port, local_text);
+        cc_session_stop_waiting(session);
+        cc_session_process_client(session);
         return;
     }
     if (session->state == CC_SESSION_CONNECTING) {
-        /* Closing the client is what drivers retry: they mark the server
-         * Unknown and select again (server-selection spec). */
+        /* Nothing was sent yet: the session goes back to waiting, as a
+         * mongos does when it cannot reach a shard, and its messages get
+         * the next primary or, after primary_wait_ms, a retryable error. */
         unsigned long ssl_error = bufferevent_get_openssl_error(bev);
         char detail[400];
         if (ssl_error) {
@@ -510,7 +651,12 @@ static void on_upstream_event(struct bufferevent *bev, short events, void *arg)
                          ? "timed out"
                          : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
         }
-        cc_session_close(session, "upstream_connect_failed", detail);
+        cc_warn("conn=%llu event=upstream_connect_failed detail=\"%s\" action=waiting",
+                (unsigned long long)session->id, detail);
+        cc_reader_reset(&session->upstream_reader);
+        cc_session_drop_upstream(session);
+        session->state = CC_SESSION_WAITING_PRIMARY;
+        session->wire->up.serve_waiting(session);
         return;
     }
     /* Replies already received still reach the client before it is closed. */
@@ -519,8 +665,7 @@ static void on_upstream_event(struct bufferevent *bev, short events, void *arg)
         return;
     }
     cc_reader_stop(&session->upstream_reader);
-    bufferevent_free(session->upstream);
-    session->upstream = NULL;
+    cc_session_drop_upstream(session);
     if (evbuffer_get_length(bufferevent_get_output(session->client)) == 0) {
         cc_session_close(session, "upstream_closed", NULL);
     } else {
@@ -532,6 +677,7 @@ static void on_upstream_event(struct bufferevent *bev, short events, void *arg)
 bool cc_session_start_upstream(cc_session_t *session, struct bufferevent *upstream)
 {
     session->upstream = upstream;
+    session->wire->stats.upstream_connections++;
     session->state = CC_SESSION_CONNECTING;
     bufferevent_setcb(upstream, on_upstream_read, on_upstream_write, on_upstream_event, session);
     bufferevent_enable(upstream, EV_WRITE);
@@ -545,14 +691,15 @@ bool cc_session_start_upstream(cc_session_t *session, struct bufferevent *upstre
 }
 
 void cc_session_open(struct cc_wire *wire, evutil_socket_t fd, const struct sockaddr *peer,
-                     int peer_len)
+                     const char *ip)
 {
-    (void)peer_len;
     cc_session_t *session = bson_malloc0(sizeof *session);
     session->wire = wire;
     session->id = ++wire->next_session_id;
+    session->state = CC_SESSION_AWAITING_CLIENT;
     session->max_message_bytes = CC_DEFAULT_MAX_MESSAGE_BYTES;
     cc_sockaddr_format(peer, session->peer, sizeof session->peer);
+    bson_strncpy(session->peer_ip, ip, sizeof session->peer_ip);
 
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -581,5 +728,5 @@ void cc_session_open(struct cc_wire *wire, evutil_socket_t fd, const struct sock
     }
     cc_info("conn=%llu event=accepted peer=%s tls=%s", (unsigned long long)session->id,
             session->peer, wire->client_tls ? "true" : "false");
-    cc_upstream_connect(session);
+    arm_deadline(session, wire->handshake_timeout);
 }

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
+#include <string.h>
 #include <sys/socket.h>
 
 static bool is_plain(const cc_reader_t *reader)
@@ -171,6 +172,13 @@ void cc_reader_free(cc_reader_t *reader)
     }
 }
 
+void cc_reader_reset(cc_reader_t *reader)
+{
+    cc_reader_stop(reader);
+    cc_reader_free(reader);
+    memset(reader, 0, sizeof *reader);
+}
+
 bool cc_socket_send(struct bufferevent *to, struct evbuffer *staged, bool connected)
 {
     struct evbuffer *output = bufferevent_get_output(to);
@@ -191,18 +199,27 @@ bool cc_socket_send(struct bufferevent *to, struct evbuffer *staged, bool connec
     return true;
 }
 
+void cc_sockaddr_ip(const struct sockaddr *address, char *out, size_t size)
+{
+    bson_strncpy(out, "unix", size);
+    if (address->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)address)->sin_addr, out, (socklen_t)size);
+    } else if (address->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)address)->sin6_addr, out,
+                  (socklen_t)size);
+    }
+}
+
 void cc_sockaddr_format(const struct sockaddr *address, char *out, size_t size)
 {
-    char host[INET6_ADDRSTRLEN] = "?";
+    char host[INET6_ADDRSTRLEN];
+    cc_sockaddr_ip(address, host, sizeof host);
     if (address->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)address;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-        snprintf(out, size, "%s:%u", host, ntohs(in->sin_port));
+        snprintf(out, size, "%s:%u", host, ntohs(((const struct sockaddr_in *)address)->sin_port));
     } else if (address->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)address;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-        snprintf(out, size, "[%s]:%u", host, ntohs(in6->sin6_port));
+        snprintf(out, size, "[%s]:%u", host,
+                 ntohs(((const struct sockaddr_in6 *)address)->sin6_port));
     } else {
-        snprintf(out, size, "unix");
+        snprintf(out, size, "%s", host);
     }
 }

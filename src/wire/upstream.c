@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Connects sessions to the current primary and follows it when it moves.
  * Name resolution goes through evdns and the TLS handshake through
- * bufferevent_openssl, so nothing here waits on the network. Sessions that
- * arrive while no primary is known wait (bounded by primary_wait_ms) with
- * their client input unread. */
+ * bufferevent_openssl, so nothing here waits on the network. A session
+ * without a primary to connect to is served by no_primary.c meanwhile. */
 #include "changecast/log.h"
 #include "frame.h"
 #include "wire_internal.h"
@@ -12,29 +11,11 @@
 #include <event2/bufferevent_ssl.h>
 #include <string.h>
 
-static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    cc_session_close(arg, "no_primary", "no primary became known within primary_wait_ms");
-}
-
-static struct timeval ms_to_timeval(int64_t ms)
-{
-    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
-    return tv;
-}
-
 static void wait_for_primary(cc_session_t *session)
 {
-    struct cc_wire *wire = session->wire;
     session->state = CC_SESSION_WAITING_PRIMARY;
-    if (!session->wait_timer) {
-        session->wait_timer = evtimer_new(wire->base, on_wait_timeout, session);
-        struct timeval timeout = ms_to_timeval(wire->options.primary_wait_ms);
-        evtimer_add(session->wait_timer, &timeout);
-    }
     cc_debug("conn=%llu event=waiting_primary", (unsigned long long)session->id);
+    cc_waiting_serve(session);
 }
 
 static bool is_ip_literal(const char *host)
@@ -49,10 +30,6 @@ void cc_upstream_connect(cc_session_t *session)
     if (!cc_primary_get(wire->primary, &session->upstream_address, &session->epoch)) {
         wait_for_primary(session);
         return;
-    }
-    if (session->wait_timer) {
-        event_free(session->wait_timer);
-        session->wait_timer = NULL;
     }
     const char *host = session->upstream_address.host;
     struct bufferevent *upstream;
@@ -76,17 +53,13 @@ void cc_upstream_connect(cc_session_t *session)
     if (!cc_session_start_upstream(session, upstream)) {
         return;
     }
-    struct timeval timeout = ms_to_timeval(wire->options.connect_timeout_ms);
+    struct timeval timeout = cc_timeval_from_ms(wire->options.connect_timeout_ms);
     bufferevent_set_timeouts(upstream, &timeout, &timeout);
+    /* What the client sent waits in its input until the connection is up
+     * (cc_session_process_client in PROXYING). */
     if (bufferevent_socket_connect_hostname(upstream, wire->dns, AF_UNSPEC, host,
                                             session->upstream_address.port) != 0) {
         cc_session_close(session, "upstream_connect_failed", "connect could not start");
-        return;
-    }
-    /* Frames the client already sent wait in the upstream's output buffer
-     * until the connection is up. */
-    if (session->state != CC_SESSION_CLOSED) {
-        cc_session_process_client(session);
     }
 }
 
@@ -111,7 +84,7 @@ static void on_primary_changed(evutil_socket_t fd, short what, void *arg)
             if (known && !wire->draining) {
                 cc_upstream_connect(session);
             }
-        } else if (session->epoch < epoch) {
+        } else if (session->state != CC_SESSION_AWAITING_CLIENT && session->epoch < epoch) {
             /* Drivers ignore ismaster:false from a router and keep writing,
              * so connections to a former primary must be cut; drivers then
              * retry on a fresh connection, which goes to the new one. */

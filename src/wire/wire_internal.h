@@ -7,6 +7,7 @@
 
 #include "changecast/expose.h"
 #include "changecast/hostport.h"
+#include "changecast/peers.h"
 #include "frame.h"
 #include "changecast/wire.h"
 
@@ -14,10 +15,12 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <sys/queue.h>
 
 typedef enum cc_session_state {
+    CC_SESSION_AWAITING_CLIENT, /* accepted: no upstream until a first message arrives whole */
     CC_SESSION_WAITING_PRIMARY, /* no primary known yet: client input waits */
     CC_SESSION_CONNECTING,      /* upstream connect / TLS handshake under way */
     CC_SESSION_PROXYING,
@@ -52,7 +55,10 @@ typedef struct cc_session {
     cc_reader_t upstream_reader;
     struct evbuffer *staged; /* what one read callback forwards, sent once at its end */
     struct event *wait_timer;
+    struct event *deadline; /* handshake_timeout_ms or message_timeout_ms, while armed */
+    bool deadline_armed;
     char peer[64];
+    char peer_ip[INET6_ADDRSTRLEN];
     cc_hostport_t upstream_address;
     uint64_t epoch; /* of the primary this session is pinned to */
     uint32_t max_message_bytes;
@@ -66,8 +72,18 @@ typedef struct cc_session {
     bool close_when_flushed;
 } cc_session_t;
 
+/* What session.c and no_primary.c need from the layers above them, set by
+ * listener.c: the files of src/wire/ call down only (listener, upstream,
+ * no_primary, session, then frame, handshake, socket_io, tls, writes). */
+typedef struct cc_session_up {
+    void (*connect)(cc_session_t *session);       /* upstream.c: to the primary, or wait */
+    void (*serve_waiting)(cc_session_t *session); /* no_primary.c */
+    void (*session_freed)(struct cc_wire *wire);  /* listener.c: one fewer session */
+} cc_session_up_t;
+
 struct cc_wire {
     struct event_base *base;
+    cc_session_up_t up;
     struct evdns_base *dns;
     struct evconnlistener *listener;
     cc_wire_options_t options;
@@ -81,7 +97,16 @@ struct cc_wire {
     cc_expose_t expose; /* writes to these feed the write clock */
     uint64_t next_session_id;
     size_t session_count;
-    uint64_t bytes_forwarded[2]; /* [0] to clients, [1] to the upstream */
+    cc_peers_t *peers; /* sessions per client address */
+    /* libevent common timeouts: O(1) to arm, since a message deadline is
+     * armed whenever a read ends inside a frame. */
+    const struct timeval *handshake_timeout;
+    const struct timeval *message_timeout;
+    cc_wire_stats_t stats;
+    /* The last successful hello reply a primary gave (as received), for
+     * answering handshakes while none is known (no_primary.c). */
+    bson_t *known_hello;
+    int32_t next_reply_id; /* requestId of replies changecast writes itself */
     TAILQ_HEAD(, cc_session) sessions;
     bool draining;
     struct event *drain_timer;
@@ -98,10 +123,21 @@ void cc_writes_note_request(cc_session_t *session, const cc_frame_header_t *head
 void cc_writes_note_reply(cc_session_t *session, const cc_frame_header_t *header,
                           struct evbuffer *input);
 
-/* session.c */
+/* session.c: `ip` was admitted for the session (cc_peers_admit). */
 void cc_session_open(struct cc_wire *wire, evutil_socket_t fd, const struct sockaddr *peer,
-                     int peer_len);
+                     const char *ip);
 void cc_session_close(cc_session_t *session, const char *reason, const char *detail);
+/* The session's upstream bufferevent is freed. */
+void cc_session_drop_upstream(cc_session_t *session);
+/* Sends a reply frame changecast wrote itself (taken: bson_malloc'd). */
+void cc_session_answer(cc_session_t *session, uint8_t *frame, size_t len);
+/* A message held for want of a primary is no longer waited on. */
+void cc_session_stop_waiting(cc_session_t *session);
+
+/* no_primary.c: while a session has no upstream connection, handshakes are
+ * answered from wire->known_hello and any other message is held up to
+ * primary_wait_ms, then answered with a retryable error. */
+void cc_waiting_serve(cc_session_t *session);
 void cc_session_process_client(cc_session_t *session);
 bool cc_session_idle(const cc_session_t *session);
 /* Hands the session its (connecting) upstream bufferevent; false when the
@@ -125,6 +161,8 @@ void cc_reader_consumed(cc_reader_t *reader);
 /* Before the bufferevent is freed; cc_reader_free once the session goes. */
 void cc_reader_stop(cc_reader_t *reader);
 void cc_reader_free(cc_reader_t *reader);
+/* Stopped and freed, ready to be opened on another bufferevent. */
+void cc_reader_reset(cc_reader_t *reader);
 /* Moves every staged byte towards `to`: written straight to its socket
  * when `connected`, plain and nothing is queued; the rest is queued in its
  * output. false (errno set, staged emptied) on a write error. */
@@ -138,8 +176,16 @@ void cc_upstream_cleanup(struct cc_wire *wire);
 /* listener.c */
 void cc_wire_session_gone(struct cc_wire *wire);
 
-/* socket_io.c: "host:port" or "[v6]:port" of a socket address, for logs. */
+static inline struct timeval cc_timeval_from_ms(int64_t ms)
+{
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    return tv;
+}
+
+/* socket_io.c: "host:port" or "[v6]:port" of a socket address, for logs;
+ * the address alone (size INET6_ADDRSTRLEN) for per-address limits. */
 void cc_sockaddr_format(const struct sockaddr *address, char *out, size_t size);
+void cc_sockaddr_ip(const struct sockaddr *address, char *out, size_t size);
 
 /* tls.c */
 SSL_CTX *cc_tls_server_context(const char *cert_file, const char *key_file,

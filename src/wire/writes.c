@@ -34,7 +34,7 @@ static bool exposed(const cc_expose_t *expose, const char *db, const char *coll)
 
 static bool body_of(const uint8_t *frame, size_t len, bson_t *body)
 {
-    cc_msg_t msg;
+    cc_op_msg_t msg;
     bson_error_t error;
     return cc_msg_parse(frame, len, &msg, &error) && bson_init_static(body, msg.body, msg.body_len);
 }
@@ -103,9 +103,9 @@ void cc_writes_note_reply(cc_session_t *session, const cc_frame_header_t *header
     bson_t reply;
     bson_iter_t iter;
     const uint8_t *frame = evbuffer_pullup(input, (ev_ssize_t)header->length);
-    if (header->opcode != CC_OP_MSG || !frame || !body_of(frame, (size_t)header->length, &reply) ||
-        !wrote_something(&reply) || !bson_iter_init_find(&iter, &reply, "operationTime") ||
-        !BSON_ITER_HOLDS_TIMESTAMP(&iter)) {
+    if (header->opcode != CC_OPCODE_MSG || !frame ||
+        !body_of(frame, (size_t)header->length, &reply) || !wrote_something(&reply) ||
+        !bson_iter_init_find(&iter, &reply, "operationTime") || !BSON_ITER_HOLDS_TIMESTAMP(&iter)) {
         return;
     }
     uint32_t seconds, increment;

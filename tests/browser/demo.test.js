@@ -108,7 +108,7 @@ test('the demo page shows live rows, highlights changes, waits for its own write
 
     // The capture stream's upstream connection is cut: capture resumes by
     // itself and the page goes on.
-    const { ok } = await s.client.db('admin').command({ configureFailPoint: 'failCommand', mode: { times: 1 }, data: { failCommands: ['getMore'], appName: 'changecast-capture', closeConnection: true } });
+    const { ok } = await s.client.db('admin').command({ configureFailPoint: 'failCommand', mode: { times: 1 }, data: { failCommands: ['getMore'], appName: 'changecast-capture@it', closeConnection: true } });
     assert.equal(ok, 1);
     await orders.updateOne({ _id: 'o1' }, { $set: { status: 'packed', writtenAt: Date.now() }, $inc: { revision: 1 } });
     await cellShows(page, 'o1', 'status', 'packed');

@@ -242,13 +242,17 @@ test('a subscription the server refuses reports its error once and is not retrie
     for (const transport of ['sse', 'ws']) {
       const conn = open(s.pushUrl, { transport });
       const errors = [];
+      const retries = [];
       conn.on('error', (e) => errors.push(e));
+      // The library schedules a retry (and says so) in the same turn that
+      // handles an error, so none by the time both errors are in means none.
+      conn.on('retry', (r) => retries.push(r));
       const hidden = collect(conn, { ns: 'secret.things' });
       const badFilter = collect(conn, { ns: 'it.orders', filter: { $where: 'true' } });
       await waitUntil(() => hidden.errors.length && badFilter.errors.length, () => `${transport}: both errors (${JSON.stringify([hidden.errors, badFilter.errors])})`);
       assert.equal(hidden.errors[0].code, 'not_exposed', transport);
       assert.equal(badFilter.errors[0].code, 'bad_filter', transport);
-      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(retries.filter((r) => r.subscription !== undefined), [], `${transport}: no subscription retried`);
       assert.equal(hidden.errors.length, 1);
       assert.equal(badFilter.errors.length, 1);
       assert.equal(conn.streams.size, 0, `${transport}: refused subscriptions are dropped`);
@@ -413,7 +417,7 @@ test('a reset (capture restarted upstream) makes the store read a new snapshot a
     await assertMirrors(coll, orders, 'the snapshot');
     // As in push-faults: the capture stream's getMore waits while writes push
     // its position out of a 30-event history, so capture restarts from now.
-    await s.client.db('admin').command({ configureFailPoint: 'failCommand', mode: { times: 1 }, data: { failCommands: ['getMore'], appName: 'changecast-capture', blockConnection: true, blockTimeMS: 3000 } });
+    await s.client.db('admin').command({ configureFailPoint: 'failCommand', mode: { times: 1 }, data: { failCommands: ['getMore'], appName: 'changecast-capture@it', blockConnection: true, blockTimeMS: 3000 } });
     await writeSeq(orders, 6, 155);
     await orders.deleteOne({ _id: 1 });
     // (The store may resync so fast that its 'resyncing' status is never

@@ -8,6 +8,11 @@ const net = require('node:net');
 const { MongoClient } = require('mongodb');
 const { startStandin, startChangecast } = require('./support');
 const { freePort } = require('../lib/harness');
+const { waitUntil } = require('./push-support');
+const { RawClient } = require('../lib/rawwire');
+
+// Sessions changecast has closed because their upstream connection went.
+const upstreamLosses = (changecast) => (changecast.output.match(/event=closed reason=upstream_(closed|connect_failed)/g) || []).length;
 
 function header(length, requestId, opcode) {
   const bytes = Buffer.alloc(16);
@@ -96,19 +101,16 @@ test('drivers recover through changecast when the stand-in is killed and restart
     }
   })();
   try {
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const beforeKill = written;
-    assert.ok(beforeKill > 0, 'writes flow before the fault');
+    await waitUntil(() => written >= 20, 'writes flowing before the fault');
+    const closedBefore = upstreamLosses(changecast);
     standin.proc.kill('SIGKILL');
     await standin.waitExit();
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // The outage is felt (the writer's upstream connection is gone) before
+    // the stand-in comes back.
+    await waitUntil(() => upstreamLosses(changecast) > closedBefore, 'changecast to lose its upstream connection');
     standin = await startStandin(['--port', String(port)]);
     const afterRestart = written;
-    const deadline = Date.now() + 20000;
-    while (written < afterRestart + 20 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    assert.ok(written >= afterRestart + 20, `writes resumed after the restart (${written - afterRestart})`);
+    await waitUntil(() => written >= afterRestart + 20, () => `writes to resume after the restart (${written - afterRestart})`, 20000);
   } finally {
     stop = true;
     await writer;
@@ -150,26 +152,22 @@ test('a client that disconnects mid-reply releases its upstream connection', asy
   try {
     const big = 'x'.repeat(100000);
     await client.db('it_faults').collection('big').insertMany(Array.from({ length: 100 }, (_, i) => ({ _id: i, big })));
-    await client.db('admin').command({
-      configureFailPoint: 'failCommand',
-      mode: { times: 1 },
-      data: { failCommands: ['find'], blockConnection: true, blockTimeMS: 300, appName: 'it-leaver' },
-    });
     const openSessions = () =>
       [...changecast.output.matchAll(/conn=(\d+) event=accepted/g)]
         .map((m) => m[1])
         .filter((id) => !new RegExp(`conn=${id} event=closed`).test(changecast.output));
     const openBefore = openSessions();
-    const leaver = new MongoClient(changecast.uri, { appName: 'it-leaver' });
-    await leaver.connect();
-    const pending = leaver.db('it_faults').collection('big').find({}, { batchSize: 100 }).toArray().catch(() => null);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    await leaver.close(true);
-    await pending;
-    await changecast.waitFor(/event=closed reason=client_closed/);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // A client that asks for 10 MB and leaves once the first bytes of the
+    // reply are in.
+    const leaver = await RawClient.connect(changecast.port);
+    await leaver.command({ hello: 1, $db: 'admin' });
+    const replying = new Promise((resolve) => leaver.socket.once('data', resolve));
+    leaver.send({ find: 'big', batchSize: 100, $db: 'it_faults' });
+    await replying;
+    leaver.close();
+    await changecast.waitFor(/event=closed reason=client_(closed|error)/);
     // Every session the leaver opened is gone, its upstream connection with it.
-    assert.deepEqual(openSessions(), openBefore);
+    await waitUntil(() => JSON.stringify(openSessions()) === JSON.stringify(openBefore), () => `the leaver's sessions closed (open: ${openSessions()}, before: ${openBefore})`);
   } finally {
     await client.close();
     await changecast.stop();

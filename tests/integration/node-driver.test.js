@@ -170,7 +170,7 @@ test('no driver ever connected to the stand-in directly', async () => {
   await new Promise((resolve) => setTimeout(resolve, 100));
   const upstreamPorts = changecastUpstreamPorts(changecast);
   const lines = fs.readFileSync(connLog, 'utf8').trim().split('\n');
-  const monitorConns = new Set(lines.filter((l) => /appName="changecast-monitor"/.test(l)).map((l) => l.match(/conn=(\d+)/)[1]));
+  const monitorConns = new Set(lines.filter((l) => /appName="changecast-monitor@it"/.test(l)).map((l) => l.match(/conn=(\d+)/)[1]));
   const accepts = lines.filter((l) => /event=accept /.test(l));
   assert.ok(accepts.length > 0);
   for (const line of accepts) {

@@ -349,7 +349,7 @@ test('the values of an update made while a document was outside the holder\'s ro
   await s.client.db('admin').command({
     configureFailPoint: 'failCommand',
     mode: { times: 2 },
-    data: { failCommands: ['getMore'], appName: 'changecast-capture', blockConnection: true, blockTimeMS: 1500 },
+    data: { failCommands: ['getMore'], appName: 'changecast-capture@it', blockConnection: true, blockTimeMS: 1500 },
   });
   await oneByOne(full, [() => c.insertOne({ _id: 'flush', customerId: 'c7' })]);
   await c.updateOne({ _id: 1 }, { $set: { note: 'c7-private' } });

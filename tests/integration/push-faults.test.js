@@ -30,7 +30,7 @@ test('the upstream closing the capture stream connection (failCommand closeConne
     const admin = s.client.db('admin');
     for (let seq = 1; seq <= N; seq++) {
       if (seq === 51) {
-        await admin.command({ configureFailPoint: 'failCommand', mode: { times: 3 }, data: { failCommands: ['getMore'], appName: 'changecast-capture', closeConnection: true } });
+        await admin.command({ configureFailPoint: 'failCommand', mode: { times: 3 }, data: { failCommands: ['getMore'], appName: 'changecast-capture@it', closeConnection: true } });
       }
       await orders.insertOne({ _id: seq, seq });
     }
@@ -161,7 +161,7 @@ test("changecast's own stream falling out of the upstream history (286 on its ge
     await waitUntil(() => sse.changes.length >= 5 && ws.changes('o').length >= 5, 'the first 5 events on both subscribers');
     // The capture stream's next getMore waits 3 s while 150 writes push its
     // position out of a 30-event history.
-    await s.client.db('admin').command({ configureFailPoint: 'failCommand', mode: { times: 1 }, data: { failCommands: ['getMore'], appName: 'changecast-capture', blockConnection: true, blockTimeMS: 3000 } });
+    await s.client.db('admin').command({ configureFailPoint: 'failCommand', mode: { times: 1 }, data: { failCommands: ['getMore'], appName: 'changecast-capture@it', blockConnection: true, blockTimeMS: 3000 } });
     await writeSeq(orders, 6, 155);
     await waitUntil(() => sse.resets.length >= 1 && ws.of('reset', 'o').length >= 1, () => `a reset on both subscribers (SSE ${JSON.stringify(sse.events.filter((e) => e.type !== 'change'))}, WS ${JSON.stringify(ws.of('reset'))}); log:\n${s.changecast.output.split('\n').filter((l) => !/event=(accepted|closed|upstream_connected)/.test(l)).slice(-15).join('\n')}`, 30000);
     assert.equal(sse.resets[0].json?.reason, 'capture_restarted', sse.resets[0].data);

@@ -14,6 +14,10 @@ const BIN_DIR = process.env.CHANGECAST_BIN
   ? path.dirname(process.env.CHANGECAST_BIN)
   : path.join(ROOT, 'build');
 const CHANGECAST = process.env.CHANGECAST_BIN || path.join(BIN_DIR, 'changecast');
+// Every changecast the tests start is instance "it": its own connections to
+// the stand-in carry the appName changecast-<role>@it.
+const INSTANCE = 'it';
+const CAPTURE_APP = `changecast-capture@${INSTANCE}`;
 
 function tempDir(prefix) {
   return fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
@@ -54,7 +58,7 @@ async function startStandin(args = []) {
 async function startChangecast(upstreamPort, flags = [], { upstreamUri, waitForPrimary = true } = {}) {
   const upstream = upstreamUri || `mongodb://127.0.0.1:${upstreamPort}/?replicaSet=rs0`;
   const handle = adapt(
-    await harness.startProcess(CHANGECAST, ['--wire.listen', '127.0.0.1:0', '--wire.upstream', upstream, ...flags], {
+    await harness.startProcess(CHANGECAST, ['--wire.listen', '127.0.0.1:0', '--wire.upstream', upstream, '--instance.name', INSTANCE, ...flags], {
       readyPattern: /event=ready .*wire=127\.0\.0\.1:(\d+)/,
       readyStream: 'stderr',
     }),
@@ -119,4 +123,4 @@ function useChangecast({ standinArgs = [], flags = [] } = {}) {
   return fixture;
 }
 
-module.exports = { ROOT, useChangecast, BIN_DIR, CHANGECAST, startStandin, startChangecast, makeCerts, tempDir, changecastUpstreamPorts };
+module.exports = { INSTANCE, CAPTURE_APP, ROOT, useChangecast, BIN_DIR, CHANGECAST, startStandin, startChangecast, makeCerts, tempDir, changecastUpstreamPorts };

@@ -6,9 +6,10 @@ const net = require('net');
 const wire = require('../standin/lib/wire');
 
 class RawClient {
-  static connect(port, host = '127.0.0.1') {
+  // localAddress: another 127.x address, to count as another client.
+  static connect(port, host = '127.0.0.1', { localAddress } = {}) {
     return new Promise((resolve, reject) => {
-      const socket = net.connect(port, host, () => resolve(new RawClient(socket)));
+      const socket = net.connect({ port, host, localAddress }, () => resolve(new RawClient(socket)));
       socket.once('error', reject);
     });
   }
@@ -29,8 +30,10 @@ class RawClient {
         else this.replies.push(r);
       }
     });
+    this.closedAt = null;
     socket.on('close', () => {
       this.closed = true;
+      this.closedAt = Date.now();
       for (const w of this.waiters.splice(0)) w.reject(new Error('connection closed'));
     });
     socket.on('error', () => {});
@@ -55,6 +58,11 @@ class RawClient {
     const requestID = this.nextId++;
     this.socket.write(wire.encodeOpMsgRequest(doc, { requestID, ...options }));
     return requestID;
+  }
+
+  // The first `bytes` of an OP_MSG, as a client that stalls mid-message sends.
+  sendPart(doc, bytes) {
+    this.socket.write(wire.encodeOpMsgRequest(doc, { requestID: this.nextId++ }).subarray(0, bytes));
   }
 
   async command(doc, options = {}) {

@@ -44,7 +44,7 @@ static void test_frame_waits_for_a_whole_header(void **state)
     assert_int_equal(cc_frame_header_check(bytes, 16, 1000, CC_FROM_CLIENT, &header, &error),
                      CC_FRAME_HEADER_OK);
     assert_int_equal(header.request_id, 7);
-    assert_int_equal(header.opcode, CC_OP_MSG);
+    assert_int_equal(header.opcode, CC_OPCODE_MSG);
 }
 
 static void test_frame_rejects_length_below_header(void **state)
@@ -87,10 +87,10 @@ static void test_frame_rejects_unknown_and_misdirected_opcodes(void **state)
     put_i32(bytes + 12, 2002); /* OP_INSERT, removed in MongoDB 6.0 */
     assert_int_equal(cc_frame_header_check(bytes, 64, 1000, CC_FROM_CLIENT, &header, &error),
                      CC_FRAME_INVALID);
-    put_i32(bytes + 12, CC_OP_REPLY); /* only servers reply */
+    put_i32(bytes + 12, CC_OPCODE_REPLY); /* only servers reply */
     assert_int_equal(cc_frame_header_check(bytes, 64, 1000, CC_FROM_CLIENT, &header, &error),
                      CC_FRAME_INVALID);
-    put_i32(bytes + 12, CC_OP_QUERY); /* only clients query */
+    put_i32(bytes + 12, CC_OPCODE_QUERY); /* only clients query */
     assert_int_equal(cc_frame_header_check(bytes, 64, 1000, CC_FROM_SERVER, &header, &error),
                      CC_FRAME_INVALID);
 }
@@ -99,7 +99,7 @@ static void test_msg_parse_reads_body_and_flags(void **state)
 {
     (void)state;
     uint8_t bytes[64];
-    cc_msg_t msg;
+    cc_op_msg_t msg;
     bson_error_t error;
     size_t len = make_ping(bytes, CC_MSG_MORE_TO_COME);
     assert_true(cc_msg_parse(bytes, len, &msg, &error));
@@ -114,7 +114,7 @@ static void test_msg_parse_rejects_body_length_lie(void **state)
 {
     (void)state;
     uint8_t bytes[64];
-    cc_msg_t msg;
+    cc_op_msg_t msg;
     bson_error_t error;
     size_t len = make_ping(bytes, 0);
     put_i32(bytes + 21, 500); /* the body claims more bytes than the frame has */
@@ -127,7 +127,7 @@ static void test_msg_parse_rejects_unknown_section_kind_and_missing_body(void **
 {
     (void)state;
     uint8_t bytes[64];
-    cc_msg_t msg;
+    cc_op_msg_t msg;
     bson_error_t error;
     size_t len = make_ping(bytes, 0);
     bytes[20] = 7;
@@ -161,8 +161,8 @@ static void test_msg_parse_accepts_sequence_before_body(void **state)
     memcpy(frame + pos, bson_get_data(body), body->len);
     pos += body->len;
     put_i32(frame, (int32_t)pos);
-    put_i32(frame + 12, CC_OP_MSG);
-    cc_msg_t msg;
+    put_i32(frame + 12, CC_OPCODE_MSG);
+    cc_op_msg_t msg;
     bson_error_t error;
     assert_true(cc_msg_parse(frame, pos, &msg, &error));
     assert_int_equal(msg.body_len, body->len);
@@ -201,16 +201,16 @@ static void test_msg_replace_body_keeps_sequences_and_drops_checksum(void **stat
     pos += 11;
     pos += 4; /* checksum bytes, value irrelevant to the codec */
     put_i32(frame, (int32_t)pos);
-    put_i32(frame + 12, CC_OP_MSG);
+    put_i32(frame + 12, CC_OPCODE_MSG);
 
-    cc_msg_t msg;
+    cc_op_msg_t msg;
     bson_error_t error;
     assert_true(cc_msg_parse(frame, pos, &msg, &error));
     bson_t *smaller = BCON_NEW("hello", BCON_INT32(1));
     size_t out_len;
     uint8_t *out = cc_msg_replace_body(frame, pos, &msg, smaller, &out_len);
     assert_int_equal(out_len, pos - 4 - (body->len - smaller->len));
-    cc_msg_t rebuilt;
+    cc_op_msg_t rebuilt;
     assert_true(cc_msg_parse(out, out_len, &rebuilt, &error));
     assert_int_equal(rebuilt.flags & CC_MSG_CHECKSUM_PRESENT, 0);
     assert_int_equal(rebuilt.body_len, smaller->len);

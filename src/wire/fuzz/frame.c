@@ -48,14 +48,14 @@ static void check_built(const uint8_t *frame, size_t len, cc_frame_origin_t orig
           CC_FRAME_HEADER_OK);
     CHECK((size_t)header.length == len);
     CHECK(header.opcode == opcode);
-    if (opcode == CC_OP_MSG) {
-        cc_msg_t msg;
+    if (opcode == CC_OPCODE_MSG) {
+        cc_op_msg_t msg;
         CHECK(cc_msg_parse(frame, len, &msg, &error));
         CHECK(!(msg.flags & CC_MSG_CHECKSUM_PRESENT));
-    } else if (opcode == CC_OP_QUERY) {
+    } else if (opcode == CC_OPCODE_QUERY) {
         cc_query_t query;
         CHECK(cc_query_parse(frame, len, &query, &error));
-    } else if (opcode == CC_OP_REPLY) {
+    } else if (opcode == CC_OPCODE_REPLY) {
         cc_reply_t reply;
         CHECK(cc_reply_parse(frame, len, &reply, &error));
         CHECK(reply.first_doc != NULL);
@@ -77,7 +77,7 @@ static void client_msg(const cc_frame_header_t *header, const uint8_t *frame, si
     }
     free(prefix);
 
-    cc_msg_t msg;
+    cc_op_msg_t msg;
     bson_error_t error;
     bson_t body, rewritten;
     bool load_balanced;
@@ -102,7 +102,7 @@ static void client_msg(const cc_frame_header_t *header, const uint8_t *frame, si
     cc_handshake_rewrite_request(&body, (header->request_id & 1) != 0, &rewritten, &load_balanced);
     size_t out_len;
     uint8_t *out = cc_msg_replace_body(frame, len, &msg, &rewritten, &out_len);
-    check_built(out, out_len, CC_FROM_CLIENT, CC_OP_MSG);
+    check_built(out, out_len, CC_FROM_CLIENT, CC_OPCODE_MSG);
     bson_free(out);
     bson_destroy(&rewritten);
 }
@@ -128,7 +128,7 @@ static void client_query(const cc_frame_header_t *header, const uint8_t *frame, 
     cc_handshake_rewrap_query(&query_doc, wrapper_key, &rewritten, &wrapped);
     size_t out_len;
     uint8_t *out = cc_query_build(header, &query, &wrapped, &out_len);
-    check_built(out, out_len, CC_FROM_CLIENT, CC_OP_QUERY);
+    check_built(out, out_len, CC_FROM_CLIENT, CC_OPCODE_QUERY);
     bson_free(out);
     bson_destroy(&rewritten);
     bson_destroy(&wrapped);
@@ -145,19 +145,19 @@ static void server_frame(const cc_frame_header_t *header, const uint8_t *frame, 
     uint8_t *out;
     bson_oid_init_from_data(&service_id, (const uint8_t *)"changecast12");
 
-    if (header->opcode == CC_OP_MSG) {
+    if (header->opcode == CC_OPCODE_MSG) {
         uint8_t *prefix = copy_exact(frame, CC_FRAME_HEADER_BYTES + 4);
         (void)cc_msg_flags(prefix);
         free(prefix);
-        cc_msg_t msg;
+        cc_op_msg_t msg;
         if (!cc_msg_parse(frame, len, &msg, &error) ||
             !bson_init_static(&reply, msg.body, msg.body_len)) {
             return;
         }
         cc_handshake_rewrite_reply(&reply, load_balanced, &service_id, &rewritten);
         out = cc_msg_build(header, msg.flags, &rewritten, &out_len);
-        check_built(out, out_len, CC_FROM_SERVER, CC_OP_MSG);
-    } else if (header->opcode == CC_OP_REPLY) {
+        check_built(out, out_len, CC_FROM_SERVER, CC_OPCODE_MSG);
+    } else if (header->opcode == CC_OPCODE_REPLY) {
         cc_reply_t legacy;
         if (!cc_reply_parse(frame, len, &legacy, &error) || !legacy.first_doc ||
             !bson_init_static(&reply, legacy.first_doc, legacy.first_doc_len)) {
@@ -166,7 +166,7 @@ static void server_frame(const cc_frame_header_t *header, const uint8_t *frame, 
         CHECK(legacy.first_doc + legacy.first_doc_len <= frame + len);
         cc_handshake_rewrite_reply(&reply, load_balanced, &service_id, &rewritten);
         out = cc_reply_build(header, legacy.flags, &rewritten, &out_len);
-        check_built(out, out_len, CC_FROM_SERVER, CC_OP_REPLY);
+        check_built(out, out_len, CC_FROM_SERVER, CC_OPCODE_REPLY);
     } else {
         return;
     }
@@ -179,9 +179,9 @@ static void handle_frame(cc_frame_origin_t origin, const cc_frame_header_t *head
 {
     if (origin == CC_FROM_SERVER) {
         server_frame(header, frame, len);
-    } else if (header->opcode == CC_OP_MSG) {
+    } else if (header->opcode == CC_OPCODE_MSG) {
         client_msg(header, frame, len);
-    } else if (header->opcode == CC_OP_QUERY) {
+    } else if (header->opcode == CC_OPCODE_QUERY) {
         client_query(header, frame, len);
     }
 }

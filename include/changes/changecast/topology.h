@@ -12,8 +12,10 @@
 typedef struct cc_topology cc_topology_t;
 
 /* uri is the upstream connection string; monitoring connections carry the
- * appName "changecast-monitor". */
-cc_topology_t *cc_topology_start(const char *uri, cc_primary_t *primary, bson_error_t *error);
+ * appName "changecast-monitor@<instance>". A deployment without a primary
+ * is logged (no_primary) once it has had none for quiet_ms. */
+cc_topology_t *cc_topology_start(const char *uri, const char *instance, int64_t quiet_ms,
+                                 cc_primary_t *primary, bson_error_t *error);
 void cc_topology_stop(cc_topology_t *topology);
 
 #endif

@@ -18,6 +18,11 @@ bool cc_log_level_parse(const char *name, cc_log_level_t *level);
 void cc_log_set_level(cc_log_level_t level);
 bool cc_log_enabled(cc_log_level_t level);
 
+/* Names this instance in every line (instance=NAME), when set before any
+ * other thread logs; at most 63 bytes of [A-Za-z0-9._-] are kept. */
+void cc_log_set_instance(const char *name);
+const char *cc_log_instance(void);
+
 /* Opens (or reopens, after rotation) the log file; NULL or "" logs to stderr. */
 bool cc_log_open(const char *path);
 

@@ -6,6 +6,7 @@
 #define CHANGECAST_WIRE_H
 
 #include "changecast/primary.h"
+#include "changecast/wire_stats.h"
 #include "changecast/write_clock.h"
 
 #include <bson/bson.h>
@@ -28,6 +29,9 @@ typedef struct cc_wire_options {
     bool upstream_tls_allow_invalid_hostnames;
     bool upstream_tls_allow_invalid_certificates;
     int64_t max_connections;
+    int64_t max_connections_per_ip;
+    int64_t handshake_timeout_ms; /* first message whole, or closed */
+    int64_t message_timeout_ms;   /* a started message whole, or closed */
     int64_t primary_wait_ms;
     int64_t connect_timeout_ms;
     /* Optional: write replies to these namespaces are timed (write_clock.h). */
@@ -51,12 +55,9 @@ bool cc_wire_reload_tls(cc_wire_t *wire, bson_error_t *error);
  * client, or when timeout_ms passes. done runs when none are left. */
 void cc_wire_drain(cc_wire_t *wire, int64_t timeout_ms, void (*done)(void *arg), void *arg);
 
-/* Client connections open now. */
-size_t cc_wire_session_count(const cc_wire_t *wire);
-
-/* Bytes forwarded since start, towards the upstream or towards clients
- * (handshake rewrites included). */
-uint64_t cc_wire_bytes_forwarded(const cc_wire_t *wire, bool to_upstream);
+/* Connections open now, bytes forwarded since start (handshake rewrites
+ * included), refusals and deadlines. */
+void cc_wire_stats(const cc_wire_t *wire, cc_wire_stats_t *out);
 
 void cc_wire_free(cc_wire_t *wire);
 

@@ -18,6 +18,9 @@ typedef struct cc_config {
         char *tls_key_file;
         char *tls_client_ca_file;
         int64_t max_connections;
+        int64_t max_connections_per_ip;
+        int64_t handshake_timeout_ms;
+        int64_t message_timeout_ms;
         int64_t primary_wait_ms;
         int64_t connect_timeout_ms;
         int64_t drain_timeout_ms;
@@ -35,10 +38,12 @@ typedef struct cc_config {
     struct {
         char *listen; /* empty: no push port */
         int64_t flush_ms;
+        int64_t max_flush_ms;
         int64_t heartbeat_ms;
         int64_t idle_timeout_ms;
         int64_t max_queue_bytes;
         int64_t stall_timeout_ms;
+        int64_t healthz_max_lag_ms;
         int64_t max_message_bytes;
         int64_t max_subscriptions;
         int64_t retry_ms;
@@ -71,6 +76,9 @@ typedef struct cc_config {
         char *level;
         char *file;
     } log;
+    struct {
+        char *name;
+    } instance;
 } cc_config_t;
 
 typedef enum cc_cli_action {

@@ -8,6 +8,7 @@
 
 #include "changecast/auth.h"
 #include "changecast/channel.h"
+#include "changecast/wire_stats.h"
 #include "changecast/write_clock.h"
 
 #include <bson/bson.h>
@@ -20,10 +21,12 @@ typedef struct cc_push_options {
     int64_t ring_events;
     int64_t ring_bytes;
     int64_t flush_ms;
+    int64_t max_flush_ms; /* the flush window grows up to this while the push thread is busy */
     int64_t heartbeat_ms;
     int64_t idle_timeout_ms;
     int64_t max_queue_bytes;
     int64_t stall_timeout_ms;
+    int64_t healthz_max_lag_ms; /* /healthz 503 past this capture lag; 0: never */
     int64_t max_message_bytes;
     int64_t max_subscriptions;
     int64_t retry_ms;
@@ -53,8 +56,7 @@ cc_push_t *cc_push_start(const cc_push_options_t *options, cc_channel_t *channel
 const char *cc_push_address(const cc_push_t *push);
 
 /* Wire-side numbers for /metrics, updated by the wire thread. */
-void cc_push_set_wire_stats(cc_push_t *push, int64_t connections, uint64_t bytes_to_upstream,
-                            uint64_t bytes_to_clients);
+void cc_push_set_wire_stats(cc_push_t *push, const cc_wire_stats_t *stats);
 
 /* Reads key files and certificates again (SIGHUP), on the push thread. */
 void cc_push_reload(cc_push_t *push);

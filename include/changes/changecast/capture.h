@@ -20,6 +20,7 @@ typedef struct cc_capture_options {
     const char *token_file;                  /* empty: do not persist */
     int64_t token_save_ms;
     int64_t max_await_ms;
+    const char *instance; /* in the appName of capture's connections */
 } cc_capture_options_t;
 
 typedef struct cc_capture cc_capture_t;
