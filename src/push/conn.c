@@ -28,6 +28,10 @@
 #define WRITE_ROUNDS 4 /* writes per connection per turn, so one cannot hold the loop */
 #define MAX_IOV 1024   /* Linux UIO_MAXIOV */
 #define CLOSE_GRACE_US (1000 * 1000) /* for last words to a closing socket */
+/* A full queue drops its connection only once the socket has taken no
+ * byte for this long: a reader that is slow for a moment (a partial write,
+ * its receive buffer full while it catches up) is paused, not dropped. */
+#define STOPPED_US (1000 * 1000)
 
 static const char *const state_names[] = {"awaiting_snapshot", "headers", "streaming", "answering",
                                           "closing"};
@@ -197,7 +201,7 @@ bool cc_conn_has_room(cc_conn_t *conn)
     if (conn->queued_bytes < conn->conns->max_queue_bytes) {
         return true;
     }
-    if (cc_conn_stalled(conn)) {
+    if (cc_conn_stalled(conn) && bson_get_monotonic_time() - conn->stalled_since_us >= STOPPED_US) {
         drop_slow(conn);
     }
     return false;
@@ -341,13 +345,16 @@ static int write_queue(cc_conn_t *conn, bool in_callback)
             lws_callback_on_writable(conn->wsi); /* lws drains its bytes first */
             return 0;
         }
+        size_t before = conn->queued_bytes;
         int done = write_once(conn);
         if (done < 0) {
             return -1;
         }
         if (!done) {
             conn->conns->metrics->partial_writes++;
-            if (!conn->stalled_since_us) {
+            /* The clock restarts whenever the socket takes bytes: only a
+             * socket that takes none stays stalled long enough to drop. */
+            if (!conn->stalled_since_us || conn->queued_bytes < before) {
                 conn->stalled_since_us = bson_get_monotonic_time();
             }
             lws_callback_on_writable(conn->wsi);

@@ -83,7 +83,8 @@ struct cc_conn {
     cc_item_t *items;
     uint32_t first, count, capacity;
     size_t queued_bytes;
-    int64_t stalled_since_us; /* a write left bytes behind at this time; 0: drained */
+    /* Bytes are left behind and the socket last took some then; 0: drained. */
+    int64_t stalled_since_us;
     int64_t closing_since_us;
     int64_t last_rx_us;
     int64_t opened_us;

@@ -404,7 +404,7 @@ void cc_ws_handle_message(cc_port_t *port, cc_conn_t *conn, const char *text, si
 {
     /* A client that does not read what it asked for gets nothing more:
      * each request (a snapshot above all) could queue megabytes. */
-    if (!cc_conn_has_room(conn) && cc_conn_stalled(conn)) {
+    if (!cc_conn_has_room(conn) && conn->state == CC_CONN_CLOSING) {
         return; /* closed as a slow consumer */
     }
     bson_t message;
