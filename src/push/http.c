@@ -76,26 +76,32 @@ static void single(bson_string_t *out, const char *name, const char *type, const
     bson_string_append_printf(out, "%s %.15g\n", name, value);
 }
 
+/* One sample of a labelled metric: name{label="value"} count. */
+static void sample(bson_string_t *out, const char *name, const char *label, const char *value,
+                   double count)
+{
+    bson_string_append_printf(out, "%s{%s=\"%s\"} %.15g\n", name, label, value, count);
+}
+
 static void push_metrics(cc_port_t *port, bson_string_t *out)
 {
     const cc_metrics_t *m = &port->metrics;
     metric(out, "changecast_subscribers", "gauge", "Open subscriber connections.");
-    bson_string_append_printf(out,
-                              "changecast_subscribers{transport=\"sse\"} %zu\n"
-                              "changecast_subscribers{transport=\"ws\"} %zu\n",
-                              port->conns.count[CC_CONN_SSE], port->conns.count[CC_CONN_WS]);
+    sample(out, "changecast_subscribers", "transport", "sse",
+           (double)port->conns.count[CC_CONN_SSE]);
+    sample(out, "changecast_subscribers", "transport", "ws", (double)port->conns.count[CC_CONN_WS]);
     single(out, "changecast_events_captured_total", "counter", "Change events read from MongoDB.",
            (double)m->events_captured);
     single(out, "changecast_events_delivered_total", "counter",
            "Change events queued to subscribers.", (double)m->events_delivered);
     metric(out, "changecast_drops_total", "counter", "Subscriber connections dropped.");
-    bson_string_append_printf(out, "changecast_drops_total{reason=\"slow_consumer\"} %llu\n",
-                              (unsigned long long)m->drops_slow_consumer);
+    sample(out, "changecast_drops_total", "reason", "slow_consumer",
+           (double)m->drops_slow_consumer);
     metric(out, "changecast_paused_total", "counter",
            "Live subscriptions paused because changecast fell behind while their socket still "
            "drained (they continue from the ring).");
-    bson_string_append_printf(out, "changecast_paused_total{reason=\"server_behind\"} %llu\n",
-                              (unsigned long long)m->paused_server_behind);
+    sample(out, "changecast_paused_total", "reason", "server_behind",
+           (double)m->paused_server_behind);
     single(out, "changecast_flush_window_seconds", "gauge",
            "The flush window now: push.flush_ms, grown up to push.max_flush_ms while the push "
            "thread is busy.",
@@ -105,11 +111,9 @@ static void push_metrics(cc_port_t *port, bson_string_t *out)
            (double)port->conns.queues);
     metric(out, "changecast_socket_writes_total", "counter",
            "Writes to subscriber sockets, and those the socket did not take whole.");
-    bson_string_append_printf(out,
-                              "changecast_socket_writes_total{result=\"whole\"} %llu\n"
-                              "changecast_socket_writes_total{result=\"partial\"} %llu\n",
-                              (unsigned long long)(m->writes - m->partial_writes),
-                              (unsigned long long)m->partial_writes);
+    sample(out, "changecast_socket_writes_total", "result", "whole",
+           (double)(m->writes - m->partial_writes));
+    sample(out, "changecast_socket_writes_total", "result", "partial", (double)m->partial_writes);
     metric(out, "changecast_resets_total", "counter", "Resets sent to subscribers.");
     const struct {
         const char *reason;
@@ -119,15 +123,11 @@ static void push_metrics(cc_port_t *port, bson_string_t *out)
                   {"too_many_pending", m->resets_too_many_pending},
                   {"server_behind", m->resets_server_behind}};
     for (size_t i = 0; i < sizeof resets / sizeof resets[0]; i++) {
-        bson_string_append_printf(out, "changecast_resets_total{reason=\"%s\"} %llu\n",
-                                  resets[i].reason, (unsigned long long)resets[i].count);
+        sample(out, "changecast_resets_total", "reason", resets[i].reason, (double)resets[i].count);
     }
     metric(out, "changecast_snapshots_total", "counter", "Live-query snapshots sent or refused.");
-    bson_string_append_printf(out,
-                              "changecast_snapshots_total{result=\"served\"} %llu\n"
-                              "changecast_snapshots_total{result=\"refused\"} %llu\n",
-                              (unsigned long long)m->snapshots_served,
-                              (unsigned long long)m->snapshots_refused);
+    sample(out, "changecast_snapshots_total", "result", "served", (double)m->snapshots_served);
+    sample(out, "changecast_snapshots_total", "result", "refused", (double)m->snapshots_refused);
     single(out, "changecast_pending_docs", "gauge",
            "Document states waiting for format=docs clients.", (double)(pending_docs(port)));
     single(out, "changecast_transactions_total", "counter", "Transactions delivered as one piece.",
@@ -142,9 +142,8 @@ static void push_metrics(cc_port_t *port, bson_string_t *out)
     metric(out, "changecast_refusals_total", "counter",
            "Requests, subscriptions and messages refused, by reason.");
     for (size_t i = 0; i < CC_REFUSAL_COUNT; i++) {
-        bson_string_append_printf(out, "changecast_refusals_total{reason=\"%s\"} %llu\n",
-                                  cc_refusal_name((cc_refusal_t)i),
-                                  (unsigned long long)m->refusals[i]);
+        sample(out, "changecast_refusals_total", "reason", cc_refusal_name((cc_refusal_t)i),
+               (double)m->refusals[i]);
     }
     single(out, "changecast_expired_streams_total", "counter",
            "Streams ended because their token expired.", (double)m->expired_streams);
@@ -195,26 +194,21 @@ static void wire_metrics(cc_port_t *port, bson_string_t *out)
            (double)w.upstream_connections);
     metric(out, "changecast_wire_bytes_forwarded_total", "counter",
            "Bytes the wire proxy forwarded.");
-    bson_string_append_printf(out,
-                              "changecast_wire_bytes_forwarded_total{direction=\"upstream\"} %llu\n"
-                              "changecast_wire_bytes_forwarded_total{direction=\"client\"} %llu\n",
-                              (unsigned long long)w.bytes_to_upstream,
-                              (unsigned long long)w.bytes_to_clients);
+    sample(out, "changecast_wire_bytes_forwarded_total", "direction", "upstream",
+           (double)w.bytes_to_upstream);
+    sample(out, "changecast_wire_bytes_forwarded_total", "direction", "client",
+           (double)w.bytes_to_clients);
     metric(out, "changecast_wire_refused_total", "counter",
            "Application connections closed on accept, by the limit they met.");
-    bson_string_append_printf(
-        out,
-        "changecast_wire_refused_total{reason=\"max_connections\"} %llu\n"
-        "changecast_wire_refused_total{reason=\"max_connections_per_ip\"} %llu\n",
-        (unsigned long long)w.refused_max_connections,
-        (unsigned long long)w.refused_max_connections_per_ip);
+    sample(out, "changecast_wire_refused_total", "reason", "max_connections",
+           (double)w.refused_max_connections);
+    sample(out, "changecast_wire_refused_total", "reason", "max_connections_per_ip",
+           (double)w.refused_max_connections_per_ip);
     metric(out, "changecast_wire_timeouts_total", "counter",
            "Application connections closed because a message did not arrive whole in time.");
-    bson_string_append_printf(out,
-                              "changecast_wire_timeouts_total{reason=\"handshake\"} %llu\n"
-                              "changecast_wire_timeouts_total{reason=\"message\"} %llu\n",
-                              (unsigned long long)w.handshake_timeouts,
-                              (unsigned long long)w.message_timeouts);
+    sample(out, "changecast_wire_timeouts_total", "reason", "handshake",
+           (double)w.handshake_timeouts);
+    sample(out, "changecast_wire_timeouts_total", "reason", "message", (double)w.message_timeouts);
 }
 
 /* Prometheus text exposition format 0.0.4. */
