@@ -448,7 +448,11 @@ static void receive(cc_port_t *port, cc_conn_t *conn, const void *in, size_t len
         cc_conn_close(conn, LWS_CLOSE_STATUS_PROTOCOL_ERR, "binary frames are not accepted");
         return;
     }
-    if (conn->rx_len + len > (size_t)port->options.max_message_bytes) {
+    /* The frame's declared length counts, not what has arrived of it: a
+     * header announcing 2^63 - 1 bytes is refused at its first bytes. */
+    size_t announced = lws_remaining_packet_payload(wsi);
+    if (conn->rx_len + len > (size_t)port->options.max_message_bytes ||
+        announced > (size_t)port->options.max_message_bytes - conn->rx_len - len) {
         cc_refusal_count(&port->metrics, CC_REFUSAL_MESSAGE_TOO_LARGE);
         cc_conn_close(conn, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
         return;

@@ -6,6 +6,8 @@
 'use strict';
 const { test, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
+const net = require('node:net');
 const { usePush, waitUntil, openWs, closeAll } = require('./push-support');
 
 const MAX_SUBS = 4;
@@ -177,6 +179,45 @@ test('a message larger than push.max_message_bytes closes the socket with 1009',
   ws.send({ type: 'subscribe', id: 'big', ns: 'shop.close', filter: { 'fullDocument.note': 'x'.repeat(5000) } });
   await waitUntil(() => ws.closed, 'the socket closed after a 5 KB message');
   assert.equal(ws.closed.code, 1009);
+});
+
+// A raw socket that upgrades to /v1/ws, sends `frame`, and collects what
+// the server answers until it closes.
+function rawWsExchange(port, frame) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    const key = crypto.randomBytes(16).toString('base64');
+    let received = Buffer.alloc(0);
+    let upgraded = false;
+    socket.on('error', () => {});
+    socket.on('connect', () =>
+      socket.write(`GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: changecast.v1\r\n\r\n`),
+    );
+    socket.on('data', (d) => {
+      received = Buffer.concat([received, d]);
+      const end = received.indexOf('\r\n\r\n');
+      if (!upgraded && end >= 0) {
+        upgraded = true;
+        if (!received.subarray(0, end).toString('latin1').startsWith('HTTP/1.1 101')) return reject(new Error(received.toString('latin1')));
+        received = received.subarray(end + 4);
+        socket.write(frame);
+      }
+    });
+    socket.on('close', () => resolve(received));
+    setTimeout(() => socket.destroy(), 10000);
+  });
+}
+
+test('a frame that declares 2^63 - 1 bytes is answered with close 1009 at its first bytes', async () => {
+  const { port } = new URL(stack.wsUrl);
+  const mask = crypto.randomBytes(4);
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64BE(0x7fffffffffffffffn);
+  const payload = Buffer.from('{"type":"subscribe"'.padEnd(64, ' ')).map((b, i) => b ^ mask[i % 4]);
+  const answer = await rawWsExchange(Number(port), Buffer.concat([Buffer.from([0x81, 0x80 | 127]), length, mask, payload]));
+  assert.ok(answer.length >= 4, `a close frame, not a bare close (got ${answer.toString('hex')})`);
+  assert.equal(answer[0], 0x88, 'FIN + close');
+  assert.equal(answer.readUInt16BE(2), 1009);
 });
 
 test('the server pings every push.heartbeat_ms; a client that never answers is closed after push.idle_timeout_ms, one that pongs stays', async () => {
