@@ -425,8 +425,12 @@ void cc_conns_sweep(cc_conns_t *conns, int64_t now_us)
     cc_conn_t *conn;
     TAILQ_FOREACH(conn, &conns->all, link)
     {
-        if (conn->stalled_since_us && conn->state == CC_CONN_STREAMING &&
-            now_us - conn->stalled_since_us > conns->stall_timeout_ms * 1000) {
+        int64_t stalled_us = conn->stalled_since_us ? now_us - conn->stalled_since_us : 0;
+        /* A full queue whose socket stopped is dropped here too: no new
+         * event may come to ask cc_conn_has_room(). */
+        bool full = conn->queued_bytes >= conns->max_queue_bytes;
+        if (conn->state == CC_CONN_STREAMING && conn->stalled_since_us &&
+            (stalled_us > conns->stall_timeout_ms * 1000 || (full && stalled_us >= STOPPED_US))) {
             drop_slow(conn);
         } else if (conn->state == CC_CONN_CLOSING &&
                    now_us - conn->closing_since_us > CLOSE_GRACE_US) {
