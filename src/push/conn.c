@@ -199,8 +199,10 @@ bool cc_conn_has_room(cc_conn_t *conn)
         return false;
     }
     if (conn->queued_bytes < conn->conns->max_queue_bytes) {
+        conn->room_wanted = false;
         return true;
     }
+    conn->room_wanted = true; /* the sweep asks again if no event does */
     if (cc_conn_stalled(conn) && bson_get_monotonic_time() - conn->stalled_since_us >= STOPPED_US) {
         drop_slow(conn);
     }
@@ -426,9 +428,11 @@ void cc_conns_sweep(cc_conns_t *conns, int64_t now_us)
     TAILQ_FOREACH(conn, &conns->all, link)
     {
         int64_t stalled_us = conn->stalled_since_us ? now_us - conn->stalled_since_us : 0;
-        /* A full queue whose socket stopped is dropped here too: no new
-         * event may come to ask cc_conn_has_room(). */
-        bool full = conn->queued_bytes >= conns->max_queue_bytes;
+        /* A full queue that an event found without room, and whose socket
+         * stopped, is dropped here too: no new event may come to ask
+         * cc_conn_has_room() again. (format=docs states never ask: they
+         * wait conflated, and their subscriber is not dropped.) */
+        bool full = conn->room_wanted && conn->queued_bytes >= conns->max_queue_bytes;
         if (conn->state == CC_CONN_STREAMING && conn->stalled_since_us &&
             (stalled_us > conns->stall_timeout_ms * 1000 || (full && stalled_us >= STOPPED_US))) {
             drop_slow(conn);

@@ -85,6 +85,7 @@ struct cc_conn {
     size_t queued_bytes;
     /* Bytes are left behind and the socket last took some then; 0: drained. */
     int64_t stalled_since_us;
+    bool room_wanted; /* cc_conn_has_room() found the queue full */
     int64_t closing_since_us;
     int64_t last_rx_us;
     int64_t opened_us;
