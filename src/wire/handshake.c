@@ -119,6 +119,15 @@ void cc_handshake_rewrite_reply(const bson_t *upstream_reply, bool load_balanced
                     sizeof trailing_fields / sizeof trailing_fields[0]);
 }
 
+bool cc_handshake_from_primary(const bson_t *reply)
+{
+    bson_iter_t iter;
+    return reply_succeeded(reply) &&
+           (bson_iter_init_find(&iter, reply, "isWritablePrimary") ||
+            bson_iter_init_find(&iter, reply, "ismaster")) &&
+           bson_iter_as_bool(&iter);
+}
+
 bool cc_handshake_answerable(const bson_t *command)
 {
     bson_iter_t iter;

@@ -24,6 +24,10 @@ void cc_handshake_rewrite_request(const bson_t *command, bool first_on_connectio
 void cc_handshake_rewrite_reply(const bson_t *upstream_reply, bool load_balanced,
                                 const bson_oid_t *service_id, bson_t *out);
 
+/* Whether an upstream hello reply succeeded and comes from a primary (the
+ * reply worth keeping for answering handshakes while none is known). */
+bool cc_handshake_from_primary(const bson_t *reply);
+
 /* A handshake changecast can answer itself while no primary is known (a
  * mongos answers its handshakes whether or not its shards are reachable):
  * one that does not authenticate (no saslSupportedMechs, no

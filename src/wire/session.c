@@ -98,7 +98,6 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     (void)what;
     cc_session_t *session = arg;
     struct cc_wire *wire = session->wire;
-    session->deadline_armed = false;
     if (session->state == CC_SESSION_AWAITING_CLIENT) {
         wire->stats.handshake_timeouts++;
         cc_session_close(session, "handshake_timeout",
@@ -109,7 +108,6 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
         /* We stopped reading it (the upstream is slow to take bytes): the
          * rest of its message cannot arrive, and that is not its doing. */
         evtimer_add(session->deadline, wire->message_timeout);
-        session->deadline_armed = true;
         return;
     }
     wire->stats.message_timeouts++;
@@ -122,14 +120,18 @@ static void arm_deadline(cc_session_t *session, const struct timeval *timeout)
     if (!session->deadline) {
         session->deadline = evtimer_new(session->wire->base, on_deadline, session);
     }
-    session->deadline_armed = evtimer_add(session->deadline, timeout) == 0;
+    evtimer_add(session->deadline, timeout);
+}
+
+static bool deadline_armed(const cc_session_t *session)
+{
+    return session->deadline && evtimer_pending(session->deadline, NULL);
 }
 
 static void disarm_deadline(cc_session_t *session)
 {
-    if (session->deadline_armed) {
+    if (deadline_armed(session)) {
         evtimer_del(session->deadline);
-        session->deadline_armed = false;
     }
 }
 
@@ -138,7 +140,7 @@ static void disarm_deadline(cc_session_t *session)
 static void watch_partial_message(cc_session_t *session)
 {
     bool partial = evbuffer_get_length(session->client_reader.input) > 0;
-    if (partial && !session->deadline_armed) {
+    if (partial && !deadline_armed(session)) {
         arm_deadline(session, session->wire->message_timeout);
     } else if (!partial) {
         disarm_deadline(session);
@@ -435,11 +437,7 @@ void cc_session_answer(cc_session_t *session, uint8_t *frame, size_t len)
  * no primary is known (no_primary.c). */
 static void remember_known_hello(struct cc_wire *wire, const bson_t *reply)
 {
-    bson_iter_t iter;
-    if ((bson_iter_init_find(&iter, reply, "isWritablePrimary") ||
-         bson_iter_init_find(&iter, reply, "ismaster")) &&
-        bson_iter_as_bool(&iter) && bson_iter_init_find(&iter, reply, "ok") &&
-        bson_iter_as_double(&iter) == 1.0) {
+    if (cc_handshake_from_primary(reply)) {
         if (wire->known_hello) {
             bson_destroy(wire->known_hello);
         }

@@ -55,8 +55,7 @@ typedef struct cc_session {
     cc_reader_t upstream_reader;
     struct evbuffer *staged; /* what one read callback forwards, sent once at its end */
     struct event *wait_timer;
-    struct event *deadline; /* handshake_timeout_ms or message_timeout_ms, while armed */
-    bool deadline_armed;
+    struct event *deadline; /* handshake_timeout_ms or message_timeout_ms, while pending */
     char peer[64];
     char peer_ip[INET6_ADDRSTRLEN];
     cc_hostport_t upstream_address;

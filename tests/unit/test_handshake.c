@@ -180,6 +180,25 @@ static void test_request_without_load_balanced_is_router_form(void **state)
     bson_destroy(hello);
 }
 
+/* Only a primary's successful reply is kept for answering handshakes
+ * while no primary is known. */
+static void test_only_a_primary_reply_is_kept(void **state)
+{
+    (void)state;
+    bson_t *primary = primary_reply();
+    bson_t *secondary = BCON_NEW("isWritablePrimary", BCON_BOOL(false), "ok", BCON_DOUBLE(1));
+    bson_t *legacy = BCON_NEW("ismaster", BCON_BOOL(true), "ok", BCON_INT32(1));
+    bson_t *failed = BCON_NEW("ismaster", BCON_BOOL(true), "ok", BCON_DOUBLE(0));
+    assert_true(cc_handshake_from_primary(primary));
+    assert_true(cc_handshake_from_primary(legacy));
+    assert_false(cc_handshake_from_primary(secondary));
+    assert_false(cc_handshake_from_primary(failed));
+    bson_t *docs[] = {primary, secondary, legacy, failed};
+    for (size_t i = 0; i < 4; i++) {
+        bson_destroy(docs[i]);
+    }
+}
+
 static void test_hello_names(void **state)
 {
     (void)state;
@@ -235,6 +254,7 @@ int main(void)
         cmocka_unit_test(test_error_reply_keeps_error_fields_only),
         cmocka_unit_test(test_first_request_keeps_client_metadata_and_drops_proxy_fields),
         cmocka_unit_test(test_request_without_load_balanced_is_router_form),
+        cmocka_unit_test(test_only_a_primary_reply_is_kept),
         cmocka_unit_test(test_hello_names),
         cmocka_unit_test(test_query_wrapper_unwraps_and_rewraps),
     };
