@@ -13,7 +13,7 @@
 # its peak and after.
 #
 #   bench/hostile.sh [--quick | --smoke] [--runs N] [--out DIR] [--write-docs]
-#                    [--stalled 1000]
+#                    [--stalled 1000] [--changecast-flags "--push.unsent_bytes 0"]
 #
 #   --quick   windows of 3 s / 40 s / 3 s
 #   --smoke   one round, 100 non-readers, push.stall_timeout_ms 1000,
@@ -22,10 +22,11 @@ set -euo pipefail
 source "$(dirname "$0")/push-lib.sh"
 
 command_line="bench/hostile.sh $*"
-stalled="" args=()
+stalled="" args=() flags=()
 while (($#)); do
     case "$1" in
         --stalled) stalled=$2; shift ;;
+        --changecast-flags) read -r -a flags <<<"$2"; shift ;;
         *) args+=("$1") ;;
     esac
     shift
@@ -36,6 +37,7 @@ case $profile in
     quick) base=3 during=40 after=3 ;;
     smoke) base=1 during=5 after=1 cc_extra=(--push.stall_timeout_ms 1000); : "${stalled:=100}" ;;
 esac
+cc_extra+=("${flags[@]}")
 : "${stalled:=1000}"
 push_tools
 

@@ -202,6 +202,7 @@ static bool start_push(daemon_t *daemon, cc_channel_t *channel, cc_capture_t **c
         .heartbeat_ms = c->push.heartbeat_ms,
         .idle_timeout_ms = c->push.idle_timeout_ms,
         .max_queue_bytes = c->push.max_queue_bytes,
+        .unsent_bytes = c->push.unsent_bytes,
         .stall_timeout_ms = c->push.stall_timeout_ms,
         .healthz_max_lag_ms = c->push.healthz_max_lag_ms,
         .max_message_bytes = c->push.max_message_bytes,

@@ -93,6 +93,10 @@ static const config_key_t config_keys[] = {
      INT64_C(1073741824),
      "bytes waiting for one connection: past it, a client whose socket stopped taking bytes is "
      "dropped (slow_consumer); one that still reads is paused and fed from the ring"},
+    {"push", "unsent_bytes", KEY_INT, FIELD(push.unsent_bytes), "65536", 0, INT64_C(1073741824),
+     "bytes a push socket may hold that the network has not taken yet (TCP_NOTSENT_LOWAT): a "
+     "client that stops reading fills its receive window and this, and its socket takes no more; "
+     "0 = the kernel's own limit (megabytes per socket on a fast network)"},
     {"push", "healthz_max_lag_ms", KEY_INT, FIELD(push.healthz_max_lag_ms), "0", 0, 86400000,
      "/healthz answers 503 (status lagging) while capture is further behind the deployment than "
      "this, so a load balancer sends new clients to an instance that is not; 0 = lag never "

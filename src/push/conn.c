@@ -20,6 +20,8 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -38,15 +40,14 @@ static const char *const state_names[] = {"awaiting_snapshot", "headers", "strea
 
 static cc_buf_t *slow_reset_sse;
 
-void cc_conns_init(cc_conns_t *conns, cc_metrics_t *metrics, size_t max_queue_bytes,
-                   int64_t stall_timeout_ms, void (*on_room)(cc_conn_t *conn))
+void cc_conns_init(cc_conns_t *conns, cc_metrics_t *metrics, cc_conn_limits_t limits,
+                   void (*on_room)(cc_conn_t *conn))
 {
     memset(conns, 0, sizeof *conns);
     TAILQ_INIT(&conns->all);
     TAILQ_INIT(&conns->dirty);
     conns->metrics = metrics;
-    conns->max_queue_bytes = max_queue_bytes;
-    conns->stall_timeout_ms = stall_timeout_ms;
+    conns->limits = limits;
     conns->on_room = on_room;
     if (!slow_reset_sse) {
         bson_t fields = BSON_INITIALIZER;
@@ -79,6 +80,15 @@ cc_conn_t *cc_conn_new(cc_conns_t *conns, struct lws *wsi, cc_conn_kind_t kind,
     TAILQ_INIT(&conn->subs);
     TAILQ_INSERT_TAIL(&conns->all, conn, link);
     conns->count[kind]++;
+    if (kind != CC_CONN_HTTP && conns->limits.unsent_bytes > 0) {
+        /* A client that stops reading then holds its receive window and
+         * this much, not the megabytes the kernel would let its send
+         * buffer grow to: until a stopped socket is full, every write to
+         * it is CPU the readers wait for. In-flight bytes are not
+         * counted, so a fast reader far away is not slowed. */
+        int unsent = conns->limits.unsent_bytes;
+        setsockopt(lws_get_socket_fd(wsi), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &unsent, sizeof unsent);
+    }
     return conn;
 }
 
@@ -132,6 +142,7 @@ void cc_conn_free(cc_conn_t *conn)
     }
     TAILQ_REMOVE(&conns->all, conn, link);
     conns->count[conn->kind]--;
+    conns->freed_since_trim++;
     cc_buf_unref(conn->answer);
     bson_free(conn->rx);
     bson_free(conn);
@@ -198,7 +209,7 @@ bool cc_conn_has_room(cc_conn_t *conn)
     if (conn->state == CC_CONN_CLOSING) {
         return false;
     }
-    if (conn->queued_bytes < conn->conns->max_queue_bytes) {
+    if (conn->queued_bytes < conn->conns->limits.max_queue_bytes) {
         conn->room_wanted = false;
         return true;
     }
@@ -339,7 +350,8 @@ static int write_once(cc_conn_t *conn)
 static int write_queue(cc_conn_t *conn, bool in_callback)
 {
     bool tls = lws_is_ssl(conn->wsi);
-    if (conn->queued_bytes < conn->conns->max_queue_bytes && conn->state == CC_CONN_STREAMING) {
+    if (conn->queued_bytes < conn->conns->limits.max_queue_bytes &&
+        conn->state == CC_CONN_STREAMING) {
         conn->conns->on_room(conn);
     }
     for (int round = 0; conn->count && round < WRITE_ROUNDS; round++) {
@@ -363,7 +375,8 @@ static int write_queue(cc_conn_t *conn, bool in_callback)
             return 0;
         }
         conn->stalled_since_us = 0;
-        if (conn->state == CC_CONN_STREAMING && conn->queued_bytes < conn->conns->max_queue_bytes) {
+        if (conn->state == CC_CONN_STREAMING &&
+            conn->queued_bytes < conn->conns->limits.max_queue_bytes) {
             conn->conns->on_room(conn);
         }
         in_callback = false;
@@ -432,9 +445,10 @@ void cc_conns_sweep(cc_conns_t *conns, int64_t now_us)
          * stopped, is dropped here too: no new event may come to ask
          * cc_conn_has_room() again. (format=docs states never ask: they
          * wait conflated, and their subscriber is not dropped.) */
-        bool full = conn->room_wanted && conn->queued_bytes >= conns->max_queue_bytes;
+        bool full = conn->room_wanted && conn->queued_bytes >= conns->limits.max_queue_bytes;
         if (conn->state == CC_CONN_STREAMING && conn->stalled_since_us &&
-            (stalled_us > conns->stall_timeout_ms * 1000 || (full && stalled_us >= STOPPED_US))) {
+            (stalled_us > conns->limits.stall_timeout_ms * 1000 ||
+             (full && stalled_us >= STOPPED_US))) {
             drop_slow(conn);
         } else if (conn->state == CC_CONN_CLOSING &&
                    now_us - conn->closing_since_us > CLOSE_GRACE_US) {

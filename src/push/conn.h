@@ -51,15 +51,22 @@ typedef struct cc_conn_ops {
     void (*end_sub)(struct cc_sub *sub, unsigned status, const char *code, const char *message);
 } cc_conn_ops_t;
 
+/* What one connection may hold (push.* options). */
+typedef struct cc_conn_limits {
+    size_t max_queue_bytes;
+    int64_t stall_timeout_ms;
+    int unsent_bytes; /* TCP_NOTSENT_LOWAT of a subscriber's socket; 0: the kernel's */
+} cc_conn_limits_t;
+
 /* Every connection of the push thread. */
 typedef struct cc_conns {
     TAILQ_HEAD(, cc_conn) all;
     TAILQ_HEAD(, cc_conn) dirty; /* queued items wait for the flush window */
     size_t count[CC_CONN_KINDS];
-    size_t queues; /* connections holding a queue right now */
+    size_t queues;           /* connections holding a queue right now */
+    size_t freed_since_trim; /* connections gone since memory was last given back */
     uint64_t next_id;
-    size_t max_queue_bytes;
-    int64_t stall_timeout_ms;
+    cc_conn_limits_t limits;
     cc_metrics_t *metrics;
     /* The one call up: a connection's queue has room (replays continue,
      * conflated states are rendered). */
@@ -101,8 +108,8 @@ struct cc_conn {
     TAILQ_ENTRY(cc_conn) dirty_link;
 };
 
-void cc_conns_init(cc_conns_t *conns, cc_metrics_t *metrics, size_t max_queue_bytes,
-                   int64_t stall_timeout_ms, void (*on_room)(cc_conn_t *conn));
+void cc_conns_init(cc_conns_t *conns, cc_metrics_t *metrics, cc_conn_limits_t limits,
+                   void (*on_room)(cc_conn_t *conn));
 void cc_conns_cleanup(cc_conns_t *conns);
 
 cc_conn_t *cc_conn_new(cc_conns_t *conns, struct lws *wsi, cc_conn_kind_t kind,

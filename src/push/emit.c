@@ -16,10 +16,16 @@ void cc_emit_body(cc_sub_t *sub, cc_buf_t *body)
     cc_conn_wake(conn);
 }
 
+cc_buf_t *cc_emit_render_notice(cc_conn_kind_t kind, const char *type, const char *sse_id,
+                                const bson_t *fields)
+{
+    return kind == CC_CONN_WS ? cc_encode_ws_notice_body(type, fields)
+                              : cc_encode_sse_notice(type, sse_id, fields);
+}
+
 void cc_emit_notice(cc_sub_t *sub, const char *type, const char *sse_id, const bson_t *fields)
 {
-    cc_buf_t *body = sub->conn->kind == CC_CONN_WS ? cc_encode_ws_notice_body(type, fields)
-                                                   : cc_encode_sse_notice(type, sse_id, fields);
+    cc_buf_t *body = cc_emit_render_notice(sub->conn->kind, type, sse_id, fields);
     cc_emit_body(sub, body);
     cc_buf_unref(body);
 }

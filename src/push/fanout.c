@@ -100,7 +100,7 @@ static void set_state(cc_fanout_t *fanout, cc_sub_t *sub, cc_sub_state_t state)
 
 static bool queue_full(const cc_sub_t *sub)
 {
-    return sub->conn->queued_bytes >= sub->conn->conns->max_queue_bytes ||
+    return sub->conn->queued_bytes >= sub->conn->conns->limits.max_queue_bytes ||
            sub->conn->state == CC_CONN_CLOSING;
 }
 
@@ -412,6 +412,15 @@ void cc_fanout_send_watermarks(cc_fanout_t *fanout)
         !cc_position_public(&fanout->position, position, sizeof position)) {
         return;
     }
+    if (strcmp(position, fanout->watermark) != 0) {
+        bson_strncpy(fanout->watermark, position, sizeof fanout->watermark);
+        fanout->watermark_number++;
+    }
+    /* One rendering per wire form, shared by every subscription told. */
+    cc_buf_t *rendered[CC_CONN_KINDS] = {NULL};
+    bson_t body = BSON_INITIALIZER;
+    BSON_APPEND_TIMESTAMP(&body, "clusterTime", seconds, increment);
+    BSON_APPEND_UTF8(&body, "token", position);
     cc_conn_t *conn;
     TAILQ_FOREACH(conn, &fanout->conns->all, link)
     {
@@ -429,21 +438,24 @@ void cc_fanout_send_watermarks(cc_fanout_t *fanout)
             }
             const char *at = cc_mark_token(&sub->position);
             if (closing || sub->state != CC_SUB_LIVE || states_waiting ||
-                (sub->watermark && strcmp(sub->watermark, position) == 0) ||
+                sub->watermark_number == fanout->watermark_number ||
                 (at && cc_token_compare(at, position) > 0)) {
                 continue;
             }
-            bson_free(sub->watermark);
-            sub->watermark = bson_strdup(position);
+            sub->watermark_number = fanout->watermark_number;
             /* On SSE the id moves Last-Event-ID past events this stream did
              * not want, so a reconnect resumes from here, not from its last
              * matching event. */
-            bson_t body = BSON_INITIALIZER;
-            BSON_APPEND_TIMESTAMP(&body, "clusterTime", seconds, increment);
-            BSON_APPEND_UTF8(&body, "token", position);
-            cc_emit_notice(sub, "watermark", position, &body);
-            bson_destroy(&body);
+            cc_buf_t **form = &rendered[conn->kind];
+            if (!*form) {
+                *form = cc_emit_render_notice(conn->kind, "watermark", position, &body);
+            }
+            cc_emit_body(sub, *form);
         }
+    }
+    bson_destroy(&body);
+    for (size_t kind = 0; kind < CC_CONN_KINDS; kind++) {
+        cc_buf_unref(rendered[kind]);
     }
 }
 

@@ -37,6 +37,10 @@ typedef struct cc_fanout {
     /* Messages taken from the channel, not yet handled (bounded slices). */
     cc_msg_t *backlog;
     cc_txn_t txn; /* live events pass through here, transactions held whole */
+    /* Each distinct read-through position gets a number when it is first
+     * told, so a subscription that heard it is known without a string. */
+    char watermark[CC_HIGH_WATER_MARK_LEN + 1];
+    uint64_t watermark_number;
 } cc_fanout_t;
 
 void cc_fanout_init(cc_fanout_t *fanout, const cc_push_options_t *options, cc_conns_t *conns,

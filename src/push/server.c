@@ -18,7 +18,11 @@
 
 #include <arpa/inet.h>
 #include <ev.h>
+#include <malloc.h>
 #include <string.h>
+
+#define TRIM_AFTER_CONNS 100
+#define TRIM_EVERY_S 5.0
 
 struct cc_push {
     cc_port_t port; /* first: lws's context user is the port */
@@ -39,6 +43,7 @@ struct cc_push {
     ev_timer drain_timer; /* the next slice of the channel */
     ev_timer heartbeat_timer;
     ev_timer watermark_timer;
+    double trimmed_at; /* when freed memory was last given back */
     ev_timer tick_timer;
     ev_timer adapt_timer; /* the flush window, four times a second */
     ev_timer shutdown_timer;
@@ -251,6 +256,24 @@ static void on_watermark_timer(struct ev_loop *loop, ev_timer *timer, int revent
     cc_fanout_send_watermarks(&push_of_watcher(timer->data)->port.fanout);
 }
 
+/* glibc keeps the pages it freed inside its heap until asked. After a
+ * crowd of connections has gone (hundreds of slow clients dropped), what
+ * they held goes back to the system, at most every few seconds. */
+static void give_back_memory(struct cc_push *push)
+{
+#ifdef __GLIBC__
+    cc_conns_t *conns = &push->port.conns;
+    double now = ev_now(push->loop);
+    if (conns->freed_since_trim >= TRIM_AFTER_CONNS && now - push->trimmed_at >= TRIM_EVERY_S) {
+        malloc_trim(0);
+        conns->freed_since_trim = 0;
+        push->trimmed_at = now;
+    }
+#else
+    (void)push;
+#endif
+}
+
 static void on_tick(struct ev_loop *loop, ev_timer *timer, int revents)
 {
     (void)loop;
@@ -258,6 +281,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *timer, int revents)
     struct cc_push *push = push_of_watcher(timer->data);
     cc_access_expire(&push->port);
     cc_conns_sweep(&push->port.conns, bson_get_monotonic_time());
+    give_back_memory(push);
 }
 
 static int on_tls(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -451,8 +475,10 @@ cc_push_t *cc_push_start(const cc_push_options_t *options, cc_channel_t *channel
         *kept[i] = push->strings[i];
     }
     port->hangup_fd = -1;
-    cc_conns_init(&port->conns, &port->metrics, (size_t)options->max_queue_bytes,
-                  options->stall_timeout_ms, on_room);
+    cc_conns_init(&port->conns, &port->metrics,
+                  (cc_conn_limits_t){(size_t)options->max_queue_bytes, options->stall_timeout_ms,
+                                     (int)options->unsent_bytes},
+                  on_room);
     cc_fanout_init(&port->fanout, &port->options, &port->conns, &port->metrics, channel);
     port->sse_heartbeat = cc_encode_sse_comment("heartbeat");
     /* A ping with a payload: lws 4.1 passes an empty pong to nobody. */

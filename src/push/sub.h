@@ -89,7 +89,7 @@ typedef struct cc_sub {
     char *snapshot_position;    /* where its snapshot was read: its changes start after */
     bool full_document_default; /* strip fullDocument from updates */
     cc_mark_t position;         /* the last event examined */
-    char *watermark;            /* the last watermark sent */
+    uint64_t watermark_number;  /* the fanout's watermark it last got (0: none) */
     cc_sub_state_t state;
     uint64_t catchup_id;    /* the worker request (catch-up or snapshot) it waits on */
     uint64_t seen_sequence; /* dispatch number of the last event offered */

@@ -43,7 +43,6 @@ void cc_sub_free(cc_sub_t *sub)
     cc_buf_unref(sub->head);
     cc_mark_clear(&sub->position);
     bson_free(sub->snapshot_position);
-    bson_free(sub->watermark);
     bson_free(sub);
 }
 

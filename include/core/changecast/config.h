@@ -42,6 +42,7 @@ typedef struct cc_config {
         int64_t heartbeat_ms;
         int64_t idle_timeout_ms;
         int64_t max_queue_bytes;
+        int64_t unsent_bytes;
         int64_t stall_timeout_ms;
         int64_t healthz_max_lag_ms;
         int64_t max_message_bytes;

@@ -25,6 +25,7 @@ typedef struct cc_push_options {
     int64_t heartbeat_ms;
     int64_t idle_timeout_ms;
     int64_t max_queue_bytes;
+    int64_t unsent_bytes; /* TCP_NOTSENT_LOWAT on subscriber sockets; 0: the kernel's */
     int64_t stall_timeout_ms;
     int64_t healthz_max_lag_ms; /* /healthz 503 past this capture lag; 0: never */
     int64_t max_message_bytes;

@@ -52,7 +52,8 @@ static inline cc_port_t *fuzz_port(void)
     if (!cc_expose_parse(o->expose, &port->expose, &error) || !cc_access_init(port, &error)) {
         abort();
     }
-    cc_conns_init(&port->conns, &port->metrics, (size_t)o->max_queue_bytes, o->stall_timeout_ms,
+    cc_conns_init(&port->conns, &port->metrics,
+                  (cc_conn_limits_t){(size_t)o->max_queue_bytes, o->stall_timeout_ms, 0},
                   fuzz_on_room);
     cc_fanout_init(&port->fanout, o, &port->conns, &port->metrics, channel);
     port->fanout.capture_state = CC_CAPTURE_LIVE;
