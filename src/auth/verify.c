@@ -333,7 +333,7 @@ bool cc_auth_verify(const cc_auth_t *auth, const char *token, int64_t now_s, cc_
 {
     *out = NULL;
     if (auth->mode == CC_AUTH_MODE_NONE) {
-        *out = cc_grant_new_anonymous();
+        *out = cc_grant_anonymous();
         return true;
     }
     if (!token || !*token) {

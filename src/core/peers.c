@@ -52,18 +52,18 @@ static peer_t **find(const cc_peers_t *peers, const char *ip)
     return slot;
 }
 
-bool cc_peers_admit(cc_peers_t *peers, const char *ip, int64_t limit)
+const char *cc_peers_admit(cc_peers_t *peers, const char *ip, int64_t limit)
 {
     peer_t **slot = find(peers, ip);
     if (*slot && (int64_t)(*slot)->count >= limit) {
-        return false;
+        return NULL;
     }
     if (!*slot) {
         *slot = bson_malloc0(sizeof **slot);
         bson_strncpy((*slot)->ip, ip, sizeof(*slot)->ip);
     }
     (*slot)->count++;
-    return true;
+    return (*slot)->ip;
 }
 
 void cc_peers_release(cc_peers_t *peers, const char *ip)

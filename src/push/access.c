@@ -134,27 +134,28 @@ cc_grant_t *cc_access_verify(cc_port_t *port, const char *token, bson_error_t *e
 
 /* ---- connections per client address ---- */
 
-bool cc_access_admit(cc_port_t *port, const char *ip, cc_refusal_t *refusal)
+const char *cc_access_admit(cc_port_t *port, const char *ip, cc_refusal_t *refusal)
 {
     if (port->conns.count[CC_CONN_SSE] + port->conns.count[CC_CONN_WS] >=
         (size_t)port->options.max_connections) {
         *refusal = CC_REFUSAL_TOO_MANY_CONNECTIONS;
         cc_refusal_count(&port->metrics, *refusal);
-        return false;
+        return NULL;
     }
-    if (!cc_peers_admit(port->peers, ip, port->options.max_connections_per_ip)) {
+    const char *admitted = cc_peers_admit(port->peers, ip, port->options.max_connections_per_ip);
+    if (!admitted) {
         *refusal = CC_REFUSAL_TOO_MANY_CONNECTIONS_PER_IP;
         cc_refusal_count(&port->metrics, *refusal);
-        return false;
     }
-    return true;
+    return admitted;
 }
 
 void cc_access_release(cc_port_t *port, cc_conn_t *conn)
 {
-    if (conn->admitted) {
-        conn->admitted = false;
-        cc_access_release_ip(port, conn->peer_ip);
+    if (conn->peer_ip) {
+        const char *ip = conn->peer_ip;
+        conn->peer_ip = NULL;
+        cc_access_release_ip(port, ip);
     }
 }
 

@@ -228,7 +228,7 @@ void cc_conn_close(cc_conn_t *conn, int ws_code, const char *reason)
     cc_info("push_conn=%llu event=dropped reason=%s", (unsigned long long)conn->id, reason);
     cc_conn_set_state(conn, CC_CONN_CLOSING);
     conn->closing_since_us = bson_get_monotonic_time();
-    conn->close_code = ws_code;
+    conn->close_code = (uint16_t)ws_code;
     conn->close_reason = reason;
     lws_callback_on_writable(conn->wsi);
 }

@@ -80,30 +80,31 @@ struct cc_conn {
     struct lws *wsi;
     const cc_conn_ops_t *ops;
     uint64_t id;
-    uint8_t kind;  /* cc_conn_kind_t */
-    uint8_t state; /* cc_conn_state_t: change it with cc_conn_set_state() */
-    bool dirty;
-    bool admitted; /* counted against the per-address limit */
-    int close_code;
     const char *close_reason; /* static text */
     /* the queue: a ring of items, allocated only while non-empty */
     cc_item_t *items;
     uint32_t first, count, capacity;
+    uint16_t close_code;
+    uint8_t kind;  /* cc_conn_kind_t */
+    uint8_t state; /* cc_conn_state_t: change it with cc_conn_set_state() */
     size_t queued_bytes;
     /* Bytes are left behind and the socket last took some then; 0: drained. */
     int64_t stalled_since_us;
-    bool room_wanted; /* cc_conn_has_room() found the queue full */
     int64_t closing_since_us;
     int64_t last_rx_us;
     int64_t opened_us;
+    bool dirty;
+    bool room_wanted; /* cc_conn_has_room() found the queue full */
+    uint16_t answer_status;
+    uint32_t sub_count;
     TAILQ_HEAD(, cc_sub) subs;
-    size_t sub_count;
     struct cc_grant *grant; /* what its token grants; NULL until it has one (WebSocket) */
-    char peer_ip[48];
+    /* The per-address table's copy of the client's address while it is
+     * counted against push.max_connections_per_ip; NULL before. */
+    const char *peer_ip;
     uint8_t *rx; /* a WebSocket message being assembled */
     size_t rx_len;
     cc_buf_t *answer; /* ANSWERING: the body */
-    unsigned answer_status;
     TAILQ_ENTRY(cc_conn) link;
     TAILQ_ENTRY(cc_conn) dirty_link;
 };

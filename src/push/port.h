@@ -53,8 +53,9 @@ cc_origin_t cc_access_origin(const cc_port_t *port, struct lws *wsi, char *origi
 bool cc_access_token(const cc_port_t *port, struct lws *wsi, char *out, size_t size);
 /* Verifies (counting a refusal); the caller owns the grant. */
 cc_grant_t *cc_access_verify(cc_port_t *port, const char *token, bson_error_t *error);
-/* Counts the connection against the limits, or refuses it (counted). */
-bool cc_access_admit(cc_port_t *port, const char *ip, cc_refusal_t *refusal);
+/* Counts the connection against the limits, or refuses it (counted, NULL).
+ * The address returned is what cc_conn_t.peer_ip keeps. */
+const char *cc_access_admit(cc_port_t *port, const char *ip, cc_refusal_t *refusal);
 void cc_access_release(cc_port_t *port, cc_conn_t *conn);
 void cc_access_release_ip(cc_port_t *port, const char *ip);
 /* Ends the streams whose token has expired, and tokenless sockets past

@@ -56,7 +56,7 @@ static void end_sub(cc_sub_t *sub, unsigned status, const char *code, const char
     if (conn->state == CC_CONN_AWAITING_SNAPSHOT || conn->state == CC_CONN_HEADERS) {
         cc_buf_unref(conn->answer);
         conn->answer = body;
-        conn->answer_status = status;
+        conn->answer_status = (uint16_t)status;
         cc_conn_discard(conn);
         cc_conn_set_state(conn, CC_CONN_ANSWERING);
         lws_callback_on_writable(conn->wsi);
@@ -164,7 +164,8 @@ int cc_sse_open(cc_port_t *port, struct lws *wsi, cc_conn_t **slot)
     }
     char ip[64] = "";
     lws_get_peer_simple(wsi, ip, sizeof ip);
-    if (!cc_access_admit(port, ip, &refusal)) {
+    const char *admitted = cc_access_admit(port, ip, &refusal);
+    if (!admitted) {
         return refuse(port, wsi, slot, sub, grant, refusal,
                       "too many push connections (push.max_connections, "
                       "push.max_connections_per_ip)");
@@ -180,8 +181,7 @@ int cc_sse_open(cc_port_t *port, struct lws *wsi, cc_conn_t **slot)
     cc_conn_t *conn =
         cc_conn_new(&port->conns, wsi, CC_CONN_SSE, &sse_ops,
                     wait_for_snapshot ? CC_CONN_AWAITING_SNAPSHOT : CC_CONN_STREAMING);
-    bson_strncpy(conn->peer_ip, ip, sizeof conn->peer_ip);
-    conn->admitted = true;
+    conn->peer_ip = admitted;
     conn->grant = grant;
     *slot = conn;
     cc_hangup_watch(port, conn);

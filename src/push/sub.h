@@ -66,35 +66,35 @@ typedef struct cc_sub {
     char *id;       /* the client's name for it (WebSocket); NULL for SSE */
     cc_buf_t *head; /* WebSocket: `{"id":"<id>",`, the head of its messages */
     cc_ns_pattern_t *namespaces;
-    size_t namespace_count;
     cc_filter_t *filter;
-    bson_t *query;      /* the filter as given */
-    bson_t *view_query; /* a live query's filter with the token's rows; NULL: query */
+    bson_t *query; /* the filter as given */
     uint32_t ops;
-    bool ops_given;
-    /* Live queries: the filter is on documents. */
-    bool live_query;
-    bool want_snapshot;
-    cc_sub_format_t format;
-    bson_t *sort;
-    int64_t limit;
-    char **filter_fields; /* top-level fields the filter reads */
-    size_t filter_field_count;
-    cc_pending_t *pending; /* format=docs: newest state per _id not yet written */
+    uint32_t namespace_count;
+    cc_mark_t position;        /* the last event examined */
+    uint64_t watermark_number; /* the fanout's watermark it last got (0: none) */
+    uint64_t seen_sequence;    /* dispatch number of the last event offered */
     /* What the connection's token grants for this subscription's exact
      * namespace (NULL: look it up per event, or no restriction). */
     const cc_scope_t *scope;
-    bool row_filtered;          /* a live query whose token has a row filter */
-    bool fell_behind;           /* paused while live because the server lagged */
-    char *snapshot_position;    /* where its snapshot was read: its changes start after */
+    bool ops_given;
     bool full_document_default; /* strip fullDocument from updates */
-    cc_mark_t position;         /* the last event examined */
-    uint64_t watermark_number;  /* the fanout's watermark it last got (0: none) */
+    bool fell_behind;           /* paused while live because the server lagged */
+    /* Live queries: the filter is on documents. */
+    bool live_query;
+    bool want_snapshot;
+    bool row_filtered; /* a live query whose token has a row filter */
+    uint8_t format;    /* cc_sub_format_t */
+    uint32_t filter_field_count;
     cc_sub_state_t state;
-    uint64_t catchup_id;    /* the worker request (catch-up or snapshot) it waits on */
-    uint64_t seen_sequence; /* dispatch number of the last event offered */
-    cc_buf_t **txn_parts;   /* its part of the transaction being dispatched */
-    size_t txn_count, txn_capacity;
+    bson_t *view_query; /* a live query's filter with the token's rows; NULL: query */
+    bson_t *sort;
+    int64_t limit;
+    char **filter_fields;    /* top-level fields the filter reads */
+    cc_pending_t *pending;   /* format=docs: newest state per _id not yet written */
+    char *snapshot_position; /* where its snapshot was read: its changes start after */
+    uint64_t catchup_id;     /* the worker request (catch-up or snapshot) it waits on */
+    cc_buf_t **txn_parts;    /* its part of the transaction being dispatched */
+    uint32_t txn_count, txn_capacity;
     TAILQ_ENTRY(cc_sub) conn_link;
     TAILQ_ENTRY(cc_sub) catchup_link; /* in the catch-up list while CATCHING_UP or SNAPSHOT */
 } cc_sub_t;

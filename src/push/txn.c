@@ -62,7 +62,7 @@ static void send_txn_parts(txn_batch_t *batch, const cc_event_t *first)
         cc_conn_t *conn = sub->conn;
         if (conn->kind == CC_CONN_SSE) {
             char count[64];
-            snprintf(count, sizeof count, ",\"count\":%zu}", sub->txn_count);
+            snprintf(count, sizeof count, ",\"count\":%" PRIu32 "}", sub->txn_count);
             cc_span_t marker[] = {CC_SPAN_LIT("{\"txn\":"), cc_span_str(header),
                                   cc_span_str(count)};
             cc_conn_push(conn, NULL, cc_encode_sse(NULL, "txn", marker, 3), 0);

@@ -379,16 +379,16 @@ void cc_ws_open(cc_port_t *port, cc_conn_t *conn)
 {
     cc_refusal_t refusal;
     bson_error_t error;
-    lws_get_peer_simple(conn->wsi, conn->peer_ip, sizeof conn->peer_ip);
+    char ip[64] = "";
+    lws_get_peer_simple(conn->wsi, ip, sizeof ip);
     /* cc_conn_new counted this socket already. */
     port->conns.count[CC_CONN_WS]--;
-    bool admitted = cc_access_admit(port, conn->peer_ip, &refusal);
+    conn->peer_ip = cc_access_admit(port, ip, &refusal);
     port->conns.count[CC_CONN_WS]++;
-    if (!admitted) {
+    if (!conn->peer_ip) {
         cc_conn_close(conn, LWS_CLOSE_STATUS_POLICY_VIOLATION, cc_refusal_name(refusal));
         return;
     }
-    conn->admitted = true;
     char *token = bson_malloc(CC_MAX_TOKEN_BYTES + 1);
     bool has_token = cc_access_token(port, conn->wsi, token, CC_MAX_TOKEN_BYTES + 1);
     if (has_token || cc_auth_mode(port->auth) == CC_AUTH_MODE_NONE) {

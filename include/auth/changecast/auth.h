@@ -99,8 +99,9 @@ bool cc_auth_verify(const cc_auth_t *auth, const char *token, int64_t now_s, cc_
  * `expires_at_s` is kept for cc_grant_expires_at() (0: never). */
 cc_grant_t *cc_grant_from_claim(const bson_t *claim, int64_t expires_at_s, bson_error_t *error);
 
-/* A grant for mode none: every namespace, no row filter, every field, no expiry. */
-cc_grant_t *cc_grant_new_anonymous(void);
+/* The grant for mode none: every namespace, no row filter, every field, no
+ * expiry. One shared, immutable grant (cc_grant_destroy leaves it be). */
+cc_grant_t *cc_grant_anonymous(void);
 
 void cc_grant_destroy(cc_grant_t *grant);
 

@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ok = cc_sse_check_request(&rules, sub, &why);
     }
     if (ok) {
-        cc_grant_t *grant = cc_grant_new_anonymous();
+        cc_grant_t *grant = cc_grant_anonymous();
         cc_refusal_t refusal;
         bson_error_t error;
         cc_verdict_sub(&port->metrics, grant, sub, &refusal, &error);

@@ -12,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void run(cc_port_t *port, const char *text, size_t len, bool with_subscription)
 {
     cc_conn_t *conn = cc_conn_new(&port->conns, NULL, CC_CONN_WS, &cc_ws_ops, CC_CONN_STREAMING);
-    conn->grant = cc_grant_new_anonymous();
+    conn->grant = cc_grant_anonymous();
     if (with_subscription) {
         static const char first[] = "{\"type\":\"subscribe\",\"id\":\"a\",\"ns\":\"shop.orders\"}";
         cc_ws_handle_message(port, conn, first, sizeof first - 1);
