@@ -11,17 +11,16 @@
 #include <string.h>
 
 /* Answers with `doc` as JSON and destroys it. */
-static int reply_json(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsigned status,
-                      bson_t *doc)
+static int reply_json(cc_port_t *port, struct lws *wsi, unsigned status, bson_t *doc)
 {
     char *json = cc_json_or_placeholder(doc, NULL);
-    int rc = cc_http_reply(port, wsi, slot, status, "application/json", json);
+    int rc = cc_http_reply(port, wsi, status, "application/json", json);
     bson_free(json);
     bson_destroy(doc);
     return rc;
 }
 
-static int serve_health(cc_port_t *port, struct lws *wsi, cc_conn_t **slot)
+static int serve_health(cc_port_t *port, struct lws *wsi)
 {
     if (port->fanout.capture_state == CC_CAPTURE_LIVE) {
         int64_t lag = cc_fanout_capture_lag_ms(&port->fanout);
@@ -35,7 +34,7 @@ static int serve_health(cc_port_t *port, struct lws *wsi, cc_conn_t **slot)
         if (most > 0) {
             BSON_APPEND_INT64(&doc, "max_lag_ms", most);
         }
-        return reply_json(port, wsi, slot, lagging ? 503 : 200, &doc);
+        return reply_json(port, wsi, lagging ? 503 : 200, &doc);
     }
     bson_t doc = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&doc, "status", "unavailable");
@@ -43,7 +42,7 @@ static int serve_health(cc_port_t *port, struct lws *wsi, cc_conn_t **slot)
                      port->fanout.capture_state == CC_CAPTURE_STARTING
                          ? "the capture stream is starting"
                          : port->fanout.capture_reason);
-    return reply_json(port, wsi, slot, 503, &doc);
+    return reply_json(port, wsi, 503, &doc);
 }
 
 /* Document states waiting in format=docs queues: bounded by distinct _ids. */
@@ -212,19 +211,19 @@ static void wire_metrics(cc_port_t *port, bson_string_t *out)
 }
 
 /* Prometheus text exposition format 0.0.4. */
-static int serve_metrics(cc_port_t *port, struct lws *wsi, cc_conn_t **slot)
+static int serve_metrics(cc_port_t *port, struct lws *wsi)
 {
     bson_string_t *body = bson_string_new(NULL);
     push_metrics(port, body);
     capture_metrics(port, body);
     wire_metrics(port, body);
-    int rc = cc_http_reply(port, wsi, slot, 200, "text/plain; version=0.0.4", body->str);
+    int rc = cc_http_reply(port, wsi, 200, "text/plain; version=0.0.4", body->str);
     bson_string_free(body, true);
     return rc;
 }
 
 /* The exposed namespaces, for pickers such as the demo page's. */
-static int serve_namespaces(cc_port_t *port, struct lws *wsi, cc_conn_t **slot)
+static int serve_namespaces(cc_port_t *port, struct lws *wsi)
 {
     bson_t doc = BSON_INITIALIZER, list;
     BSON_APPEND_ARRAY_BEGIN(&doc, "namespaces", &list);
@@ -236,11 +235,11 @@ static int serve_namespaces(cc_port_t *port, struct lws *wsi, cc_conn_t **slot)
         BSON_APPEND_UTF8(&list, key, name);
     }
     bson_append_array_end(&doc, &list);
-    return reply_json(port, wsi, slot, 200, &doc);
+    return reply_json(port, wsi, 200, &doc);
 }
 
 /* Embedded files; the demo page's only with push.demo = on. */
-static int serve_asset(cc_port_t *port, struct lws *wsi, const char *path, cc_conn_t **slot)
+static int serve_asset(cc_port_t *port, struct lws *wsi, const char *path)
 {
     for (const cc_asset_t *asset = cc_assets; asset->path; asset++) {
         if (strcmp(asset->path, path) != 0) {
@@ -251,27 +250,26 @@ static int serve_asset(cc_port_t *port, struct lws *wsi, const char *path, cc_co
         }
         char type[64];
         snprintf(type, sizeof type, "%s; charset=utf-8", asset->content_type);
-        return cc_http_reply_bytes(port, wsi, slot, 200, type, (const char *)asset->data,
-                                   asset->len);
+        return cc_http_reply_bytes(port, wsi, 200, type, (const char *)asset->data, asset->len);
     }
-    return cc_http_error(port, wsi, slot, 404, "not_found", "no such endpoint");
+    return cc_http_error(port, wsi, 404, "not_found", "no such endpoint");
 }
 
-static int cc_http_serve(cc_port_t *port, struct lws *wsi, const char *path, cc_conn_t **slot)
+static int cc_http_serve(cc_port_t *port, struct lws *wsi, const char *path)
 {
     if (strcmp(path, "/healthz") == 0) {
-        return serve_health(port, wsi, slot);
+        return serve_health(port, wsi);
     }
     if (strcmp(path, "/metrics") == 0) {
-        return serve_metrics(port, wsi, slot);
+        return serve_metrics(port, wsi);
     }
     if (strcmp(path, "/v1/events") == 0) {
-        return cc_sse_open(port, wsi, slot);
+        return cc_sse_open(port, wsi);
     }
     if (strcmp(path, "/v1/namespaces") == 0) {
-        return serve_namespaces(port, wsi, slot);
+        return serve_namespaces(port, wsi);
     }
-    return serve_asset(port, wsi, path, slot);
+    return serve_asset(port, wsi, path);
 }
 
 static cc_port_t *port_of(struct lws *wsi)
@@ -299,26 +297,25 @@ int cc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
                      size_t len)
 {
     cc_port_t *port = port_of(wsi);
-    cc_conn_t **slot = user;
+    cc_conn_t *conn = lws_get_opaque_user_data(wsi);
     switch (reason) {
     case LWS_CALLBACK_HTTP:
-        if (slot && *slot) {
+        if (conn) {
             /* Answers close their connection; should lws still bring another
              * request on it, the first one's state goes first. */
-            cc_port_release_conn(port, *slot);
-            *slot = NULL;
+            lws_set_opaque_user_data(wsi, NULL);
+            cc_port_release_conn(port, conn);
         }
         if (!lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) {
-            return cc_http_error(port, wsi, slot, 405, "method_not_allowed",
+            return cc_http_error(port, wsi, 405, "method_not_allowed",
                                  "the push port answers GET only");
         }
-        return cc_http_serve(port, wsi, (const char *)in, slot);
+        return cc_http_serve(port, wsi, (const char *)in);
     case LWS_CALLBACK_HTTP_BODY:
         /* No endpoint takes a body; refusing it also keeps pipelined bodies
          * (which lws 4.1 mishandles) away. */
         return -1;
     case LWS_CALLBACK_HTTP_WRITEABLE: {
-        cc_conn_t *conn = *slot;
         if (!conn) {
             return 0;
         }
@@ -332,9 +329,9 @@ int cc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
     }
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-        if (slot && *slot) {
-            cc_port_release_conn(port, *slot);
-            *slot = NULL;
+        if (conn) {
+            lws_set_opaque_user_data(wsi, NULL);
+            cc_port_release_conn(port, conn);
         }
         return 0;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:

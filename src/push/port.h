@@ -76,19 +76,20 @@ int cc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 int cc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                    size_t len);
 /* sse.c, from http.c */
-int cc_sse_open(cc_port_t *port, struct lws *wsi, cc_conn_t **slot);
+int cc_sse_open(cc_port_t *port, struct lws *wsi);
 int cc_sse_writable(cc_conn_t *conn);
-/* reply.c, below http.c and sse.c: a whole answer (the connection in
- * *slot sends the body when writable), the CORS headers an allowed origin
- * gets, and {"error": code, "message": text}, counted as a rejected request. */
-int cc_http_reply_bytes(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsigned status,
-                        const char *content_type, const char *body, size_t len);
-int cc_http_reply(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsigned status,
-                  const char *content_type, const char *body);
+/* reply.c, below http.c and sse.c: a whole answer (its connection, lws's
+ * opaque user data of the socket, sends the body when writable), the CORS
+ * headers an allowed origin gets, and {"error": code, "message": text},
+ * counted as a rejected request. */
+int cc_http_reply_bytes(cc_port_t *port, struct lws *wsi, unsigned status, const char *content_type,
+                        const char *body, size_t len);
+int cc_http_reply(cc_port_t *port, struct lws *wsi, unsigned status, const char *content_type,
+                  const char *body);
 int cc_http_add_cors(cc_port_t *port, struct lws *wsi, unsigned char **p, unsigned char *end);
 cc_buf_t *cc_http_error_body(cc_port_t *port, const char *code, const char *message);
-int cc_http_error(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsigned status,
-                  const char *code, const char *message);
+int cc_http_error(cc_port_t *port, struct lws *wsi, unsigned status, const char *code,
+                  const char *message);
 /* ws.c: one whole client message (JSON text), no I/O beyond the queue. */
 void cc_ws_handle_message(cc_port_t *port, cc_conn_t *conn, const char *text, size_t len);
 void cc_ws_open(cc_port_t *port, cc_conn_t *conn);

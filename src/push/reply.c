@@ -24,8 +24,8 @@ int cc_http_add_cors(cc_port_t *port, struct lws *wsi, unsigned char **p, unsign
                wsi, (const unsigned char *)"vary:", (const unsigned char *)"Origin", 6, p, end);
 }
 
-int cc_http_reply_bytes(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsigned status,
-                        const char *content_type, const char *body, size_t len)
+int cc_http_reply_bytes(cc_port_t *port, struct lws *wsi, unsigned status, const char *content_type,
+                        const char *body, size_t len)
 {
     uint8_t buffer[LWS_PRE + 1024];
     uint8_t *start = buffer + LWS_PRE, *p = start, *end = buffer + sizeof buffer - 1;
@@ -40,16 +40,16 @@ int cc_http_reply_bytes(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsi
         return -1;
     }
     cc_conn_t *conn = cc_conn_new(&port->conns, wsi, CC_CONN_HTTP, NULL, CC_CONN_ANSWERING);
+    lws_set_opaque_user_data(wsi, conn);
     conn->answer = cc_buf_copy(body, len);
-    *slot = conn;
     lws_callback_on_writable(wsi);
     return 0;
 }
 
-int cc_http_reply(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsigned status,
-                  const char *content_type, const char *body)
+int cc_http_reply(cc_port_t *port, struct lws *wsi, unsigned status, const char *content_type,
+                  const char *body)
 {
-    return cc_http_reply_bytes(port, wsi, slot, status, content_type, body, strlen(body));
+    return cc_http_reply_bytes(port, wsi, status, content_type, body, strlen(body));
 }
 
 cc_buf_t *cc_http_error_body(cc_port_t *port, const char *code, const char *message)
@@ -66,12 +66,11 @@ cc_buf_t *cc_http_error_body(cc_port_t *port, const char *code, const char *mess
     return body;
 }
 
-int cc_http_error(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, unsigned status,
-                  const char *code, const char *message)
+int cc_http_error(cc_port_t *port, struct lws *wsi, unsigned status, const char *code,
+                  const char *message)
 {
     cc_buf_t *body = cc_http_error_body(port, code, message);
-    int rc =
-        cc_http_reply_bytes(port, wsi, slot, status, "application/json", body->data, body->len);
+    int rc = cc_http_reply_bytes(port, wsi, status, "application/json", body->data, body->len);
     cc_buf_unref(body);
     return rc;
 }

@@ -381,12 +381,14 @@ static bool create_context(struct cc_push *push)
     char message[400];
     cc_hostport_parse(port->options.listen, &hp, &push->start_error);
     static const struct lws_protocols protocols[] = {
-        {"http", on_tls, sizeof(cc_conn_t *), 0, 0, NULL, 0},
+        /* A connection's cc_conn_t is lws's opaque user data: no per-session
+         * memory (cc_conn_new). */
+        {"http", on_tls, 0, 0, 0, NULL, 0},
         /* Clients send small JSON messages; larger ones arrive in pieces,
          * which ws.c assembles. The receive buffer is per connection, so
          * it is small; the send size is set so lws never splits a write
          * of its own by the receive buffer's size. */
-        {"changecast.v1", cc_ws_callback, sizeof(cc_conn_t *), 128, 0, NULL, 4096},
+        {"changecast.v1", cc_ws_callback, 0, 128, 0, NULL, 4096},
         {"changecast-hangup", cc_hangup_callback, 0, 0, 0, NULL, 0},
         {NULL, NULL, 0, 0, 0, NULL, 0},
     };

@@ -11,19 +11,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int reject(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, cc_sub_t *sub,
-                  unsigned status, const char *code, const char *message)
+static int reject(cc_port_t *port, struct lws *wsi, cc_sub_t *sub, unsigned status,
+                  const char *code, const char *message)
 {
     cc_sub_free(sub);
-    return cc_http_error(port, wsi, slot, status, code, message);
+    return cc_http_error(port, wsi, status, code, message);
 }
 
-static int refuse(cc_port_t *port, struct lws *wsi, cc_conn_t **slot, cc_sub_t *sub,
-                  cc_grant_t *grant, cc_refusal_t refusal, const char *message)
+static int refuse(cc_port_t *port, struct lws *wsi, cc_sub_t *sub, cc_grant_t *grant,
+                  cc_refusal_t refusal, const char *message)
 {
     cc_grant_destroy(grant);
-    return reject(port, wsi, slot, sub, (unsigned)cc_refusal_status(refusal),
-                  cc_refusal_name(refusal), message);
+    return reject(port, wsi, sub, (unsigned)cc_refusal_status(refusal), cc_refusal_name(refusal),
+                  message);
 }
 
 static int write_stream_headers(cc_port_t *port, struct lws *wsi)
@@ -99,7 +99,7 @@ int cc_sse_writable(cc_conn_t *conn)
     }
 }
 
-int cc_sse_open(cc_port_t *port, struct lws *wsi, cc_conn_t **slot)
+int cc_sse_open(cc_port_t *port, struct lws *wsi)
 {
     cc_request_rules_t rules = {&port->options, &port->expose, &port->metrics};
     cc_sub_t *sub = cc_sub_new(NULL, NULL);
@@ -116,16 +116,16 @@ int cc_sse_open(cc_port_t *port, struct lws *wsi, cc_conn_t **slot)
         }
         *value++ = '\0';
         if (!cc_sse_read_arg(&rules, sub, &request, arg, value, &why)) {
-            return reject(port, wsi, slot, sub, why.status, why.code, why.error.message);
+            return reject(port, wsi, sub, why.status, why.code, why.error.message);
         }
     }
     if (!cc_sse_check_request(&rules, sub, &why)) {
-        return reject(port, wsi, slot, sub, why.status, why.code, why.error.message);
+        return reject(port, wsi, sub, why.status, why.code, why.error.message);
     }
     char origin[256];
     if (cc_access_origin(port, wsi, origin, sizeof origin) == CC_ORIGIN_REFUSED) {
         cc_refusal_count(&port->metrics, CC_REFUSAL_ORIGIN_NOT_ALLOWED);
-        return refuse(port, wsi, slot, sub, NULL, CC_REFUSAL_ORIGIN_NOT_ALLOWED,
+        return refuse(port, wsi, sub, NULL, CC_REFUSAL_ORIGIN_NOT_ALLOWED,
                       "this origin may not use the push port (push.allowed_origins)");
     }
     char *token = bson_malloc(CC_MAX_TOKEN_BYTES + 1);
@@ -133,16 +133,15 @@ int cc_sse_open(cc_port_t *port, struct lws *wsi, cc_conn_t **slot)
     cc_grant_t *grant = cc_access_verify(port, token, &error);
     bson_free(token);
     if (!grant) {
-        return refuse(port, wsi, slot, sub, NULL, cc_refusal_from_auth(&error), error.message);
+        return refuse(port, wsi, sub, NULL, cc_refusal_from_auth(&error), error.message);
     }
     if (!cc_verdict_sub(&port->metrics, grant, sub, &refusal, &error)) {
-        return refuse(port, wsi, slot, sub, grant, refusal, error.message);
+        return refuse(port, wsi, sub, grant, refusal, error.message);
     }
 
     if (port->fanout.capture_state == CC_CAPTURE_UNAVAILABLE) {
         cc_grant_destroy(grant);
-        return reject(port, wsi, slot, sub, 503, "capture_unavailable",
-                      port->fanout.capture_reason);
+        return reject(port, wsi, sub, 503, "capture_unavailable", port->fanout.capture_reason);
     }
     /* The header EventSource sends on reconnect wins over the parameter. */
     char header[CC_MAX_RESUME_TOKEN + 8];
@@ -150,7 +149,7 @@ int cc_sse_open(cc_port_t *port, struct lws *wsi, cc_conn_t **slot)
         (lws_hdr_custom_copy(wsi, header, sizeof header, "last-event-id:", 14) <= 0 ||
          !cc_sse_read_token(header, &request))) {
         cc_grant_destroy(grant);
-        return reject(port, wsi, slot, sub, 400, "bad_request",
+        return reject(port, wsi, sub, 400, "bad_request",
                       "Last-Event-ID is not a token (hex digits)");
     }
 
@@ -159,14 +158,14 @@ int cc_sse_open(cc_port_t *port, struct lws *wsi, cc_conn_t **slot)
     bool wait_for_snapshot = sub->want_snapshot && !request.has_token;
     if (wait_for_snapshot && !cc_fanout_can_snapshot(&port->fanout)) {
         cc_grant_destroy(grant);
-        return reject(port, wsi, slot, sub, 503, "capture_unavailable",
+        return reject(port, wsi, sub, 503, "capture_unavailable",
                       "the capture stream has not read anything yet: try again in a moment");
     }
     char ip[64] = "";
     lws_get_peer_simple(wsi, ip, sizeof ip);
     const char *admitted = cc_access_admit(port, ip, &refusal);
     if (!admitted) {
-        return refuse(port, wsi, slot, sub, grant, refusal,
+        return refuse(port, wsi, sub, grant, refusal,
                       "too many push connections (push.max_connections, "
                       "push.max_connections_per_ip)");
     }
@@ -181,9 +180,9 @@ int cc_sse_open(cc_port_t *port, struct lws *wsi, cc_conn_t **slot)
     cc_conn_t *conn =
         cc_conn_new(&port->conns, wsi, CC_CONN_SSE, &sse_ops,
                     wait_for_snapshot ? CC_CONN_AWAITING_SNAPSHOT : CC_CONN_STREAMING);
+    lws_set_opaque_user_data(wsi, conn);
     conn->peer_ip = admitted;
     conn->grant = grant;
-    *slot = conn;
     cc_hangup_watch(port, conn);
     sub->conn = conn;
     TAILQ_INSERT_TAIL(&conn->subs, sub, conn_link);

@@ -473,7 +473,8 @@ int cc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
                    size_t len)
 {
     cc_port_t *port = lws_context_user(lws_get_context(wsi));
-    cc_conn_t **slot = user;
+    (void)user; /* no per-session memory: the connection is lws's opaque user data */
+    cc_conn_t *conn = lws_get_opaque_user_data(wsi);
     switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
         char uri[64], origin[256];
@@ -491,26 +492,27 @@ int cc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         return 0;
     }
     case LWS_CALLBACK_ESTABLISHED:
-        *slot = cc_conn_new(&port->conns, wsi, CC_CONN_WS, &cc_ws_ops, CC_CONN_STREAMING);
-        cc_info("push_conn=%llu event=ws_open", (unsigned long long)(*slot)->id);
-        cc_ws_open(port, *slot);
+        conn = cc_conn_new(&port->conns, wsi, CC_CONN_WS, &cc_ws_ops, CC_CONN_STREAMING);
+        lws_set_opaque_user_data(wsi, conn);
+        cc_info("push_conn=%llu event=ws_open", (unsigned long long)conn->id);
+        cc_ws_open(port, conn);
         return 0;
     case LWS_CALLBACK_RECEIVE:
-        if (*slot) {
-            receive(port, *slot, in, len);
+        if (conn) {
+            receive(port, conn, in, len);
         }
         return 0;
     case LWS_CALLBACK_RECEIVE_PONG:
-        if (*slot) {
-            (*slot)->last_rx_us = bson_get_monotonic_time();
+        if (conn) {
+            conn->last_rx_us = bson_get_monotonic_time();
         }
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
-        return *slot ? cc_conn_on_writable(*slot) : 0;
+        return conn ? cc_conn_on_writable(conn) : 0;
     case LWS_CALLBACK_CLOSED:
-        if (*slot) {
-            cc_port_release_conn(port, *slot);
-            *slot = NULL;
+        if (conn) {
+            lws_set_opaque_user_data(wsi, NULL);
+            cc_port_release_conn(port, conn);
         }
         return 0;
     default:
