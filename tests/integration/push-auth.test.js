@@ -523,6 +523,16 @@ describe('expiry and refresh (auth.leeway_s 0)', { concurrency: true }, () => {
     assert.equal((await ws.subscribe('lose', 'shop.x5')).code, 'not_granted');
   });
 
+  test('a WebSocket that never sends a token is closed with 4001 token_missing about 10 s after it opened', async () => {
+    const stack = await shortStack();
+    const opened = Date.now();
+    const ws = await A.connectWs(stack.wsUrl);
+    assert.ok(ws.opened);
+    await ws.waitClosed('the tokenless socket to close');
+    assert.deepEqual(ws.closed, { code: 4001, reason: 'token_missing' });
+    assert.ok(Date.now() - opened >= 9000, `not before its 10 s (closed after ${Date.now() - opened} ms)`);
+  });
+
   test('a refresh with a token that does not verify is answered error; the old token stays in force until it expires (then 4001)', async () => {
     const stack = await shortStack();
     const first = mint(['shop.x6'], { ttl: 4 });

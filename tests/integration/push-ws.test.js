@@ -208,16 +208,75 @@ function rawWsExchange(port, frame) {
   });
 }
 
-test('a frame that declares 2^63 - 1 bytes is answered with close 1009 at its first bytes', async () => {
-  const { port } = new URL(stack.wsUrl);
+// A client frame as RFC 6455 section 5.2 lays it out, masked; `declared`
+// overrides the length its header states.
+function clientFrame(opcode, payload, { fin = true, declared = BigInt(payload.length) } = {}) {
   const mask = crypto.randomBytes(4);
-  const length = Buffer.alloc(8);
-  length.writeBigUInt64BE(0x7fffffffffffffffn);
-  const payload = Buffer.from('{"type":"subscribe"'.padEnd(64, ' ')).map((b, i) => b ^ mask[i % 4]);
-  const answer = await rawWsExchange(Number(port), Buffer.concat([Buffer.from([0x81, 0x80 | 127]), length, mask, payload]));
-  assert.ok(answer.length >= 4, `a close frame, not a bare close (got ${answer.toString('hex')})`);
-  assert.equal(answer[0], 0x88, 'FIN + close');
-  assert.equal(answer.readUInt16BE(2), 1009);
+  let header;
+  if (declared < 126n) {
+    header = Buffer.from([(fin ? 0x80 : 0) | opcode, 0x80 | Number(declared)]);
+  } else if (declared < 65536n) {
+    header = Buffer.from([(fin ? 0x80 : 0) | opcode, 0x80 | 126, 0, 0]);
+    header.writeUInt16BE(Number(declared), 2);
+  } else {
+    header = Buffer.alloc(10);
+    header[0] = (fin ? 0x80 : 0) | opcode;
+    header[1] = 0x80 | 127;
+    header.writeBigUInt64BE(declared, 2);
+  }
+  return Buffer.concat([header, mask, payload.map((b, i) => b ^ mask[i % 4])]);
+}
+
+// The status code of the close frame among the server's frames (pings may
+// come first: push.heartbeat_ms is short here); a bare TCP close fails.
+function closeCodeOf(answer) {
+  let at = 0;
+  while (at + 2 <= answer.length) {
+    const opcode = answer[at] & 0x0f;
+    let len = answer[at + 1] & 0x7f;
+    let start = at + 2;
+    if (len === 126) {
+      len = answer.readUInt16BE(at + 2);
+      start += 2;
+    }
+    if (opcode === 0x8) {
+      assert.ok(len >= 2, 'the close frame has a status code');
+      return answer.readUInt16BE(start);
+    }
+    at = start + len;
+  }
+  assert.fail(`a close frame, not a bare close (got ${answer.toString('hex')})`);
+}
+
+const wsPort = () => Number(new URL(stack.wsUrl).port);
+
+test('a frame that declares 2^63 - 1 bytes is answered with close 1009 at its first bytes', async () => {
+  const payload = Buffer.from('{"type":"subscribe"'.padEnd(64, ' '));
+  const answer = await rawWsExchange(wsPort(), clientFrame(0x1, payload, { declared: 0x7fffffffffffffffn }));
+  assert.equal(closeCodeOf(answer), 1009);
+});
+
+test('through a raw socket: a binary frame is closed with 1002', async () => {
+  assert.equal(closeCodeOf(await rawWsExchange(wsPort(), clientFrame(0x2, Buffer.from([1, 2, 3])))), 1002);
+});
+
+test('through a raw socket: one text frame over push.max_message_bytes is closed with 1009', async () => {
+  const text = Buffer.from(JSON.stringify({ type: 'subscribe', id: 'x', ns: 'shop.close', note: 'x'.repeat(5000) }));
+  assert.equal(closeCodeOf(await rawWsExchange(wsPort(), clientFrame(0x1, text))), 1009);
+});
+
+test('through a raw socket: a message in fragments, each small, together over push.max_message_bytes, is closed with 1009', async () => {
+  const part = Buffer.from('x'.repeat(2000));
+  const frames = Buffer.concat([
+    clientFrame(0x1, Buffer.concat([Buffer.from('{"type":"subscribe","note":"'), part]), { fin: false }),
+    clientFrame(0x0, part, { fin: false }),
+    clientFrame(0x0, Buffer.concat([part, Buffer.from('"}')])),
+  ]);
+  assert.equal(closeCodeOf(await rawWsExchange(wsPort(), frames)), 1009);
+});
+
+test('through a raw socket: a client that answers no ping is closed with 1000 after push.idle_timeout_ms', async () => {
+  assert.equal(closeCodeOf(await rawWsExchange(wsPort(), Buffer.alloc(0))), 1000);
 });
 
 test('the server pings every push.heartbeat_ms; a client that never answers is closed after push.idle_timeout_ms, one that pongs stays', async () => {
