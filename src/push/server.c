@@ -386,7 +386,9 @@ static bool create_context(struct cc_push *push)
         {"http", on_tls, 0, 0, 0, NULL, 0},
         /* Clients send small JSON messages; larger ones arrive in pieces,
          * which ws.c assembles. The receive buffer is per connection, so
-         * it is small; the send size is set so lws never splits a write
+         * it is small, but not under 128: lws 4.1 keeps a control frame's
+         * payload (up to 125 bytes) in it, and a smaller one cuts pongs
+         * (push-ws.test.js, control frames); the send size is set so lws never splits a write
          * of its own by the receive buffer's size. */
         {"changecast.v1", cc_ws_callback, 0, 128, 0, NULL, 4096},
         {"changecast-hangup", cc_hangup_callback, 0, 0, 0, NULL, 0},

@@ -275,6 +275,37 @@ test('through a raw socket: a message in fragments, each small, together over pu
   assert.equal(closeCodeOf(await rawWsExchange(wsPort(), frames)), 1009);
 });
 
+// The frames of the server's answer: [{opcode, payload}].
+function serverFrames(answer) {
+  const frames = [];
+  let at = 0;
+  while (at + 2 <= answer.length) {
+    let len = answer[at + 1] & 0x7f;
+    let start = at + 2;
+    if (len === 126) {
+      len = answer.readUInt16BE(at + 2);
+      start += 2;
+    }
+    frames.push({ opcode: answer[at] & 0x0f, payload: answer.subarray(start, start + len) });
+    at = start + len;
+  }
+  return frames;
+}
+
+test('through a raw socket: control frames with the largest payload (125 bytes) are whole: a ping gets its pong, a close its echo', async () => {
+  const payload = crypto.randomBytes(125);
+  const reason = Buffer.concat([Buffer.from([0x03, 0xe8]), Buffer.from('r'.repeat(123))]);
+  // (The ping's socket then answers no ping of the server's, and closes at
+  // push.idle_timeout_ms.)
+  const frames = serverFrames(await rawWsExchange(wsPort(), clientFrame(0x9, payload)));
+  const pong = frames.find((f) => f.opcode === 0xa);
+  assert.ok(pong, `a pong among ${frames.map((f) => f.opcode)}`);
+  assert.deepEqual(pong.payload, payload, 'the pong carries the ping\'s 125 bytes');
+  const close = serverFrames(await rawWsExchange(wsPort(), clientFrame(0x8, reason))).find((f) => f.opcode === 0x8);
+  assert.ok(close, 'a close frame answers the close');
+  assert.equal(close.payload.readUInt16BE(0), 1000);
+});
+
 test('through a raw socket: a client that answers no ping is closed with 1000 after push.idle_timeout_ms', async () => {
   assert.equal(closeCodeOf(await rawWsExchange(wsPort(), Buffer.alloc(0))), 1000);
 });
