@@ -381,15 +381,15 @@ static bool create_context(struct cc_push *push)
     char message[400];
     cc_hostport_parse(port->options.listen, &hp, &push->start_error);
     static const struct lws_protocols protocols[] = {
-        /* A connection's cc_conn_t is lws's opaque user data: no per-session
-         * memory (cc_conn_new). */
+        /* A connection's cc_conn_t is lws's opaque user data of its socket
+         * (set by the transport that makes it): no per-session memory. */
         {"http", on_tls, 0, 0, 0, NULL, 0},
         /* Clients send small JSON messages; larger ones arrive in pieces,
          * which ws.c assembles. The receive buffer is per connection, so
          * it is small, but not under 128: lws 4.1 keeps a control frame's
          * payload (up to 125 bytes) in it, and a smaller one cuts pongs
-         * (push-ws.test.js, control frames); the send size is set so lws never splits a write
-         * of its own by the receive buffer's size. */
+         * (push-ws.test.js, control frames). The send size is set so lws
+         * never splits a write of its own by the receive buffer's size. */
         {"changecast.v1", cc_ws_callback, 0, 128, 0, NULL, 4096},
         {"changecast-hangup", cc_hangup_callback, 0, 0, 0, NULL, 0},
         {NULL, NULL, 0, 0, 0, NULL, 0},
