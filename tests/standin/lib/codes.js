@@ -41,4 +41,10 @@ const TRANSIENT_TXN_CODES = new Set([24, 112, 239, 246, 251, 13388]);
 // these replies (server-discovery-and-monitoring spec, "topologyVersion").
 const STATE_CHANGE_CODES = new Set([91, 189, 10107, 11600, 11602, 13435, 13436]);
 
-module.exports = { codeName, RETRYABLE_CODES, TRANSIENT_TXN_CODES, STATE_CHANGE_CODES };
+// mongod's NonResumableChangeStreamError category (error_codes.yml):
+// ChangeStreamFatalError and ChangeStreamHistoryLost. Every reply failing
+// with one carries that label, whatever the command (error_labels.cpp), so
+// drivers know not to resume (change-streams spec, "Resumable Error").
+const NON_RESUMABLE_CHANGE_STREAM_CODES = new Set([280, 286]);
+
+module.exports = { codeName, RETRYABLE_CODES, TRANSIENT_TXN_CODES, STATE_CHANGE_CODES, NON_RESUMABLE_CHANGE_STREAM_CODES };

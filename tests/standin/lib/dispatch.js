@@ -18,7 +18,7 @@ const { FailPoints } = require('./failpoints');
 const { DirectTarget, TxnTarget } = require('./targets');
 const { Topology, helloReply, awaitMs, HELLO_NAMES } = require('./hello');
 const { ConnLog } = require('./connlog');
-const { codeName, RETRYABLE_CODES, TRANSIENT_TXN_CODES, STATE_CHANGE_CODES } = require('./codes');
+const { codeName, RETRYABLE_CODES, TRANSIENT_TXN_CODES, STATE_CHANGE_CODES, NON_RESUMABLE_CHANGE_STREAM_CODES } = require('./codes');
 const transactions = require('./commands/transactions');
 const auth = require('./commands/auth');
 
@@ -311,6 +311,7 @@ class Server {
       const inTxn = req.cmd.autocommit === false && req.name !== 'commitTransaction' && req.name !== 'abortTransaction';
       if (inTxn && TRANSIENT_TXN_CODES.has(e.code)) set.add('TransientTransactionError');
       if (this.isRetryContext(req) && RETRYABLE_CODES.has(e.code)) set.add('RetryableWriteError');
+      if (NON_RESUMABLE_CHANGE_STREAM_CODES.has(e.code)) set.add('NonResumableChangeStreamError');
       labels = [...set];
     }
     delete reply.errorLabels;

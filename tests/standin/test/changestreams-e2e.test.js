@@ -187,8 +187,27 @@ test('resuming from a token that fell out of the oplog fails with 286', () => wi
   for (let k = 1; k <= 10; k++) await coll.insertOne({ _id: k });
   const lost = coll.watch([], { resumeAfter: old });
   await assert.rejects(lost.tryNext(), (err) => err.code === 286 && err.codeName === 'ChangeStreamHistoryLost' &&
-    err.message === 'Resume of change stream was not possible, as the resume point may no longer be in the oplog.');
+    err.message === 'Resume of change stream was not possible, as the resume point may no longer be in the oplog.' &&
+    err.hasErrorLabel('NonResumableChangeStreamError'));
   await lost.close();
+}));
+
+test('a getMore failing with 280 (a $project that removes _id) carries NonResumableChangeStreamError; the driver does not resume', () => withStandin([], async ({ standin, db }) => {
+  const watcher = new MongoClient(standin.uri, { monitorCommands: true, serverSelectionTimeoutMS: 5000 });
+  const aggregates = [];
+  watcher.on('commandStarted', (e) => { if (e.commandName === 'aggregate') aggregates.push(e); });
+  const coll = watcher.db('app').collection('c');
+  const stream = coll.watch([{ $project: { _id: 0 } }], FAST);
+  await stream.tryNext();
+  await db.collection('c').insertOne({ _id: 1 });
+  const err = await stream.next().then(() => null, (e) => e);
+  assert.ok(err, 'the stream fails');
+  assert.equal(err.code, 280);
+  assert.equal(err.codeName, 'ChangeStreamFatalError');
+  assert.deepEqual(err.errorLabels, ['NonResumableChangeStreamError']);
+  assert.equal(aggregates.length, 1, 'no second aggregate: the driver did not resume');
+  await stream.close();
+  await watcher.close(true);
 }));
 
 test('dropping the collection invalidates its stream; startAfter the invalidate goes on', () => withStandin([], async ({ db }) => {
