@@ -98,22 +98,31 @@ function checkNumericOperator(doc, op, spec) {
   }
 }
 
+// The document a replacement leaves (ObjectReplaceExecutor): the old _id,
+// unless the replacement carries the same one; another _id is 66.
+function replaceDocument(before, replacement) {
+  const after = { _id: before._id, ...replacement };
+  if (replacement._id !== undefined) after._id = replacement._id;
+  if (before._id !== undefined && valueKey(after._id) !== valueKey(before._id)) {
+    throw new MongoError(66, 'ImmutableField', `After applying the update, the (immutable) field '_id' was found to have been altered to _id: ${renderDocValue(after._id)}`);
+  }
+  if (after._id === undefined) delete after._id;
+  return after;
+}
+
 // Applies `u` to a copy of `before` (or to a new document on upsert) and
 // returns {after, paths}: paths are the top-level-ish paths the operators
 // touched, used to shape updateDescription as MongoDB's v2 oplog diffs do.
 function applyUpdate(before, u, { arrayFilters = [], filter = {}, isInsert = false, clock = null } = {}) {
   if (Array.isArray(u)) {
-    const [after] = mingo.aggregate([clone(before)], clone(u));
-    return { after: after || {}, paths: null, pipeline: true };
+    // mongod's PipelineExecutor hands the pipeline's output to the same
+    // replacement as a replacement-style update: the _id stays (first) when
+    // the output has none, and may not change.
+    const [output] = mingo.aggregate([clone(before)], clone(u));
+    return { after: replaceDocument(before, output || {}), paths: null, pipeline: true };
   }
   if (!isOperatorUpdate(u)) {
-    const after = { _id: before._id, ...clone(u) };
-    if (u._id !== undefined) after._id = u._id;
-    if (before._id !== undefined && valueKey(after._id) !== valueKey(before._id)) {
-      throw new MongoError(66, 'ImmutableField', `After applying the update, the (immutable) field '_id' was found to have been altered to _id: ${renderDocValue(after._id)}`);
-    }
-    if (after._id === undefined) delete after._id;
-    return { after, paths: null, replacement: true };
+    return { after: replaceDocument(before, clone(u)), paths: null, replacement: true };
   }
   const doc = clone(before);
   const paths = [];

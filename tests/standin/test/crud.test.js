@@ -70,6 +70,23 @@ test('update operators, upsert, multi and arrayFilters', async (t) => {
   await assert.rejects(c.updateOne({ _id: 2 }, { $set: { _id: 9 } }), (e) => e.code === 66);
 });
 
+test('a pipeline update keeps _id when its output has none, and may not change it (66)', async (t) => {
+  const { db } = await setup(t);
+  const c = db.collection('p');
+  await c.insertOne({ _id: 1, t: { u: 'x' } });
+  await c.updateOne({ _id: 1 }, [{ $replaceRoot: { newRoot: '$t' } }, { $addFields: { foo: 1 } }]);
+  const kept = await c.findOne({ _id: 1 });
+  assert.deepEqual(kept, { _id: 1, u: 'x', foo: 1 });
+  assert.deepEqual(Object.keys(kept), ['_id', 'u', 'foo'], '_id first, as mongod keeps it');
+  await assert.rejects(c.updateOne({ _id: 1 }, [{ $set: { _id: 2 } }]),
+    (e) => e.code === 66 &&
+      e.message === "After applying the update, the (immutable) field '_id' was found to have been altered to _id: 2");
+  assert.deepEqual(await c.findOne({ _id: 1 }), { _id: 1, u: 'x', foo: 1 }, 'the refused update changed nothing');
+  // The same output through findOneAndUpdate.
+  const r = await c.findOneAndUpdate({ _id: 1 }, [{ $replaceWith: { v: 2 } }], { returnDocument: 'after' });
+  assert.deepEqual(r, { _id: 1, v: 2 });
+});
+
 test('delete and findAndModify report what they did', async (t) => {
   const { db } = await setup(t);
   const c = db.collection('d');
