@@ -125,20 +125,23 @@ test('a request in flight at SIGTERM completes; then changecast exits 0', async 
   const standin = await startStandin();
   const changecast = await startChangecast(standin.port);
   const client = new MongoClient(changecast.uri, { retryReads: false });
+  // Asks the deployment itself when the find has arrived (waitForFailPoint).
+  const direct = new MongoClient(`mongodb://127.0.0.1:${standin.port}/?directConnection=true`);
   try {
     await client.db('it_faults').collection('drain').insertOne({ _id: 1 });
-    await client.db('admin').command({
+    const { count } = await client.db('admin').command({
       configureFailPoint: 'failCommand',
       mode: { times: 1 },
       data: { failCommands: ['find'], blockConnection: true, blockTimeMS: 1000 },
     });
     const inFlight = client.db('it_faults').collection('drain').findOne({ _id: 1 });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await direct.db('admin').command({ waitForFailPoint: 'failCommand', timesEntered: count + 1, maxTimeMS: 10000 });
     changecast.proc.kill('SIGTERM');
     assert.deepEqual(await inFlight, { _id: 1 });
     assert.deepEqual(await changecast.waitExit(), { code: 0, signal: null });
     assert.match(changecast.output, /event=draining/);
   } finally {
+    await direct.close();
     await client.close();
     await changecast.stop();
     await standin.stop();

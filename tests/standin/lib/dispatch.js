@@ -98,6 +98,10 @@ class Server {
       if (req.db !== 'admin') throw new MongoError(13, 'Unauthorized', 'configureFailPoint may only be run against the admin database.');
       return this.failpoints.configure(req.cmd);
     });
+    this.handlers.set('waitForFailPoint', (req) => {
+      if (req.db !== 'admin') throw new MongoError(13, 'Unauthorized', 'waitForFailPoint may only be run against the admin database.');
+      return this.failpoints.waitFor(req.cmd);
+    });
   }
 
   // Called once the listening port is known: the hello `me` needs it.

@@ -5,7 +5,11 @@
 // - configureFailPoint {configureFailPoint: "failCommand", mode, data} on
 //   admin; modes alwaysOn, off, {times: n}, {skip: n},
 //   {activationProbability: p}; the reply is {count: <times the fail point
-//   was entered under its previous configuration>, ok: 1};
+//   has been entered since the server started>, ok: 1};
+// - waitForFailPoint {waitForFailPoint: "failCommand", timesEntered: n,
+//   maxTimeMS} on admin waits until that count reaches n (a test arms the
+//   fail point, takes its count c, and waits for c + 1), else 50
+//   MaxTimeMSExpired;
 // - data: failCommands (names, aliases match), appName, namespace,
 //   closeConnection, errorCode, errorLabels, blockConnection + blockTimeMS,
 //   writeConcernError, errorExtraInfo, failAllCommands;
@@ -26,11 +30,12 @@ class FailPoint {
     this.skip = 0; // for {skip: n}
     this.probability = 1;
     this.timesEntered = 0;
+    this.waiters = new Set();
   }
 
+  // Returns how often the fail point has been entered so far: the count
+  // never restarts, so waitForFailPoint can name a later one.
   configure(mode, data) {
-    const previous = this.timesEntered;
-    this.timesEntered = 0;
     this.data = data || {};
     if (mode === 'alwaysOn' || mode === 'off') {
       this.mode = mode;
@@ -49,7 +54,32 @@ class FailPoint {
     } else {
       throw new MongoError(9, 'FailedToParse', "'mode' must be one of 'off', 'alwaysOn', {times: n}, {skip: n} or {activationProbability: p}");
     }
-    return previous;
+    return this.timesEntered;
+  }
+
+  // Resolves once the fail point has been entered `times` times in all;
+  // rejects with 50 after `maxTimeMS`.
+  waitUntilEntered(times, maxTimeMS) {
+    if (this.timesEntered >= times) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const waiter = { times, resolve };
+      waiter.timer = setTimeout(() => {
+        this.waiters.delete(waiter);
+        reject(new MongoError(50, 'MaxTimeMSExpired', 'operation exceeded time limit'));
+      }, maxTimeMS);
+      this.waiters.add(waiter);
+    });
+  }
+
+  entered() {
+    this.timesEntered++;
+    for (const waiter of this.waiters) {
+      if (this.timesEntered >= waiter.times) {
+        clearTimeout(waiter.timer);
+        this.waiters.delete(waiter);
+        waiter.resolve();
+      }
+    }
   }
 
   // Whether the fail point fires now; consumes one activation if so.
@@ -74,7 +104,7 @@ class FailPoint {
       default:
         return false;
     }
-    this.timesEntered++;
+    this.entered();
     return true;
   }
 }
@@ -87,10 +117,28 @@ class FailPoints {
   configure(cmd) {
     const name = cmd.configureFailPoint;
     if (name !== 'failCommand') {
-      throw new MongoError(2, 'BadValue', `${name} not found`);
+      throw new MongoError(266, 'FailPointSetFailed', `${name} not found`);
     }
     const count = this.failCommand.configure(cmd.mode, cmd.data);
     return { count };
+  }
+
+  // As mongod's WaitForFailPointCommand: the request's fields are checked
+  // (IDL) before maxTimeMS, then the name.
+  async waitFor(cmd) {
+    const times = cmd.timesEntered;
+    if (times === undefined) {
+      throw new MongoError(40414, 'Location40414', "BSON field 'waitForFailPoint.timesEntered' is missing but a required field");
+    }
+    if (cmd.maxTimeMS === undefined) {
+      throw new MongoError(9, 'FailedToParse', 'Missing maxTimeMS');
+    }
+    const name = cmd.waitForFailPoint;
+    if (name !== 'failCommand') {
+      throw new MongoError(266, 'FailPointSetFailed', `${name} not found`);
+    }
+    await this.failCommand.waitUntilEntered(toNumber(times), toNumber(cmd.maxTimeMS));
+    return {};
   }
 
   matches(data, name, conn, ns) {

@@ -30,6 +30,47 @@ test('configureFailPoint answers {count, ok} with the previous activation count'
   assert.equal((await c.command({ find: 'x', $db: 'd' })).doc.ok, 1);
 });
 
+test('the count never restarts: a later configureFailPoint answers every activation so far', async (t) => {
+  const { s, configure } = await setup(t);
+  await configure({ times: 1 }, { failCommands: ['find'], errorCode: 2 });
+  const c = await RawClient.connect(s.port);
+  t.after(() => c.close());
+  await c.command({ find: 'x', $db: 'd' });
+  assert.equal((await configure({ times: 1 }, { failCommands: ['find'], errorCode: 2 })).count, 1);
+  await c.command({ find: 'x', $db: 'd' });
+  assert.equal((await configure('off')).count, 2);
+});
+
+test('waitForFailPoint returns once the count reaches timesEntered, else 50 after maxTimeMS; its own errors as mongod', async (t) => {
+  const { s, admin, configure } = await setup(t);
+  const wait = async (fields) => (await admin.command({ waitForFailPoint: 'failCommand', ...fields, $db: 'admin' })).doc;
+  const { count } = await configure('alwaysOn', { failCommands: ['find'], errorCode: 2 });
+  const timedOut = await wait({ timesEntered: count + 1, maxTimeMS: 100 });
+  assert.equal(timedOut.ok, 0);
+  assert.equal(timedOut.code, 50);
+  assert.equal(timedOut.codeName, 'MaxTimeMSExpired');
+  const other = await RawClient.connect(s.port);
+  t.after(() => other.close());
+  const waiting = wait({ timesEntered: count + 2, maxTimeMS: 10000 });
+  let done = false;
+  waiting.then(() => { done = true; });
+  await other.command({ find: 'x', $db: 'd' });
+  await new Promise((r) => setImmediate(r));
+  assert.equal(done, false, 'still waiting after one activation of two');
+  await other.command({ find: 'x', $db: 'd' });
+  assert.equal((await waiting).ok, 1);
+  assert.equal((await wait({ timesEntered: count + 1, maxTimeMS: 100 })).ok, 1, 'a count already reached answers at once');
+  const noTime = await wait({ timesEntered: 1 });
+  assert.equal(noTime.code, 9);
+  assert.equal(noTime.errmsg, 'Missing maxTimeMS');
+  const noTimes = await wait({ maxTimeMS: 100 });
+  assert.equal(noTimes.code, 40414);
+  const unknown = (await admin.command({ waitForFailPoint: 'noSuchFailPoint', timesEntered: 1, maxTimeMS: 100, $db: 'admin' })).doc;
+  assert.equal(unknown.code, 266);
+  assert.equal(unknown.errmsg, 'noSuchFailPoint not found');
+  await configure('off');
+});
+
 test('configureFailPoint only runs on admin', async (t) => {
   const { admin } = await setup(t);
   const r = (await admin.command({ configureFailPoint: 'failCommand', mode: 'off', $db: 'test' })).doc;
