@@ -15,7 +15,12 @@ struct cc_write_clock {
     size_t capacity;
     size_t head;
     size_t count;
+    uint64_t delivered; /* the furthest cluster time settled so far */
 };
+
+/* A write whose change was delivered before its reply was recorded (the
+ * push thread can be quicker than the wire thread): its latency is 0. */
+#define DELIVERED_FIRST INT64_MAX
 
 cc_write_clock_t *cc_write_clock_new(size_t capacity)
 {
@@ -44,7 +49,9 @@ void cc_write_clock_record(cc_write_clock_t *clock, uint32_t seconds, uint32_t i
         clock->count--;
     }
     size_t tail = (clock->head + clock->count) % clock->capacity;
-    clock->entries[tail] = (write_entry_t){((uint64_t)seconds << 32) | increment, at_us};
+    uint64_t time = ((uint64_t)seconds << 32) | increment;
+    clock->entries[tail] =
+        (write_entry_t){time, time <= clock->delivered ? DELIVERED_FIRST : at_us};
     clock->count++;
     pthread_mutex_unlock(&clock->lock);
 }
@@ -55,6 +62,9 @@ void cc_write_clock_settle(cc_write_clock_t *clock, uint32_t seconds, uint32_t i
 {
     uint64_t through = ((uint64_t)seconds << 32) | increment;
     pthread_mutex_lock(&clock->lock);
+    if (through > clock->delivered) {
+        clock->delivered = through;
+    }
     while (clock->count && clock->entries[clock->head].time <= through) {
         int64_t latency = now_us - clock->entries[clock->head].at_us;
         clock->head = (clock->head + 1) % clock->capacity;
@@ -62,4 +72,14 @@ void cc_write_clock_settle(cc_write_clock_t *clock, uint32_t seconds, uint32_t i
         settled(latency > 0 ? latency : 0, arg);
     }
     pthread_mutex_unlock(&clock->lock);
+}
+
+void cc_write_clock_settle_late(cc_write_clock_t *clock, int64_t now_us,
+                                void (*settled)(int64_t latency_us, void *arg), void *arg)
+{
+    pthread_mutex_lock(&clock->lock);
+    uint64_t delivered = clock->delivered;
+    pthread_mutex_unlock(&clock->lock);
+    cc_write_clock_settle(clock, (uint32_t)(delivered >> 32), (uint32_t)delivered, now_us, settled,
+                          arg);
 }

@@ -489,6 +489,14 @@ static void dispatch_live(cc_event_t *event, void *arg)
     }
 }
 
+void cc_fanout_settle_late_writes(cc_fanout_t *fanout)
+{
+    if (fanout->options->write_clock) {
+        cc_write_clock_settle_late(fanout->options->write_clock, bson_get_monotonic_time(),
+                                   count_write_latency, fanout->metrics);
+    }
+}
+
 static void handle(cc_fanout_t *fanout, cc_msg_t *msg)
 {
     if (msg->kind != CC_MSG_EVENT && msg->catchup_id == 0) {

@@ -59,6 +59,9 @@ void cc_fanout_refill(cc_fanout_t *fanout, cc_conn_t *conn);
 /* Tells every live subscription that has not heard it yet how far capture
  * has read. */
 void cc_fanout_send_watermarks(cc_fanout_t *fanout);
+/* Counts the write-to-delivery latency of writes whose reply was recorded
+ * after their change went out (0), which no later event may settle. */
+void cc_fanout_settle_late_writes(cc_fanout_t *fanout);
 /* Whether capture has read far enough to place a snapshot. */
 bool cc_fanout_can_snapshot(const cc_fanout_t *fanout);
 /* How far capture may be behind the deployment, in ms; -1 before it knows. */

@@ -281,6 +281,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *timer, int revents)
     struct cc_push *push = push_of_watcher(timer->data);
     cc_access_expire(&push->port);
     cc_conns_sweep(&push->port.conns, bson_get_monotonic_time());
+    cc_fanout_settle_late_writes(&push->port.fanout);
     give_back_memory(push);
 }
 

@@ -29,4 +29,10 @@ void cc_write_clock_settle(cc_write_clock_t *clock, uint32_t seconds, uint32_t i
                            int64_t now_us, void (*settled)(int64_t latency_us, void *arg),
                            void *arg);
 
+/* Settles writes recorded after their change was already delivered (no
+ * later delivery may come to settle them), with latency 0. The push
+ * thread calls it now and then. */
+void cc_write_clock_settle_late(cc_write_clock_t *clock, int64_t now_us,
+                                void (*settled)(int64_t latency_us, void *arg), void *arg);
+
 #endif
