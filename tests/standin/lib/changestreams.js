@@ -153,7 +153,10 @@ class ChangeStreams {
     };
   }
 
-  async getMore(dbName, cmd, conn) {
+  // `checkedOut` runs once the cursor is checked out (the
+  // failGetMoreAfterCursorCheckout fail point); if it throws, the cursor is
+  // gone, as mongod deletes a cursor whose getMore failed.
+  async getMore(dbName, cmd, conn, checkedOut = () => {}) {
     this._reap();
     const key = cursorKey(cmd.getMore);
     const cursor = this.cursors.get(key);
@@ -164,6 +167,13 @@ class ChangeStreams {
         `Requested getMore on namespace '${wanted}', but cursor belongs to a different namespace ${cursor.scope.nsString}`);
     }
     if (cursor.busy) throw new MongoError(292, 'CursorInUse', `cursor id ${key} is already in use`);
+    try {
+      checkedOut();
+    } catch (err) {
+      this.cursors.delete(key);
+      cursor.closed = true;
+      throw err;
+    }
     const limit = parseBatchSize(cmd.batchSize, 'batchSize');
     const maxTime = toNumber(cmd.maxTimeMS);
     const awaitMs = maxTime > 0 ? maxTime : DEFAULT_AWAIT_MS;

@@ -47,4 +47,13 @@ const STATE_CHANGE_CODES = new Set([91, 189, 10107, 11600, 11602, 13435, 13436])
 // drivers know not to resume (change-streams spec, "Resumable Error").
 const NON_RESUMABLE_CHANGE_STREAM_CODES = new Set([280, 286]);
 
-module.exports = { codeName, RETRYABLE_CODES, TRANSIENT_TXN_CODES, STATE_CHANGE_CODES, NON_RESUMABLE_CHANGE_STREAM_CODES };
+// An aggregate opening a $changeStream, or a getMore of one, failing with
+// one of these gets ResumableChangeStreamError (error_labels.cpp: retriable,
+// network and retargeting errors, RetryChangeStream 234 and
+// FailedToSatisfyReadPreference 133).
+const RESUMABLE_CHANGE_STREAM_CODES = new Set([...RETRYABLE_CODES, 63, 150, 13388, 234, 133]);
+
+module.exports = {
+  codeName, RETRYABLE_CODES, TRANSIENT_TXN_CODES, STATE_CHANGE_CODES,
+  NON_RESUMABLE_CHANGE_STREAM_CODES, RESUMABLE_CHANGE_STREAM_CODES,
+};

@@ -18,7 +18,10 @@ const { FailPoints } = require('./failpoints');
 const { DirectTarget, TxnTarget } = require('./targets');
 const { Topology, helloReply, awaitMs, HELLO_NAMES } = require('./hello');
 const { ConnLog } = require('./connlog');
-const { codeName, RETRYABLE_CODES, TRANSIENT_TXN_CODES, STATE_CHANGE_CODES, NON_RESUMABLE_CHANGE_STREAM_CODES } = require('./codes');
+const {
+  codeName, RETRYABLE_CODES, TRANSIENT_TXN_CODES, STATE_CHANGE_CODES,
+  NON_RESUMABLE_CHANGE_STREAM_CODES, RESUMABLE_CHANGE_STREAM_CODES,
+} = require('./codes');
 const transactions = require('./commands/transactions');
 const auth = require('./commands/auth');
 
@@ -160,6 +163,10 @@ class Server {
     const name = Object.keys(cmd)[0];
     const db = cmd.$db;
     const req = { ctx: this, conn, db, name, cmd, exhaust, lsid: cmd.lsid, target: null, txn: null, txnContext: null, readAt: null, retry: null };
+    // An aggregate that opens a change stream (a getMore of one is marked
+    // by its handler, once it has found the cursor).
+    req.changeStream = name === 'aggregate' && Array.isArray(cmd.pipeline) && !!cmd.pipeline[0] &&
+      typeof cmd.pipeline[0] === 'object' && '$changeStream' in cmd.pipeline[0];
     let failData = null;
     try {
       if (typeof db !== 'string' || !db.length) {
@@ -315,7 +322,13 @@ class Server {
       const inTxn = req.cmd.autocommit === false && req.name !== 'commitTransaction' && req.name !== 'abortTransaction';
       if (inTxn && TRANSIENT_TXN_CODES.has(e.code)) set.add('TransientTransactionError');
       if (this.isRetryContext(req) && RETRYABLE_CODES.has(e.code)) set.add('RetryableWriteError');
-      if (NON_RESUMABLE_CHANGE_STREAM_CODES.has(e.code)) set.add('NonResumableChangeStreamError');
+      // error_labels.cpp: Resumable only without those two, else NonResumable.
+      const retryLabelled = set.has('RetryableWriteError') || set.has('TransientTransactionError');
+      if (req.changeStream && !retryLabelled && RESUMABLE_CHANGE_STREAM_CODES.has(e.code)) {
+        set.add('ResumableChangeStreamError');
+      } else if (NON_RESUMABLE_CHANGE_STREAM_CODES.has(e.code)) {
+        set.add('NonResumableChangeStreamError');
+      }
       labels = [...set];
     }
     delete reply.errorLabels;

@@ -18,6 +18,7 @@
 //   other commands are covered alike.
 'use strict';
 const { MongoError } = require('./errors');
+const { codeName } = require('./codes');
 const { toNumber } = require('./commands/transactions');
 
 const ALIASES = { isMaster: ['ismaster'], ismaster: ['isMaster'], buildInfo: ['buildinfo'], buildinfo: ['buildInfo'], findAndModify: ['findandmodify'], findandmodify: ['findAndModify'] };
@@ -112,14 +113,18 @@ class FailPoint {
 class FailPoints {
   constructor() {
     this.failCommand = new FailPoint();
+    this.failGetMoreAfterCursorCheckout = new FailPoint();
+  }
+
+  named(name) {
+    if (name !== 'failCommand' && name !== 'failGetMoreAfterCursorCheckout') {
+      throw new MongoError(266, 'FailPointSetFailed', `${name} not found`);
+    }
+    return this[name];
   }
 
   configure(cmd) {
-    const name = cmd.configureFailPoint;
-    if (name !== 'failCommand') {
-      throw new MongoError(266, 'FailPointSetFailed', `${name} not found`);
-    }
-    const count = this.failCommand.configure(cmd.mode, cmd.data);
+    const count = this.named(cmd.configureFailPoint).configure(cmd.mode, cmd.data);
     return { count };
   }
 
@@ -133,11 +138,7 @@ class FailPoints {
     if (cmd.maxTimeMS === undefined) {
       throw new MongoError(9, 'FailedToParse', 'Missing maxTimeMS');
     }
-    const name = cmd.waitForFailPoint;
-    if (name !== 'failCommand') {
-      throw new MongoError(266, 'FailPointSetFailed', `${name} not found`);
-    }
-    await this.failCommand.waitUntilEntered(toNumber(times), toNumber(cmd.maxTimeMS));
+    await this.named(cmd.waitForFailPoint).waitUntilEntered(toNumber(times), toNumber(cmd.maxTimeMS));
     return {};
   }
 
@@ -159,6 +160,20 @@ class FailPoints {
     if (!(d.closeConnection || d.blockConnection || d.errorCode !== undefined)) return null;
     if (!this.matches(d, name, conn, ns)) return null;
     return fp.shouldFail() ? d : null;
+  }
+
+  // A getMore has checked its cursor out (mongod's getmore_cmd.cpp): the
+  // failGetMoreAfterCursorCheckout fail point throws its errorCode
+  // (InternalError by default), matched as failCommand matches a getMore.
+  // Its error gets the labels the server gives (ResumableChangeStreamError on
+  // a change stream), which failCommand, failing before checkout, cannot.
+  afterCursorCheckout(conn, ns) {
+    const fp = this.failGetMoreAfterCursorCheckout;
+    if (fp.mode === 'off') return;
+    const d = fp.data;
+    if (!this.matches({ ...d, failCommands: ['getMore'] }, 'getMore', conn, ns) || !fp.shouldFail()) return;
+    const code = d.errorCode !== undefined ? toNumber(d.errorCode) : 1;
+    throw new MongoError(code, codeName(code), "Hit the 'failGetMoreAfterCursorCheckout' failpoint");
   }
 
   // After a command that takes a write concern ran: the writeConcernError

@@ -210,6 +210,56 @@ test('a getMore failing with 280 (a $project that removes _id) carries NonResuma
   await watcher.close(true);
 }));
 
+// The change-streams spec's resumable codes (wire version 9+: the server
+// labels them ResumableChangeStreamError).
+const RESUMABLE = [6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 150, 234, 133];
+
+test('failGetMoreAfterCursorCheckout: the Node driver resumes after each resumable code (labelled ResumableChangeStreamError), not after others or after failCommand', () => withStandin([], async ({ standin, client, db }) => {
+  const watcher = new MongoClient(standin.uri, { monitorCommands: true, serverSelectionTimeoutMS: 5000 });
+  const aggregates = [];
+  const failures = [];
+  watcher.on('commandStarted', (e) => { if (e.commandName === 'aggregate') aggregates.push(e); });
+  watcher.on('commandFailed', (e) => { if (e.commandName === 'getMore') failures.push(e.failure); });
+  const admin = client.db('admin');
+  const coll = watcher.db('app').collection('r');
+  let id = 0;
+  // Arms the fail point, opens a stream, writes one document and returns
+  // what next() gave (the event, or the error) with the aggregates it took.
+  async function attempt(failPoint, data) {
+    const before = aggregates.length;
+    const stream = coll.watch([], FAST);
+    await stream.tryNext();
+    await admin.command({ configureFailPoint: failPoint, mode: { times: 1 }, data });
+    id += 1;
+    await db.collection('r').insertOne({ _id: id });
+    const outcome = await stream.next().then((e) => e, (e) => e);
+    await stream.close();
+    return { outcome, aggregates: aggregates.length - before };
+  }
+  try {
+    for (const code of RESUMABLE) {
+      const { outcome, aggregates: opened } = await attempt('failGetMoreAfterCursorCheckout', { errorCode: code });
+      assert.equal(outcome.documentKey?._id, id, `code ${code}: the event after resuming (${outcome.message || ''})`);
+      assert.equal(opened, 2, `code ${code}: one more aggregate, the resume`);
+      const failure = failures.at(-1);
+      assert.equal(failure.code, code);
+      assert.equal(failure.message, "Hit the 'failGetMoreAfterCursorCheckout' failpoint");
+      assert.deepEqual(failure.errorLabels, ['ResumableChangeStreamError'], `code ${code}`);
+    }
+    const other = await attempt('failGetMoreAfterCursorCheckout', { errorCode: 2 });
+    assert.equal(other.outcome.code, 2, 'BadValue is not resumable: next() fails');
+    assert.equal(other.aggregates, 1);
+    // failCommand fails a getMore before its cursor is known: no change-stream
+    // label, so no resume (why drivers' tests use the other fail point).
+    const early = await attempt('failCommand', { failCommands: ['getMore'], errorCode: 6 });
+    assert.equal(early.outcome.code, 6);
+    assert.deepEqual(early.outcome.errorLabels || [], []);
+    assert.equal(early.aggregates, 1);
+  } finally {
+    await watcher.close(true);
+  }
+}));
+
 test('dropping the collection invalidates its stream; startAfter the invalidate goes on', () => withStandin([], async ({ db }) => {
   const coll = db.collection('c');
   await coll.insertOne({ _id: 0 });

@@ -143,14 +143,21 @@ async function getMore(req) {
   if (typeof cmd.collection !== 'string') {
     throw new MongoError(40414, 'Location40414', "BSON field 'getMore.collection' is missing but a required field");
   }
+  const ns = `${db}.${cmd.collection}`;
   if (ctx.changeStreams && ctx.changeStreams.ownsCursor(Long.fromValue(id))) {
-    return ctx.changeStreams.getMore(db, cmd, req.conn);
+    req.changeStream = true; // its errors get the change-stream labels
+    return ctx.changeStreams.getMore(db, cmd, req.conn, () => ctx.failpoints.afterCursorCheckout(req.conn, ns));
   }
   const cursor = ctx.cursors.get(id);
   if (!cursor) throw new MongoError(43, 'CursorNotFound', `cursor id ${Long.fromValue(id).toString()} not found`);
-  const ns = `${db}.${cmd.collection}`;
   if (cursor.ns !== ns && !cursor.ns.endsWith('.$cmd.aggregate')) {
     throw new MongoError(13, 'Unauthorized', `Requested getMore on namespace '${ns}', but cursor belongs to a different namespace ${cursor.ns}`);
+  }
+  try {
+    ctx.failpoints.afterCursorCheckout(req.conn, ns);
+  } catch (e) {
+    ctx.cursors.kill(id); // a getMore that fails after checkout deletes its cursor
+    throw e;
   }
   const batchSize = intOption(cmd, 'batchSize');
   return ctx.cursors.next(cursor, batchSize);
