@@ -10,7 +10,7 @@ const { test, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const { MongoClient } = require('mongodb');
-const { startStandin, startChangecast, tempDir } = require('./support');
+const { startStandin, startChangecast, tempDir, CAPTURE_APP } = require('./support');
 const {
   startPush, pushFlags, waitUntil, range, sleep, writeSeq, openCurlSse, openEventSource, openWs, openSse, openStalledSse, closeAll, httpGet, metrics, sseUrl,
 } = require('./push-support');
@@ -47,6 +47,38 @@ test('the upstream closing the capture stream connection (failCommand closeConne
     const tokens = sse.changes.map((e) => e.id);
     for (let i = 1; i < tokens.length; i++) assert.ok(tokens[i - 1] < tokens[i], `token ${i} increases`);
     assert.equal((await httpGet(`${s.pushUrl}/healthz`)).status, 200, 'capture is live again');
+  } finally {
+    closeAll();
+    await s.stop();
+  }
+});
+
+test('the capture stream resumes after each resumable error of a getMore (failGetMoreAfterCursorCheckout, the 15 codes of the change-streams spec): nothing lost, nothing repeated', async () => {
+  const s = await startPush();
+  const ns = 'it.orders';
+  const codes = [6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 150, 234, 133];
+  try {
+    const sse = openEventSource(sseUrl(s.pushUrl, { ns }));
+    await sse.opened;
+    const ws = await openWs(s.wsUrl);
+    assert.equal((await ws.subscribe('r', ns)).type, 'subscribed');
+    const coll = s.client.db('it').collection('orders');
+    const admin = s.client.db('admin');
+    let seq = 0;
+    for (const code of codes) {
+      const { count } = await admin.command({ configureFailPoint: 'failGetMoreAfterCursorCheckout', mode: { times: 1 }, data: { errorCode: code, appName: CAPTURE_APP } });
+      // The capture getMore fails once with `code`; the write after it must
+      // still arrive once.
+      await admin.command({ waitForFailPoint: 'failGetMoreAfterCursorCheckout', timesEntered: count + 1, maxTimeMS: 10000 });
+      seq += 1;
+      await coll.insertOne({ _id: seq, seq });
+      await waitUntil(() => sse.seqs.length >= seq && ws.seqs('r').length >= seq, () => `seq ${seq} after code ${code} (SSE ${sse.seqs.slice(-3)}, WS ${ws.seqs('r').slice(-3)})`);
+    }
+    assert.deepEqual(sse.seqs, range(1, codes.length), 'SSE: every seq once, in order');
+    assert.deepEqual(ws.seqs('r'), range(1, codes.length), 'WS: every seq once, in order');
+    assert.deepEqual(sse.resets, []);
+    assert.deepEqual(ws.of('reset'), []);
+    assert.equal((await httpGet(`${s.pushUrl}/healthz`)).status, 200, 'capture is live');
   } finally {
     closeAll();
     await s.stop();
