@@ -17,21 +17,35 @@ const {
 
 afterEach(() => closeAll());
 
+// One SSE stream and one WebSocket subscription ('o') on ns.
+async function subscribeBoth(s, ns) {
+  const sse = openEventSource(sseUrl(s.pushUrl, { ns }));
+  await sse.opened;
+  const ws = await openWs(s.wsUrl);
+  assert.equal((await ws.subscribe('o', ns)).type, 'subscribed');
+  return { sse, ws };
+}
+
+// Both got seq 1..n, each once and in order, and no reset.
+function assertEverySeqOnce({ sse, ws }, n) {
+  assert.deepEqual(sse.seqs, range(1, n), 'SSE: every seq once, in order');
+  assert.deepEqual(ws.seqs('o'), range(1, n), 'WS: every seq once, in order');
+  assert.deepEqual(sse.resets, []);
+  assert.deepEqual(ws.of('reset'), []);
+}
+
 test('the upstream closing the capture stream connection (failCommand closeConnection on getMore, 3 times) loses and repeats nothing', async () => {
   const s = await startPush();
   const ns = 'it.orders';
   const N = 300;
   try {
-    const sse = openEventSource(sseUrl(s.pushUrl, { ns }));
-    await sse.opened;
-    const ws = await openWs(s.wsUrl);
-    assert.equal((await ws.subscribe('o', ns)).type, 'subscribed');
+    const { sse, ws } = await subscribeBoth(s, ns);
     const orders = s.client.db('it').collection('orders');
     const admin = s.client.db('admin');
     let armedAt = 0;
     for (let seq = 1; seq <= N; seq++) {
       if (seq === 51) {
-        ({ count: armedAt } = await admin.command({ configureFailPoint: 'failCommand', mode: { times: 3 }, data: { failCommands: ['getMore'], appName: 'changecast-capture@it', closeConnection: true } }));
+        ({ count: armedAt } = await admin.command({ configureFailPoint: 'failCommand', mode: { times: 3 }, data: { failCommands: ['getMore'], appName: CAPTURE_APP, closeConnection: true } }));
       }
       await orders.insertOne({ _id: seq, seq });
     }
@@ -39,10 +53,7 @@ test('the upstream closing the capture stream connection (failCommand closeConne
     await waitUntil(() => ws.changes('o').length >= N, () => `${N} events on WS (got ${ws.changes('o').length})`);
     const { count } = await admin.command({ configureFailPoint: 'failCommand', mode: 'off' });
     assert.equal(count - armedAt, 3, 'the fail point closed the capture getMore connection 3 times');
-    assert.deepEqual(sse.seqs, range(1, N), 'SSE: every seq once, in order');
-    assert.deepEqual(ws.seqs('o'), range(1, N), 'WS: every seq once, in order');
-    assert.deepEqual(sse.resets, []);
-    assert.deepEqual(ws.of('reset'), []);
+    assertEverySeqOnce({ sse, ws }, N);
     // Tokens strictly increase: no replayed event slipped in.
     const tokens = sse.changes.map((e) => e.id);
     for (let i = 1; i < tokens.length; i++) assert.ok(tokens[i - 1] < tokens[i], `token ${i} increases`);
@@ -58,10 +69,7 @@ test('the capture stream resumes after each resumable error of a getMore (failGe
   const ns = 'it.orders';
   const codes = [6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 150, 234, 133];
   try {
-    const sse = openEventSource(sseUrl(s.pushUrl, { ns }));
-    await sse.opened;
-    const ws = await openWs(s.wsUrl);
-    assert.equal((await ws.subscribe('r', ns)).type, 'subscribed');
+    const { sse, ws } = await subscribeBoth(s, ns);
     const coll = s.client.db('it').collection('orders');
     const admin = s.client.db('admin');
     let seq = 0;
@@ -72,12 +80,9 @@ test('the capture stream resumes after each resumable error of a getMore (failGe
       await admin.command({ waitForFailPoint: 'failGetMoreAfterCursorCheckout', timesEntered: count + 1, maxTimeMS: 10000 });
       seq += 1;
       await coll.insertOne({ _id: seq, seq });
-      await waitUntil(() => sse.seqs.length >= seq && ws.seqs('r').length >= seq, () => `seq ${seq} after code ${code} (SSE ${sse.seqs.slice(-3)}, WS ${ws.seqs('r').slice(-3)})`);
+      await waitUntil(() => sse.seqs.length >= seq && ws.seqs('o').length >= seq, () => `seq ${seq} after code ${code} (SSE ${sse.seqs.slice(-3)}, WS ${ws.seqs('o').slice(-3)})`);
     }
-    assert.deepEqual(sse.seqs, range(1, codes.length), 'SSE: every seq once, in order');
-    assert.deepEqual(ws.seqs('r'), range(1, codes.length), 'WS: every seq once, in order');
-    assert.deepEqual(sse.resets, []);
-    assert.deepEqual(ws.of('reset'), []);
+    assertEverySeqOnce({ sse, ws }, codes.length);
     assert.equal((await httpGet(`${s.pushUrl}/healthz`)).status, 200, 'capture is live');
   } finally {
     closeAll();
