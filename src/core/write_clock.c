@@ -56,12 +56,10 @@ void cc_write_clock_record(cc_write_clock_t *clock, uint32_t seconds, uint32_t i
     pthread_mutex_unlock(&clock->lock);
 }
 
-void cc_write_clock_settle(cc_write_clock_t *clock, uint32_t seconds, uint32_t increment,
-                           int64_t now_us, void (*settled)(int64_t latency_us, void *arg),
-                           void *arg)
+/* Settles, oldest first, the writes at or before `through`; the lock is held. */
+static void settle_locked(cc_write_clock_t *clock, uint64_t through, int64_t now_us,
+                          void (*settled)(int64_t latency_us, void *arg), void *arg)
 {
-    uint64_t through = ((uint64_t)seconds << 32) | increment;
-    pthread_mutex_lock(&clock->lock);
     if (through > clock->delivered) {
         clock->delivered = through;
     }
@@ -71,6 +69,14 @@ void cc_write_clock_settle(cc_write_clock_t *clock, uint32_t seconds, uint32_t i
         clock->count--;
         settled(latency > 0 ? latency : 0, arg);
     }
+}
+
+void cc_write_clock_settle(cc_write_clock_t *clock, uint32_t seconds, uint32_t increment,
+                           int64_t now_us, void (*settled)(int64_t latency_us, void *arg),
+                           void *arg)
+{
+    pthread_mutex_lock(&clock->lock);
+    settle_locked(clock, ((uint64_t)seconds << 32) | increment, now_us, settled, arg);
     pthread_mutex_unlock(&clock->lock);
 }
 
@@ -78,8 +84,6 @@ void cc_write_clock_settle_late(cc_write_clock_t *clock, int64_t now_us,
                                 void (*settled)(int64_t latency_us, void *arg), void *arg)
 {
     pthread_mutex_lock(&clock->lock);
-    uint64_t delivered = clock->delivered;
+    settle_locked(clock, clock->delivered, now_us, settled, arg);
     pthread_mutex_unlock(&clock->lock);
-    cc_write_clock_settle(clock, (uint32_t)(delivered >> 32), (uint32_t)delivered, now_us, settled,
-                          arg);
 }

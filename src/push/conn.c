@@ -204,6 +204,13 @@ static void drop_slow(cc_conn_t *conn)
     cc_conn_close(conn, 1013, "slow_consumer");
 }
 
+/* Bytes wait and the socket has taken none of them for STOPPED_US: the
+ * one test for a client that stopped reading. */
+static bool socket_stopped(const cc_conn_t *conn, int64_t now_us)
+{
+    return cc_conn_stalled(conn) && now_us - conn->stalled_since_us >= STOPPED_US;
+}
+
 bool cc_conn_has_room(cc_conn_t *conn)
 {
     if (conn->state == CC_CONN_CLOSING) {
@@ -214,7 +221,7 @@ bool cc_conn_has_room(cc_conn_t *conn)
         return true;
     }
     conn->room_wanted = true; /* the sweep asks again if no event does */
-    if (cc_conn_stalled(conn) && bson_get_monotonic_time() - conn->stalled_since_us >= STOPPED_US) {
+    if (socket_stopped(conn, bson_get_monotonic_time())) {
         drop_slow(conn);
     }
     return false;
@@ -440,15 +447,15 @@ void cc_conns_sweep(cc_conns_t *conns, int64_t now_us)
     cc_conn_t *conn;
     TAILQ_FOREACH(conn, &conns->all, link)
     {
-        int64_t stalled_us = conn->stalled_since_us ? now_us - conn->stalled_since_us : 0;
         /* A full queue that an event found without room, and whose socket
          * stopped, is dropped here too: no new event may come to ask
          * cc_conn_has_room() again. (format=docs states never ask: they
          * wait conflated, and their subscriber is not dropped.) */
         bool full = conn->room_wanted && conn->queued_bytes >= conns->limits.max_queue_bytes;
-        if (conn->state == CC_CONN_STREAMING && conn->stalled_since_us &&
-            (stalled_us > conns->limits.stall_timeout_ms * 1000 ||
-             (full && stalled_us >= STOPPED_US))) {
+        bool stall_expired = cc_conn_stalled(conn) && now_us - conn->stalled_since_us >
+                                                          conns->limits.stall_timeout_ms * 1000;
+        if (conn->state == CC_CONN_STREAMING &&
+            (stall_expired || (full && socket_stopped(conn, now_us)))) {
             drop_slow(conn);
         } else if (conn->state == CC_CONN_CLOSING &&
                    now_us - conn->closing_since_us > CLOSE_GRACE_US) {

@@ -293,6 +293,15 @@ void cc_port_release_conn(cc_port_t *port, cc_conn_t *conn)
     cc_conn_free(conn);
 }
 
+void cc_port_release_socket(cc_port_t *port, struct lws *wsi)
+{
+    cc_conn_t *conn = lws_get_opaque_user_data(wsi);
+    if (conn) {
+        lws_set_opaque_user_data(wsi, NULL);
+        cc_port_release_conn(port, conn);
+    }
+}
+
 int cc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                      size_t len)
 {
@@ -300,12 +309,9 @@ int cc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
     cc_conn_t *conn = lws_get_opaque_user_data(wsi);
     switch (reason) {
     case LWS_CALLBACK_HTTP:
-        if (conn) {
-            /* Answers close their connection; should lws still bring another
-             * request on it, the first one's state goes first. */
-            lws_set_opaque_user_data(wsi, NULL);
-            cc_port_release_conn(port, conn);
-        }
+        /* Answers close their connection; should lws still bring another
+         * request on it, the first one's state goes first. */
+        cc_port_release_socket(port, wsi);
         if (!lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) {
             return cc_http_error(port, wsi, 405, "method_not_allowed",
                                  "the push port answers GET only");
@@ -329,10 +335,7 @@ int cc_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
     }
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-        if (conn) {
-            lws_set_opaque_user_data(wsi, NULL);
-            cc_port_release_conn(port, conn);
-        }
+        cc_port_release_socket(port, wsi);
         return 0;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         /* A WebSocket upgrade without our subprotocol lands here. */

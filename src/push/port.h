@@ -96,5 +96,8 @@ void cc_ws_open(cc_port_t *port, cc_conn_t *conn);
 extern const cc_conn_ops_t cc_ws_ops;
 /* Ends every subscription of a connection that lws closed, and frees it. */
 void cc_port_release_conn(cc_port_t *port, cc_conn_t *conn);
+/* The same for the connection attached to a socket (lws's opaque user
+ * data), which is detached first; nothing when none is. */
+void cc_port_release_socket(cc_port_t *port, struct lws *wsi);
 
 #endif

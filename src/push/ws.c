@@ -510,10 +510,7 @@ int cc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return conn ? cc_conn_on_writable(conn) : 0;
     case LWS_CALLBACK_CLOSED:
-        if (conn) {
-            lws_set_opaque_user_data(wsi, NULL);
-            cc_port_release_conn(port, conn);
-        }
+        cc_port_release_socket(port, wsi);
         return 0;
     default:
         return 0;
