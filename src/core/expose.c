@@ -42,15 +42,24 @@ bool cc_ns_pattern_parse(const char *text, cc_ns_pattern_t *out, bson_error_t *e
         bson_set_error(error, 0, 0, "\"%.*s\": the collection must be a name or *", (int)len, text);
         return false;
     }
-    out->db = bson_strndup(text, (size_t)(dot - text));
-    out->coll = (coll_len == 1 && *coll == '*') ? NULL : bson_strndup(coll, coll_len);
+    /* One block, db then coll: every subscription holds one of these. */
+    size_t db_len = (size_t)(dot - text);
+    bool every_coll = coll_len == 1 && *coll == '*';
+    out->db = bson_malloc(db_len + 1 + (every_coll ? 0 : coll_len + 1));
+    memcpy(out->db, text, db_len);
+    out->db[db_len] = '\0';
+    out->coll = NULL;
+    if (!every_coll) {
+        out->coll = out->db + db_len + 1;
+        memcpy(out->coll, coll, coll_len);
+        out->coll[coll_len] = '\0';
+    }
     return true;
 }
 
 void cc_ns_pattern_destroy(cc_ns_pattern_t *pattern)
 {
-    bson_free(pattern->db);
-    bson_free(pattern->coll);
+    bson_free(pattern->db); /* coll is in the same block */
     pattern->db = pattern->coll = NULL;
 }
 

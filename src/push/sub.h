@@ -63,9 +63,11 @@ struct cc_conn;
 
 typedef struct cc_sub {
     struct cc_conn *conn;
-    char *id;       /* the client's name for it (WebSocket); NULL for SSE */
     cc_buf_t *head; /* WebSocket: `{"id":"<id>",`, the head of its messages */
+    /* one_namespace while there is one, which is the common case: an idle
+     * subscriber is counted in bytes (see docs/benchmarks.md, Idle cost) */
     cc_ns_pattern_t *namespaces;
+    cc_ns_pattern_t one_namespace;
     cc_filter_t *filter;
     bson_t *query; /* the filter as given */
     uint32_t ops;
@@ -97,8 +99,10 @@ typedef struct cc_sub {
     uint32_t txn_count, txn_capacity;
     TAILQ_ENTRY(cc_sub) conn_link;
     TAILQ_ENTRY(cc_sub) catchup_link; /* in the catch-up list while CATCHING_UP or SNAPSHOT */
+    char id[];                        /* the client's name for it (WebSocket); empty for SSE */
 } cc_sub_t;
 
+/* id: NULL for SSE */
 cc_sub_t *cc_sub_new(struct cc_conn *conn, const char *id);
 void cc_sub_free(cc_sub_t *sub);
 bool cc_sub_add_namespace(const cc_expose_t *expose, cc_sub_t *sub, const char *text,

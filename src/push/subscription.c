@@ -10,9 +10,10 @@
 
 cc_sub_t *cc_sub_new(struct cc_conn *conn, const char *id)
 {
-    cc_sub_t *sub = bson_malloc0(sizeof *sub);
+    size_t id_len = id ? strlen(id) : 0;
+    cc_sub_t *sub = bson_malloc0(sizeof *sub + id_len + 1);
     sub->conn = conn;
-    sub->id = id ? bson_strdup(id) : NULL;
+    memcpy(sub->id, id ? id : "", id_len);
     sub->head = id ? cc_encode_ws_head(id) : NULL;
     sub->ops = CC_OP_ALL;
     return sub;
@@ -23,7 +24,9 @@ void cc_sub_free(cc_sub_t *sub)
     for (size_t i = 0; i < sub->namespace_count; i++) {
         cc_ns_pattern_destroy(&sub->namespaces[i]);
     }
-    bson_free(sub->namespaces);
+    if (sub->namespaces != &sub->one_namespace) {
+        bson_free(sub->namespaces);
+    }
     if (sub->filter) {
         cc_filter_destroy(sub->filter);
     }
@@ -39,7 +42,6 @@ void cc_sub_free(cc_sub_t *sub)
         cc_buf_unref(sub->txn_parts[i]);
     }
     bson_free(sub->txn_parts);
-    bson_free(sub->id);
     cc_buf_unref(sub->head);
     cc_mark_clear(&sub->position);
     bson_free(sub->snapshot_position);
@@ -66,8 +68,15 @@ bool cc_sub_add_namespace(const cc_expose_t *expose, cc_sub_t *sub, const char *
         *code = "not_exposed";
         return false;
     }
-    sub->namespaces =
-        bson_realloc(sub->namespaces, (sub->namespace_count + 1) * sizeof *sub->namespaces);
+    if (sub->namespace_count == 0) {
+        sub->namespaces = &sub->one_namespace;
+    } else if (sub->namespaces == &sub->one_namespace) {
+        sub->namespaces = bson_malloc(2 * sizeof *sub->namespaces);
+        sub->namespaces[0] = sub->one_namespace;
+    } else {
+        sub->namespaces =
+            bson_realloc(sub->namespaces, (sub->namespace_count + 1) * sizeof *sub->namespaces);
+    }
     sub->namespaces[sub->namespace_count++] = pattern;
     return true;
 }

@@ -10,7 +10,7 @@
 
 typedef struct cc_ns_pattern {
     char *db;
-    char *coll; /* NULL: every collection of db ("db.*") */
+    char *coll; /* NULL: every collection of db ("db.*"); in db's block */
 } cc_ns_pattern_t;
 
 typedef struct cc_expose {
