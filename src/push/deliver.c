@@ -36,14 +36,14 @@ static void deliver_state(cc_rules_t *rules, cc_sub_t *sub, cc_event_t *event, b
 {
     cc_conn_t *conn = sub->conn;
     rules->metrics->events_delivered++;
-    cc_pending_put(sub->pending, event, upsert, doc_json);
+    cc_pending_put(sub->live->pending, event, upsert, doc_json);
     /* The bound holds per connection: many subscriptions on one socket
      * share it. */
     size_t waiting = 0;
     cc_sub_t *each;
     TAILQ_FOREACH(each, &conn->subs, conn_link)
     {
-        waiting += each->pending ? cc_pending_count(each->pending) : 0;
+        waiting += cc_sub_states_waiting(each);
     }
     if (waiting > (size_t)rules->max_pending_docs) {
         rules->metrics->resets_too_many_pending++;
@@ -135,7 +135,7 @@ void cc_deliver_offer(cc_rules_t *rules, cc_sub_t *sub, cc_event_t *event)
         return;
     }
     uint32_t op = cc_op_bit(event->operation);
-    if (sub->live_query) {
+    if (sub->live) {
         if (op & (CC_OP_DROP | CC_OP_RENAME | CC_OP_DROP_DATABASE | CC_OP_INVALIDATE)) {
             cc_emit_reset(sub, "namespace_dropped",
                           "the collection was dropped or renamed: its rows are gone");

@@ -32,9 +32,9 @@ void cc_emit_notice(cc_sub_t *sub, const char *type, const char *sse_id, const b
 
 void cc_emit_reset(cc_sub_t *sub, const char *reason, const char *message)
 {
-    if (sub->pending) {
-        cc_pending_free(sub->pending); /* what it said is void now */
-        sub->pending = cc_pending_new();
+    if (sub->live && sub->live->pending) {
+        cc_pending_free(sub->live->pending); /* what it said is void now */
+        sub->live->pending = cc_pending_new();
     }
     bson_t body = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&body, "reason", reason);

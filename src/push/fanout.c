@@ -431,7 +431,7 @@ void cc_fanout_send_watermarks(cc_fanout_t *fanout)
             /* A watermark must not overtake the conflated states it speaks
              * for: they go first, or, while the client is not reading (and
              * they are still being conflated), the watermark waits. */
-            bool states_waiting = sub->pending && cc_pending_count(sub->pending);
+            bool states_waiting = cc_sub_states_waiting(sub);
             if (states_waiting && !closing && !cc_conn_stalled(conn)) {
                 cc_livequery_render_pending(sub);
                 states_waiting = false;

@@ -55,7 +55,7 @@ static size_t pending_docs(cc_port_t *port)
         cc_sub_t *sub;
         TAILQ_FOREACH(sub, &conn->subs, conn_link)
         {
-            total += sub->pending ? cc_pending_count(sub->pending) : 0;
+            total += cc_sub_states_waiting(sub);
         }
     }
     return total;

@@ -93,7 +93,7 @@ cc_verdict_t cc_livequery_judge(const cc_sub_t *sub, const cc_event_t *event)
      * a row the client never had changes nothing there) - unless the token
      * has a row filter: then nothing may tell the holder that a document
      * it might never have been allowed to see changed (docs/security.md). */
-    return sub->row_filtered ? CC_VERDICT_SKIP : CC_VERDICT_DELETE;
+    return sub->live->row_filtered ? CC_VERDICT_SKIP : CC_VERDICT_DELETE;
 }
 
 /* The snapshot is read where capture has read up to, position P, so that
@@ -107,16 +107,17 @@ void cc_livequery_request_snapshot(cc_channel_t *channel, const cc_push_options_
 {
     cc_snapshot_query_t *query = bson_malloc0(sizeof *query);
     char shown[CC_HIGH_WATER_MARK_LEN + 1];
-    bson_free(sub->snapshot_position);
-    sub->snapshot_position =
+    cc_live_t *live = sub->live;
+    bson_free(live->snapshot_position);
+    live->snapshot_position =
         bson_strdup(cc_position_public(position, shown, sizeof shown) ? shown : position->token);
     cc_position_read_through(position, &query->at_seconds, &query->at_increment);
     query->db = bson_strdup(sub->namespaces[0].db);
     query->coll = bson_strdup(sub->namespaces[0].coll);
-    const bson_t *filter = sub->view_query ? sub->view_query : sub->query;
+    const bson_t *filter = live->view_query ? live->view_query : sub->query;
     query->filter = filter ? bson_copy(filter) : NULL;
-    query->sort = sub->sort ? bson_copy(sub->sort) : NULL;
-    query->limit = sub->limit;
+    query->sort = live->sort ? bson_copy(live->sort) : NULL;
+    query->limit = live->limit;
     bson_t projection;
     if (sub->scope) {
         if (cc_scope_find_projection(sub->scope, &projection)) {
@@ -150,7 +151,7 @@ bool cc_livequery_send_snapshot(cc_sub_t *sub, const cc_snapshot_t *snapshot)
         cc_emit_body(sub, buf);
         cc_buf_unref(buf);
     }
-    const char *position = sub->snapshot_position;
+    const char *position = sub->live->snapshot_position;
     bson_t end = BSON_INITIALIZER;
     BSON_APPEND_TIMESTAMP(&end, "atClusterTime", snapshot->seconds, snapshot->increment);
     BSON_APPEND_UTF8(&end, "token", position);
@@ -181,7 +182,7 @@ static void emit_state(cc_event_t *event, bool upsert, const char *doc_json, boo
 
 void cc_livequery_render_pending(cc_sub_t *sub)
 {
-    if (sub->pending && cc_pending_count(sub->pending)) {
-        cc_pending_drain(sub->pending, emit_state, sub);
+    if (cc_sub_states_waiting(sub)) {
+        cc_pending_drain(sub->live->pending, emit_state, sub);
     }
 }

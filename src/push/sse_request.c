@@ -76,8 +76,8 @@ bool cc_sse_read_arg(const cc_request_rules_t *rules, cc_sub_t *sub, cc_sse_requ
         }
     } else if (strcmp(name, "limit") == 0) {
         char *end;
-        sub->limit = strtoll(value, &end, 10);
-        if (*value == '\0' || *end != '\0' || sub->limit <= 0) {
+        long long limit = strtoll(value, &end, 10);
+        if (*value == '\0' || *end != '\0' || !cc_sub_set_limit(sub, limit, error)) {
             return refuse(why, 400, code, "limit must be a positive integer");
         }
     } else if (strcmp(name, "lastEventId") == 0 && !cc_sse_read_token(value, request)) {

@@ -61,6 +61,19 @@ void cc_mark_clear(cc_mark_t *mark);
 
 struct cc_conn;
 
+/* What only a live query holds (docs/live-queries.md), apart so that a
+ * change subscription, the common case, does not carry it. */
+typedef struct cc_live {
+    bson_t *sort;
+    int64_t limit;
+    bson_t *view_query;      /* its filter with the token's rows; NULL: query */
+    char **filter_fields;    /* top-level fields the filter reads */
+    cc_pending_t *pending;   /* format=docs: newest state per _id not yet written */
+    char *snapshot_position; /* where its snapshot was read: its changes start after */
+    uint32_t filter_field_count;
+    bool row_filtered; /* its token has a row filter */
+} cc_live_t;
+
 typedef struct cc_sub {
     struct cc_conn *conn;
     cc_buf_t *head; /* WebSocket: `{"id":"<id>",`, the head of its messages */
@@ -69,33 +82,24 @@ typedef struct cc_sub {
     cc_ns_pattern_t *namespaces;
     cc_ns_pattern_t one_namespace;
     cc_filter_t *filter;
-    bson_t *query; /* the filter as given */
-    uint32_t ops;
-    uint32_t namespace_count;
+    bson_t *query;             /* the filter as given */
+    cc_live_t *live;           /* a live query's (snapshot or format=docs); NULL for changes */
     cc_mark_t position;        /* the last event examined */
     uint64_t watermark_number; /* the fanout's watermark it last got (0: none) */
     uint64_t seen_sequence;    /* dispatch number of the last event offered */
     /* What the connection's token grants for this subscription's exact
      * namespace (NULL: look it up per event, or no restriction). */
     const cc_scope_t *scope;
+    uint16_t ops;            /* CC_OP_* bits */
+    uint8_t namespace_count; /* at most CC_MAX_NAMESPACES_PER_SUB */
+    uint8_t state;           /* cc_sub_state_t */
+    uint8_t format;          /* cc_sub_format_t */
     bool ops_given;
     bool full_document_default; /* strip fullDocument from updates */
     bool fell_behind;           /* paused while live because the server lagged */
-    /* Live queries: the filter is on documents. */
-    bool live_query;
     bool want_snapshot;
-    bool row_filtered; /* a live query whose token has a row filter */
-    uint8_t format;    /* cc_sub_format_t */
-    uint32_t filter_field_count;
-    cc_sub_state_t state;
-    bson_t *view_query; /* a live query's filter with the token's rows; NULL: query */
-    bson_t *sort;
-    int64_t limit;
-    char **filter_fields;    /* top-level fields the filter reads */
-    cc_pending_t *pending;   /* format=docs: newest state per _id not yet written */
-    char *snapshot_position; /* where its snapshot was read: its changes start after */
-    uint64_t catchup_id;     /* the worker request (catch-up or snapshot) it waits on */
-    cc_buf_t **txn_parts;    /* its part of the transaction being dispatched */
+    uint64_t catchup_id;  /* the worker request (catch-up or snapshot) it waits on */
+    cc_buf_t **txn_parts; /* its part of the transaction being dispatched */
     uint32_t txn_count, txn_capacity;
     TAILQ_ENTRY(cc_sub) conn_link;
     TAILQ_ENTRY(cc_sub) catchup_link; /* in the catch-up list while CATCHING_UP or SNAPSHOT */
@@ -113,12 +117,22 @@ bool cc_sub_set_full_document(const cc_push_options_t *options, cc_sub_t *sub, c
 bool cc_sub_set_filter_json(cc_sub_t *sub, const char *json, size_t len, bson_error_t *error);
 bool cc_sub_set_format(cc_sub_t *sub, const char *format, bson_error_t *error);
 bool cc_sub_set_sort_json(cc_sub_t *sub, const char *json, bson_error_t *error);
+void cc_sub_set_sort(cc_sub_t *sub, const bson_t *sort);
+bool cc_sub_set_limit(cc_sub_t *sub, int64_t limit, bson_error_t *error);
+/* Its live-query state, made on first use by the request's parsers. */
+cc_live_t *cc_sub_live(cc_sub_t *sub);
 /* Checks a live query's request once it is complete (snapshot, format,
- * sort, limit); *code names the error for the client. */
+ * sort, limit); *code names the error for the client. After it, live is
+ * set exactly for a live query. */
 bool cc_sub_prepare_live_query(const cc_push_options_t *options, cc_sub_t *sub, const char **code,
                                bson_error_t *error);
 uint32_t cc_op_bit(const char *operation);
 bool cc_sub_namespace_matches(const cc_sub_t *sub, const cc_event_t *event);
+/* format=docs: document states waiting to be written. */
+size_t cc_sub_states_waiting(const cc_sub_t *sub);
+/* A live query's rows under its token (its view query) as JSON, to
+ * compare across a token change; NULL: no row filter. bson_free it. */
+char *cc_sub_rows_json(const cc_sub_t *sub);
 /* Whether the filter reads this top-level field (live queries). */
 bool cc_sub_reads_field(const cc_sub_t *sub, const char *path);
 

@@ -8,23 +8,31 @@
 
 #include <string.h>
 
-static void add_field(cc_sub_t *sub, const char *path)
+static bool reads_field(const cc_live_t *live, const char *path)
 {
     size_t len = strcspn(path, ".");
-    for (size_t i = 0; i < sub->filter_field_count; i++) {
-        if (strlen(sub->filter_fields[i]) == len &&
-            strncmp(sub->filter_fields[i], path, len) == 0) {
-            return;
+    for (size_t i = 0; i < live->filter_field_count; i++) {
+        if (strlen(live->filter_fields[i]) == len &&
+            strncmp(live->filter_fields[i], path, len) == 0) {
+            return true;
         }
     }
-    sub->filter_fields = bson_realloc(sub->filter_fields,
-                                      (sub->filter_field_count + 1) * sizeof *sub->filter_fields);
-    sub->filter_fields[sub->filter_field_count++] = bson_strndup(path, len);
+    return false;
+}
+
+static void add_field(cc_live_t *live, const char *path)
+{
+    if (reads_field(live, path)) {
+        return;
+    }
+    live->filter_fields = bson_realloc(live->filter_fields, (live->filter_field_count + 1) *
+                                                                sizeof *live->filter_fields);
+    live->filter_fields[live->filter_field_count++] = bson_strndup(path, strcspn(path, "."));
 }
 
 /* The top-level fields a query reads: its keys, and those of the clauses
  * of $and, $or and $nor. */
-static void collect_fields(cc_sub_t *sub, const bson_t *query)
+static void collect_fields(cc_live_t *live, const bson_t *query)
 {
     bson_iter_t iter;
     if (!bson_iter_init(&iter, query)) {
@@ -33,7 +41,7 @@ static void collect_fields(cc_sub_t *sub, const bson_t *query)
     while (bson_iter_next(&iter)) {
         const char *key = bson_iter_key(&iter);
         if (key[0] != '$') {
-            add_field(sub, key);
+            add_field(live, key);
             continue;
         }
         bson_iter_t clauses;
@@ -49,7 +57,7 @@ static void collect_fields(cc_sub_t *sub, const bson_t *query)
             }
             bson_iter_document(&clauses, &len, &data);
             if (bson_init_static(&clause, data, len)) {
-                collect_fields(sub, &clause);
+                collect_fields(live, &clause);
             }
         }
     }
@@ -59,8 +67,9 @@ bool cc_sub_prepare_live_query(const cc_push_options_t *options, cc_sub_t *sub, 
                                bson_error_t *error)
 {
     *code = "bad_request";
+    bool sort_or_limit = sub->live && (sub->live->sort || sub->live->limit);
     if (!sub->want_snapshot && sub->format == CC_FORMAT_CHANGES) {
-        if (sub->sort || sub->limit) {
+        if (sort_or_limit) {
             bson_set_error(error, 0, 0, "sort and limit apply to a snapshot only (snapshot=1)");
             return false;
         }
@@ -77,11 +86,11 @@ bool cc_sub_prepare_live_query(const cc_push_options_t *options, cc_sub_t *sub, 
                        "ops does not apply to a live query: it gets whatever changes its view");
         return false;
     }
-    if ((sub->sort || sub->limit) && !sub->want_snapshot) {
+    if (sort_or_limit && !sub->want_snapshot) {
         bson_set_error(error, 0, 0, "sort and limit apply to a snapshot only (snapshot=1)");
         return false;
     }
-    if (sub->limit < 0 || sub->limit > options->snapshot_max_docs) {
+    if (sub->live && sub->live->limit > options->snapshot_max_docs) {
         bson_set_error(error, 0, 0, "limit must be 1 to %lld (push.snapshot_max_docs)",
                        (long long)options->snapshot_max_docs);
         return false;
@@ -94,24 +103,29 @@ bool cc_sub_prepare_live_query(const cc_push_options_t *options, cc_sub_t *sub, 
                        "required)");
         return false;
     }
-    sub->live_query = true;
+    cc_live_t *live = cc_sub_live(sub);
     if (sub->query) {
-        collect_fields(sub, sub->query);
+        collect_fields(live, sub->query);
     }
     if (sub->format == CC_FORMAT_DOCS) {
-        sub->pending = cc_pending_new();
+        live->pending = cc_pending_new();
     }
     return true;
 }
 
+size_t cc_sub_states_waiting(const cc_sub_t *sub)
+{
+    return sub->live && sub->live->pending ? cc_pending_count(sub->live->pending) : 0;
+}
+
+char *cc_sub_rows_json(const cc_sub_t *sub)
+{
+    return sub->live && sub->live->view_query
+               ? bson_as_canonical_extended_json(sub->live->view_query, NULL)
+               : NULL;
+}
+
 bool cc_sub_reads_field(const cc_sub_t *sub, const char *path)
 {
-    size_t len = strcspn(path, ".");
-    for (size_t i = 0; i < sub->filter_field_count; i++) {
-        if (strlen(sub->filter_fields[i]) == len &&
-            strncmp(sub->filter_fields[i], path, len) == 0) {
-            return true;
-        }
-    }
-    return false;
+    return sub->live && reads_field(sub->live, path);
 }

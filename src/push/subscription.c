@@ -31,20 +31,24 @@ void cc_sub_free(cc_sub_t *sub)
         cc_filter_destroy(sub->filter);
     }
     bson_destroy(sub->query);
-    bson_destroy(sub->view_query);
-    bson_destroy(sub->sort);
-    for (size_t i = 0; i < sub->filter_field_count; i++) {
-        bson_free(sub->filter_fields[i]);
+    cc_live_t *live = sub->live;
+    if (live) {
+        bson_destroy(live->sort);
+        bson_destroy(live->view_query);
+        for (size_t i = 0; i < live->filter_field_count; i++) {
+            bson_free(live->filter_fields[i]);
+        }
+        bson_free(live->filter_fields);
+        cc_pending_free(live->pending);
+        bson_free(live->snapshot_position);
+        bson_free(live);
     }
-    bson_free(sub->filter_fields);
-    cc_pending_free(sub->pending);
     for (size_t i = 0; i < sub->txn_count; i++) {
         cc_buf_unref(sub->txn_parts[i]);
     }
     bson_free(sub->txn_parts);
     cc_buf_unref(sub->head);
     cc_mark_clear(&sub->position);
-    bson_free(sub->snapshot_position);
     bson_free(sub);
 }
 
@@ -154,7 +158,7 @@ bool cc_sub_set_ops(cc_sub_t *sub, const char *comma_separated, bson_error_t *er
         ok = false;
     }
     if (ok) {
-        sub->ops = ops;
+        sub->ops = (uint16_t)ops; /* CC_OP_ALL fits */
         sub->ops_given = true;
     }
     return ok;
@@ -217,11 +221,26 @@ bool cc_sub_set_format(cc_sub_t *sub, const char *format, bson_error_t *error)
     return true;
 }
 
+cc_live_t *cc_sub_live(cc_sub_t *sub)
+{
+    if (!sub->live) {
+        sub->live = bson_malloc0(sizeof *sub->live);
+    }
+    return sub->live;
+}
+
+void cc_sub_set_sort(cc_sub_t *sub, const bson_t *sort)
+{
+    cc_live_t *live = cc_sub_live(sub);
+    bson_destroy(live->sort);
+    live->sort = bson_copy(sort);
+}
+
 bool cc_sub_set_sort_json(cc_sub_t *sub, const char *json, bson_error_t *error)
 {
     bson_t sort;
     bson_error_t detail;
-    if (sub->sort) {
+    if (sub->live && sub->live->sort) {
         bson_set_error(error, 0, 0, "sort given twice");
         return false;
     }
@@ -229,8 +248,18 @@ bool cc_sub_set_sort_json(cc_sub_t *sub, const char *json, bson_error_t *error)
         bson_set_error(error, 0, 0, "sort is not a JSON object: %s", detail.message);
         return false;
     }
-    sub->sort = bson_copy(&sort);
+    cc_sub_set_sort(sub, &sort);
     bson_destroy(&sort);
+    return true;
+}
+
+bool cc_sub_set_limit(cc_sub_t *sub, int64_t limit, bson_error_t *error)
+{
+    if (limit <= 0) {
+        bson_set_error(error, 0, 0, "limit must be a positive integer");
+        return false;
+    }
+    cc_sub_live(sub)->limit = limit;
     return true;
 }
 

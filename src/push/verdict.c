@@ -150,11 +150,11 @@ bool cc_verdict_sub(cc_metrics_t *metrics, const cc_grant_t *grant, cc_sub_t *su
         /* Raw filters run on the projected event anyway; this says plainly
          * why a filter on a hidden field could never match. */
         const cc_scope_t *scope = cc_grant_scope(grant, ns->db, ns->coll);
-        if (sub->query && !cc_scope_check_filter(scope, sub->query, !sub->live_query, error)) {
+        if (sub->query && !cc_scope_check_filter(scope, sub->query, !sub->live, error)) {
             return refuse(metrics, CC_REFUSAL_FIELD_NOT_GRANTED, refusal);
         }
         bson_iter_t key;
-        if (sub->sort && bson_iter_init(&key, sub->sort)) {
+        if (sub->live && sub->live->sort && bson_iter_init(&key, sub->live->sort)) {
             while (bson_iter_next(&key)) {
                 if (!cc_scope_shows_path(scope, bson_iter_key(&key))) {
                     bson_set_error(error, 0, 0, "sort: the token does not show %s",
@@ -167,10 +167,14 @@ bool cc_verdict_sub(cc_metrics_t *metrics, const cc_grant_t *grant, cc_sub_t *su
     if (sub->namespace_count == 1 && sub->namespaces[0].coll) {
         sub->scope = cc_grant_scope(grant, sub->namespaces[0].db, sub->namespaces[0].coll);
     }
-    bson_destroy(sub->view_query);
-    sub->view_query = NULL;
-    sub->row_filtered = false;
-    if (sub->live_query && cc_scope_row_filter(sub->scope)) {
+    cc_live_t *live = sub->live;
+    if (!live) {
+        return true;
+    }
+    bson_destroy(live->view_query);
+    live->view_query = NULL;
+    live->row_filtered = false;
+    if (cc_scope_row_filter(sub->scope)) {
         /* A live query's filter runs on whole documents: the claim's rows
          * are part of it, so no clause of the subscriber's can reach past. */
         bson_t combined;
@@ -186,10 +190,9 @@ bool cc_verdict_sub(cc_metrics_t *metrics, const cc_grant_t *grant, cc_sub_t *su
             cc_filter_destroy(sub->filter);
         }
         sub->filter = filter;
-        bson_destroy(sub->view_query);
-        sub->view_query = bson_copy(&combined);
+        live->view_query = bson_copy(&combined);
         bson_destroy(&combined);
-        sub->row_filtered = true;
+        live->row_filtered = true;
     }
     return true;
 }

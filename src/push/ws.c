@@ -127,7 +127,7 @@ static bool set_ops(cc_sub_t *sub, bson_iter_t *iter, bson_error_t *error)
         bson_set_error(error, 0, 0, "ops: empty list");
         return false;
     }
-    sub->ops = ops;
+    sub->ops = (uint16_t)ops;
     return true;
 }
 
@@ -163,14 +163,12 @@ static bool set_live_query(cc_port_t *port, cc_sub_t *sub, const bson_t *message
         }
         bson_iter_document(&iter, &len, &data);
         bson_init_static(&sort, data, len);
-        sub->sort = bson_copy(&sort);
+        cc_sub_set_sort(sub, &sort);
     }
-    if (bson_iter_init_find(&iter, message, "limit")) {
-        if (!BSON_ITER_HOLDS_NUMBER(&iter) || bson_iter_as_int64(&iter) <= 0) {
-            bson_set_error(error, 0, 0, "limit must be a positive integer");
-            return false;
-        }
-        sub->limit = bson_iter_as_int64(&iter);
+    if (bson_iter_init_find(&iter, message, "limit") &&
+        !cc_sub_set_limit(sub, BSON_ITER_HOLDS_NUMBER(&iter) ? bson_iter_as_int64(&iter) : 0,
+                          error)) {
+        return false;
     }
     return cc_sub_prepare_live_query(&port->options, sub, code, error);
 }
@@ -341,21 +339,19 @@ static void authenticate(cc_port_t *port, cc_conn_t *conn, const bson_t *message
                        "again");
             continue;
         }
-        if (sub->pending && cc_pending_count(sub->pending)) {
+        if (cc_sub_states_waiting(sub)) {
             /* States projected for the old token: start over under the new. */
             cc_emit_reset(sub, "token_changed",
                           "the token changed: subscribe again with a snapshot");
         }
         cc_refusal_t refusal;
-        char *rows_before =
-            sub->view_query ? bson_as_canonical_extended_json(sub->view_query, NULL) : NULL;
+        char *rows_before = cc_sub_rows_json(sub);
         if (!cc_verdict_sub(&port->metrics, grant, sub, &refusal, &error)) {
             refuse_sub(port, sub, cc_refusal_name(refusal), error.message);
-        } else if (sub->live_query) {
+        } else if (sub->live) {
             /* A live query's rows were fixed by its snapshot: a token with
              * other rows needs a new snapshot. */
-            char *rows_after =
-                sub->view_query ? bson_as_canonical_extended_json(sub->view_query, NULL) : NULL;
+            char *rows_after = cc_sub_rows_json(sub);
             if ((rows_before == NULL) != (rows_after == NULL) ||
                 (rows_before && strcmp(rows_before, rows_after) != 0)) {
                 cc_refusal_count(&port->metrics, CC_REFUSAL_NOT_GRANTED);
