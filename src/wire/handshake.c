@@ -135,6 +135,12 @@ bool cc_handshake_answerable(const bson_t *command)
            !bson_iter_init_find(&iter, command, "speculativeAuthenticate");
 }
 
+bool cc_handshake_is_auth(const char *command_name)
+{
+    return strcmp(command_name, "saslStart") == 0 || strcmp(command_name, "saslContinue") == 0 ||
+           strcmp(command_name, "authenticate") == 0;
+}
+
 /* What a router reply says of the deployment rather than of one request. */
 static const char *const deployment_fields[] = {
     "maxBsonObjectSize", "maxMessageSizeBytes", "maxWriteBatchSize", "logicalSessionTimeoutMinutes",

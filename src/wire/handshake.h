@@ -34,6 +34,9 @@ bool cc_handshake_from_primary(const bson_t *reply);
  * speculativeAuthenticate, whose answers belong to MongoDB). */
 bool cc_handshake_answerable(const bson_t *command);
 
+/* A command that authenticates the connection it is sent on. */
+bool cc_handshake_is_auth(const char *command_name);
+
 /* That answer: the router reply of `known` (the last successful upstream
  * reply) with what belongs to this request and this connection: the role
  * field the command's spelling asks for (isWritablePrimary for hello,

@@ -19,8 +19,8 @@
 #include <openssl/err.h>
 #include <string.h>
 
-static const char *state_names[] = {"awaiting_client", "waiting_primary", "connecting", "proxying",
-                                    "closed"};
+static const char *state_names[] = {"awaiting_client", "waiting_primary", "connecting",
+                                    "proxying",        "released",        "closed"};
 
 /* An evbuffer high-water mark above which the reading side pauses, so a
  * slow reader never makes the proxy buffer without bound. */
@@ -247,6 +247,7 @@ static void forward_hello_msg(cc_session_t *session, const cc_frame_header_t *he
         cc_session_close(session, "frame_rejected", "hello body is not a BSON document");
         return;
     }
+    session->authenticates |= !cc_handshake_answerable(&command);
     cc_handshake_rewrite_request(&command, !session->handshake_seen, &rewritten, &load_balanced);
     uint8_t *out = cc_msg_replace_body(frame, (size_t)header->length, &msg, &rewritten, &len);
     bson_destroy(&rewritten);
@@ -278,6 +279,7 @@ static bool forward_hello_query(cc_session_t *session, const cc_frame_header_t *
         !cc_handshake_is_hello(bson_iter_key(&iter))) {
         return false;
     }
+    session->authenticates |= !cc_handshake_answerable(&command);
     cc_handshake_rewrite_request(&command, !session->handshake_seen, &rewritten, &load_balanced);
     cc_handshake_rewrap_query(&query_doc, wrapper_key, &rewritten, &wrapped);
     uint8_t *out = cc_query_build(header, &query, &wrapped, &len);
@@ -304,6 +306,7 @@ static void forward_client_frame(cc_session_t *session, const cc_frame_header_t 
         /* moreToCome from a client: fire-and-forget, no reply will come. */
         expects_reply = !(cc_msg_flags(prefix) & CC_MSG_MORE_TO_COME);
         cc_peek_result_t peek = cc_msg_peek_command(prefix, prefix_len, name, sizeof name);
+        bool named = peek == CC_PEEK_NAME;
         if (peek == CC_PEEK_NEED_FRAME) {
             cc_op_msg_t msg;
             bson_error_t error;
@@ -314,12 +317,14 @@ static void forward_client_frame(cc_session_t *session, const cc_frame_header_t 
             }
             bson_t body;
             bson_iter_t iter;
-            is_hello = bson_init_static(&body, msg.body, msg.body_len) &&
-                       bson_iter_init(&iter, &body) && bson_iter_next(&iter) &&
-                       cc_handshake_is_hello(bson_iter_key(&iter));
-        } else {
-            is_hello = peek == CC_PEEK_NAME && cc_handshake_is_hello(name);
+            if (bson_init_static(&body, msg.body, msg.body_len) && bson_iter_init(&iter, &body) &&
+                bson_iter_next(&iter)) {
+                bson_strncpy(name, bson_iter_key(&iter), sizeof name);
+                named = true;
+            }
         }
+        is_hello = named && cc_handshake_is_hello(name);
+        session->authenticates |= named && cc_handshake_is_auth(name);
         if (is_hello) {
             forward_hello_msg(session, header, evbuffer_pullup(input, (ev_ssize_t)len));
         } else if (peek == CC_PEEK_NAME && expects_reply) {
@@ -400,6 +405,13 @@ void cc_session_process_client(cc_session_t *session)
     case CC_SESSION_AWAITING_CLIENT:
         if (first_message_arrived(session)) {
             session->wire->up.connect(session);
+        }
+        return;
+    case CC_SESSION_RELEASED:
+        if (first_message_arrived(session)) {
+            session->wire->up.connect(session);
+        } else if (session->state == CC_SESSION_RELEASED) {
+            watch_partial_message(session);
         }
         return;
     case CC_SESSION_WAITING_PRIMARY:
@@ -662,6 +674,9 @@ static void on_upstream_event(struct bufferevent *bev, short events, void *arg)
     if (session->state == CC_SESSION_CLOSED) {
         return;
     }
+    if (cc_session_release_upstream(session, "upstream_lost")) {
+        return;
+    }
     cc_reader_stop(&session->upstream_reader);
     cc_session_drop_upstream(session);
     if (evbuffer_get_length(bufferevent_get_output(session->client)) == 0) {
@@ -670,6 +685,24 @@ static void on_upstream_event(struct bufferevent *bev, short events, void *arg)
         session->close_when_flushed = true;
         cc_reader_pause(&session->client_reader);
     }
+}
+
+bool cc_session_release_upstream(cc_session_t *session, const char *reason)
+{
+    /* Anything owed or unsent belongs to that connection: a reply, an
+     * exhaust stream, a hello's rewrite, a fire-and-forget message. */
+    if (session->state != CC_SESSION_PROXYING || session->authenticates ||
+        session->replies_owed > 0 || session->pending_hellos || session->close_when_flushed ||
+        evbuffer_get_length(bufferevent_get_output(session->upstream)) > 0) {
+        return false;
+    }
+    cc_reader_reset(&session->upstream_reader);
+    cc_session_drop_upstream(session);
+    session->pending_writes = 0;
+    session->state = CC_SESSION_RELEASED;
+    cc_info("conn=%llu event=upstream_released reason=%s", (unsigned long long)session->id, reason);
+    cc_session_process_client(session); /* a whole message may be waiting */
+    return true;
 }
 
 bool cc_session_start_upstream(cc_session_t *session, struct bufferevent *upstream)

@@ -84,10 +84,14 @@ static void on_primary_changed(evutil_socket_t fd, short what, void *arg)
             if (known && !wire->draining) {
                 cc_upstream_connect(session);
             }
-        } else if (session->state != CC_SESSION_AWAITING_CLIENT && session->epoch < epoch) {
+        } else if (session->state != CC_SESSION_AWAITING_CLIENT &&
+                   session->state != CC_SESSION_RELEASED && session->epoch < epoch &&
+                   !cc_session_release_upstream(session, "primary_changed")) {
             /* Drivers ignore ismaster:false from a router and keep writing,
-             * so connections to a former primary must be cut; drivers then
-             * retry on a fresh connection, which goes to the new one. */
+             * so connections to a former primary must not carry their next
+             * request there: one between requests lets its upstream go;
+             * one with a request in flight is cut, and drivers retry on a
+             * fresh connection, which goes to the new primary. */
             cc_session_close(session, "primary_changed", NULL);
         }
     }

@@ -24,6 +24,9 @@ typedef enum cc_session_state {
     CC_SESSION_WAITING_PRIMARY, /* no primary known yet: client input waits */
     CC_SESSION_CONNECTING,      /* upstream connect / TLS handshake under way */
     CC_SESSION_PROXYING,
+    /* Between requests, its upstream connection lost or belonging to a
+     * former primary: the next whole message opens another. */
+    CC_SESSION_RELEASED,
     CC_SESSION_CLOSED, /* freed once the current callback has returned */
 } cc_session_state_t;
 
@@ -65,6 +68,9 @@ typedef struct cc_session {
     bool pending_hello_load_balanced[CC_PENDING_HELLOS];
     size_t pending_hellos;
     bool handshake_seen;
+    /* It authenticated (or began to) on its upstream connection, which
+     * another connection could not stand in for. */
+    bool authenticates;
     int32_t pending_write_ids[CC_PENDING_WRITES]; /* writes whose replies go to the clock */
     size_t pending_writes;
     int64_t replies_owed; /* requests forwarded that still expect a reply */
@@ -139,6 +145,11 @@ void cc_session_stop_waiting(cc_session_t *session);
 void cc_waiting_serve(cc_session_t *session);
 void cc_session_process_client(cc_session_t *session);
 bool cc_session_idle(const cc_session_t *session);
+/* Its upstream connection was lost, or belongs to a former primary: a
+ * session between requests that never authenticated lets it go and stays
+ * open (RELEASED), as a mongos keeps its clients' connections when a shard
+ * goes. False: the session must be closed instead. */
+bool cc_session_release_upstream(cc_session_t *session, const char *reason);
 /* Hands the session its (connecting) upstream bufferevent; false when the
  * session had to be closed. */
 bool cc_session_start_upstream(cc_session_t *session, struct bufferevent *upstream);

@@ -16,6 +16,7 @@ const { promisify } = require('node:util');
 const { MongoClient } = require('mongodb');
 const { startStandin, startChangecast } = require('./support');
 const { Relay } = require('../lib/relay');
+const { RawClient } = require('../lib/rawwire');
 const { sleep } = require('./push-support');
 
 const OUTAGE_MS = 3000;
@@ -84,6 +85,54 @@ test('two cuts of the upstream link: drivers wait them out, retryable writes suc
   } finally {
     await client.close().catch(() => {});
     await direct.close().catch(() => {});
+    await changecast.stop();
+    await relay.close();
+    await standin.stop();
+  }
+});
+
+// changecast's session number for a raw client, from its accept line.
+async function sessionOf(changecast, client) {
+  const match = await changecast.waitFor(new RegExp(`conn=(\\d+) event=accepted peer=127\\.0\\.0\\.1:${client.socket.localPort} `));
+  return match[1];
+}
+
+test('a connection between requests outlives a cut of the upstream link, as with a mongos; one that authenticated on its upstream connection is closed', async () => {
+  const standin = await startStandin();
+  const relay = new Relay(standin.port);
+  await relay.start();
+  const changecast = await startChangecast(standin.port, [], {
+    upstreamUri: `mongodb://127.0.0.1:${relay.port}/?directConnection=true`,
+  });
+  const idle = await RawClient.connect(changecast.port);
+  const authenticated = await RawClient.connect(changecast.port);
+  try {
+    assert.equal((await idle.command({ hello: 1, $db: 'admin' })).doc.isWritablePrimary, true);
+    assert.equal((await idle.command({ ping: 1, $db: 'admin' })).doc.ok, 1);
+    // Whatever the stand-in answers, the connection asked to authenticate.
+    await authenticated.command({ saslStart: 1, mechanism: 'SCRAM-SHA-256', payload: Buffer.from('n,,n=u,r=abc'), $db: 'admin' });
+    const idleId = await sessionOf(changecast, idle);
+    const authenticatedId = await sessionOf(changecast, authenticated);
+
+    relay.cut();
+    await changecast.waitFor(new RegExp(`conn=${idleId} event=upstream_released reason=upstream_lost`), 15000);
+    await changecast.waitFor(new RegExp(`conn=${authenticatedId} event=closed reason=upstream_closed`), 15000);
+    await changecast.waitFor(/event=primary_unknown/, 15000);
+    // Its monitor's next hello is answered at once, from the last known reply.
+    const hello = await idle.command({ hello: 1, $db: 'admin' }, { timeoutMs: 1500 });
+    assert.equal(hello.doc.isWritablePrimary, true);
+
+    relay.restore();
+    await changecast.waitFor(/event=primary_unknown[^]*event=primary_known/, 15000);
+    const ping = await idle.command({ ping: 1, $db: 'admin' });
+    assert.equal(ping.doc.ok, 1);
+    assert.equal(idle.closed, false);
+    assert.equal(authenticated.closed, true);
+    assert.doesNotMatch(changecast.output, new RegExp(`conn=${idleId} event=closed`));
+    assert.match(changecast.output, new RegExp(`conn=${idleId} event=upstream_released[^]*conn=${idleId} event=upstream_connected`));
+  } finally {
+    idle.close();
+    authenticated.close();
     await changecast.stop();
     await relay.close();
     await standin.stop();
