@@ -78,15 +78,20 @@ cc_origin_t cc_access_origin(const cc_port_t *port, struct lws *wsi, char *origi
     if (is_own_origin(port, wsi, origin)) {
         return CC_ORIGIN_SAME;
     }
+    return cc_access_origin_listed(port, origin) ? CC_ORIGIN_ALLOWED : CC_ORIGIN_REFUSED;
+}
+
+bool cc_access_origin_listed(const cc_port_t *port, const char *origin)
+{
     if (port->any_origin) {
-        return CC_ORIGIN_ALLOWED;
+        return true;
     }
     for (size_t i = 0; i < port->origin_count; i++) {
         if (strcmp(port->origins[i], origin) == 0) {
-            return CC_ORIGIN_ALLOWED;
+            return true;
         }
     }
-    return CC_ORIGIN_REFUSED;
+    return false;
 }
 
 /* ---- tokens ---- */

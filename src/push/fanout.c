@@ -95,7 +95,7 @@ static void set_state(cc_fanout_t *fanout, cc_sub_t *sub, cc_sub_state_t state)
     }
     cc_debug("push_conn=%llu event=subscription_state from=%s to=%s",
              (unsigned long long)sub->conn->id, state_names[sub->state], state_names[state]);
-    sub->state = state;
+    sub->state = (uint8_t)state;
 }
 
 static bool queue_full(const cc_sub_t *sub)

@@ -49,6 +49,8 @@ typedef struct cc_port {
 bool cc_access_init(cc_port_t *port, bson_error_t *error);
 void cc_access_cleanup(cc_port_t *port);
 cc_origin_t cc_access_origin(const cc_port_t *port, struct lws *wsi, char *origin, size_t size);
+/* Whether push.allowed_origins lets this origin read answers (CORS). */
+bool cc_access_origin_listed(const cc_port_t *port, const char *origin);
 /* The request's token (Bearer header, access_token, cookie); false: none. */
 bool cc_access_token(const cc_port_t *port, struct lws *wsi, char *out, size_t size);
 /* Verifies (counting a refusal); the caller owns the grant. */

@@ -11,6 +11,7 @@
  * comments, WebSocket pings, idle checks), watermarks, and a one-second
  * tick for token expiry and stalled sockets. Calls everything below. */
 #include "encode.h"
+#include "gate.h"
 #include "port.h"
 
 #include "changecast/hostport.h"
@@ -29,6 +30,7 @@ struct cc_push {
     char *strings[7];
     struct lws_context *context;
     struct lws_vhost *vhost;
+    cc_gate_t *gate; /* request heads read ahead of lws; NULL with TLS */
     struct ev_loop *loop;
     ev_async wake;
     ev_prepare before_poll;
@@ -276,18 +278,28 @@ static void give_back_memory(struct cc_push *push)
 
 static void on_tick(struct ev_loop *loop, ev_timer *timer, int revents)
 {
-    (void)loop;
     (void)revents;
     struct cc_push *push = push_of_watcher(timer->data);
     cc_access_expire(&push->port);
     cc_conns_sweep(&push->port.conns, bson_get_monotonic_time());
     cc_fanout_settle_late_writes(&push->port.fanout);
+    if (push->gate) {
+        cc_gate_sweep(push->gate, ev_now(loop));
+    }
     give_back_memory(push);
 }
 
 static int on_tls(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                   size_t len)
 {
+    if (reason == LWS_CALLBACK_FILTER_NETWORK_CONNECTION) {
+        struct cc_push *push = lws_context_user(lws_get_context(wsi));
+        if (!push->gate) {
+            return 0;
+        }
+        cc_gate_take(push->gate, (int)(intptr_t)in);
+        return 1; /* lws closes its descriptor; the gate has its own */
+    }
     if (reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS) {
         struct cc_push *push = lws_context_user(lws_get_context(wsi));
         /* The push port's SSL_CTX, kept for SIGHUP; TLS 1.2 at least. */
@@ -411,7 +423,10 @@ static bool create_context(struct cc_push *push)
     if (inet_pton(AF_INET, hp.host, &ipv4) == 1) {
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     }
-    info.max_http_header_data = 8192;
+    /* Headroom above what the gate lets through (CC_HEAD_MAX_BYTES of
+     * raw head), so that lws never cuts a head the gate passed; the table
+     * lives only until a request's headers are read. */
+    info.max_http_header_data = CC_HEAD_MAX_BYTES + 2048;
     if (*port->options.tls_cert_file) {
         port->tls = true;
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
@@ -437,6 +452,9 @@ static bool create_context(struct cc_push *push)
     if (!cc_hangup_init(port, push->vhost)) {
         return fail_start(push, "push: cannot watch for client hangups");
     }
+    if (!port->tls) {
+        push->gate = cc_gate_new(port, push->loop, push->vhost);
+    }
     snprintf(push->address, sizeof push->address, "%s:%d", hp.host,
              lws_get_vhost_listen_port(push->vhost));
     return true;
@@ -456,6 +474,7 @@ static void *push_thread(void *arg)
     drain(push);
     ev_run(push->loop, 0);
     cc_channel_on_post(push->port.fanout.channel, NULL, NULL);
+    cc_gate_free(push->gate);
     lws_context_destroy(push->context);
     cc_hangup_close(&push->port);
     ev_loop_destroy(push->loop);

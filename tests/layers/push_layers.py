@@ -13,12 +13,12 @@ import subprocess
 import sys
 
 LAYERS = [
-    ("pure", "assets buf encode render subscription sub_live pending position verdict sse_request"),
+    ("pure", "assets buf encode render subscription sub_live pending position verdict sse_request head"),
     ("queue", "conn"),
     ("rules", "emit deliver livequery"),
     ("ordering", "txn fanout"),
     ("transports", "access hangup reply http sse ws"),
-    ("server", "server"),
+    ("server", "gate server"),
 ]
 LAYER_OF = {name: i for i, (_, names) in enumerate(LAYERS) for name in names.split()}
 
