@@ -163,6 +163,7 @@ class Server {
     const name = Object.keys(cmd)[0];
     const db = cmd.$db;
     const req = { ctx: this, conn, db, name, cmd, exhaust, lsid: cmd.lsid, target: null, txn: null, txnContext: null, readAt: null, retry: null };
+    if (cmd.lsid) this.sessions.touch(cmd.lsid, conn.user);
     // An aggregate that opens a change stream (a getMore of one is marked
     // by its handler, once it has found the cursor).
     req.changeStream = name === 'aggregate' && Array.isArray(cmd.pipeline) && !!cmd.pipeline[0] &&

@@ -89,9 +89,30 @@ function reorderLike(out, input) {
 
 const NEW_ROOT_STAGES = new Set(['$replaceRoot', '$replaceWith']);
 
+// mingo's $project ignores an expression for _id ({$project: {_id:
+// "$customer"}} keeps the old _id); mongod computes it. Such a stage becomes
+// one that computes it under another name, then puts it first as _id.
+const COMPUTED_ID = '__standin_computed_id';
+
+function isProjectionFlag(v) {
+  return v === 0 || v === 1 || v === true || v === false;
+}
+
+function rewriteStage(stage) {
+  const spec = isPlainObject(stage) && stage.$project;
+  if (!isPlainObject(spec) || !('_id' in spec) || isProjectionFlag(spec._id)) return [stage];
+  const { _id, ...rest } = spec;
+  return [
+    { $project: { ...rest, _id: 0, [COMPUTED_ID]: _id } },
+    { $replaceWith: { $mergeObjects: [{ _id: `$${COMPUTED_ID}` }, '$$ROOT'] } },
+    { $unset: COMPUTED_ID },
+  ];
+}
+
 function aggregate(docs, pipeline, resolver) {
   const copies = (name) => resolver(name).map(clone);
-  const out = wrapMingo(() => mingo.aggregate(docs.map(clone), clone(pipeline), { collectionResolver: copies }));
+  const stages = clone(pipeline).flatMap(rewriteStage);
+  const out = wrapMingo(() => mingo.aggregate(docs.map(clone), stages, { collectionResolver: copies }));
   // Stages keep `_id` first in mongod ($project, $addFields, $group); mingo
   // may move it last. Not after a stage that makes a new root document.
   if (pipeline.some((st) => NEW_ROOT_STAGES.has(Object.keys(st)[0]))) return out;

@@ -195,6 +195,8 @@ class Store {
   constructor({ clock, historyLimit = 100000 } = {}) {
     this.clock = clock;
     this.databases = new Map(); // db -> Map(name -> Collection)
+    // Views, per database: {uuid of its system.views, views: Map(name -> {viewOn, pipeline})}
+    this.viewCatalogs = new Map();
     // Document versions for snapshot reads: entries {ts, db, coll, key, before}
     // in write order; the oldest are evicted past historyLimit.
     this.history = [];
@@ -209,7 +211,36 @@ class Store {
   }
 
   listDatabases() {
-    return [...this.databases.keys()];
+    return [...new Set([...this.databases.keys(), ...this.viewCatalogs.keys()])];
+  }
+
+  getView(db, name) {
+    const catalog = this.viewCatalogs.get(db);
+    return (catalog && catalog.views.get(name)) || null;
+  }
+
+  // The database's views and the UUID of the system.views collection that
+  // holds them in MongoDB (listCollections shows it); null: none.
+  viewCatalog(db) {
+    return this.viewCatalogs.get(db) || null;
+  }
+
+  createView(db, name, viewOn, pipeline) {
+    let catalog = this.viewCatalogs.get(db);
+    if (!catalog) {
+      catalog = { uuid: newUuid(), views: new Map() };
+      this.viewCatalogs.set(db, catalog);
+    }
+    catalog.views.set(name, { viewOn, pipeline });
+  }
+
+  dropView(db, name) {
+    const catalog = this.viewCatalogs.get(db);
+    if (catalog) catalog.views.delete(name);
+  }
+
+  dropViews(db) {
+    this.viewCatalogs.delete(db);
   }
 
   listCollections(db) {

@@ -274,3 +274,16 @@ test('projections keep the stored field order with _id first', async (t) => {
   const [agg] = await c.aggregate([{ $project: { e: 1, a: 1 } }]).toArray();
   assert.equal(Object.keys(agg)[0], '_id', 'aggregation keeps _id first (other fields: see README)');
 });
+
+test('$project computes _id from an expression, as mongod does', async (t) => {
+  const { db } = await setup(t);
+  const c = db.collection('projected');
+  await c.insertMany([{ _id: 1, customer: 'ann', total: 5 }, { _id: 2, customer: 'bob', total: 7 }]);
+  assert.deepEqual(await c.aggregate([{ $project: { _id: '$customer', total: 1 } }]).toArray(), [
+    { _id: 'ann', total: 5 }, { _id: 'bob', total: 7 },
+  ]);
+  assert.deepEqual(await c.aggregate([{ $match: { _id: 1 } }, { $project: { _id: { who: '$customer' }, doubled: { $multiply: ['$total', 2] } } }]).toArray(), [
+    { _id: { who: 'ann' }, doubled: 10 },
+  ]);
+  assert.deepEqual(await c.aggregate([{ $match: { _id: 1 } }, { $project: { _id: 0, total: 1 } }]).toArray(), [{ total: 5 }]);
+});

@@ -20,10 +20,16 @@ const INTERNAL_DBS = new Set(['admin', 'config', 'local']);
 
 function eventIdentifier(rec) {
   if (CRUD.has(rec.op)) return { operationType: rec.op, documentKey: rec.documentKey };
-  if (rec.op === 'rename') {
-    return { operationType: 'rename', operationDescription: { to: { db: rec.to.db, coll: rec.to.coll } } };
-  }
+  if (rec.op === 'rename') return { operationType: 'rename', operationDescription: renameDescription(rec) };
   return { operationType: rec.op };
+}
+
+// A rename's operationDescription (MongoDB 6.0+): its target, and the UUID
+// of the collection it replaced when it ran with dropTarget.
+function renameDescription(rec) {
+  const description = { to: { db: rec.to.db, coll: rec.to.coll } };
+  if (rec.dropTarget) description.dropTarget = rec.dropTarget;
+  return description;
 }
 
 function recordUuid(rec) {
@@ -181,7 +187,7 @@ function buildEvent(rec, opts, store) {
   ev.ns = rec.op === 'dropDatabase' ? { db: rec.ns.db } : { db: rec.ns.db, coll: rec.ns.coll };
   if (CRUD.has(rec.op)) ev.documentKey = rec.documentKey;
   if (opts.showExpandedEvents && rec.op === 'rename') {
-    ev.operationDescription = { to: { db: rec.to.db, coll: rec.to.coll } };
+    ev.operationDescription = renameDescription(rec);
   }
   if (rec.op === 'update') {
     ev.updateDescription = copyUpdateDescription(rec.updateDescription, opts.showExpandedEvents, rec);

@@ -9,7 +9,7 @@ const { MongoError } = require('../errors');
 const { clone, isPlainObject } = require('../store');
 const { compile } = require('../query');
 const { buildInfo } = require('../hello');
-const { collName } = require('./write');
+const { collName, refuseView } = require('./write');
 
 // A replica-set member always has these (admin.system.version,
 // config.system.sessions, local.oplog.rs); the stand-in lists them empty.
@@ -45,9 +45,20 @@ function collectionEntry(c) {
   };
 }
 
+// A view's entry, and that of system.views, the collection that holds a
+// database's views in MongoDB (listed once a view was created).
+function viewEntries(catalog) {
+  if (!catalog) return [];
+  const entries = [collectionEntry({ name: 'system.views', options: {}, uuid: catalog.uuid })];
+  for (const [name, view] of catalog.views) {
+    entries.push({ name, type: 'view', options: { viewOn: view.viewOn, pipeline: clone(view.pipeline) }, info: { readOnly: true } });
+  }
+  return entries;
+}
+
 function listCollections(req) {
   const { cmd, ctx, db } = req;
-  let entries = ctx.store.listCollections(db).map(collectionEntry);
+  let entries = [...ctx.store.listCollections(db).map(collectionEntry), ...viewEntries(ctx.store.viewCatalog(db))];
   if (cmd.filter) {
     const q = compile(cmd.filter);
     entries = entries.filter((e) => q.test(e));
@@ -60,17 +71,45 @@ function listCollections(req) {
 const CREATE_OPTIONS = ['capped', 'size', 'max', 'validator', 'validationLevel', 'validationAction', 'changeStreamPreAndPostImages', 'collation', 'storageEngine', 'indexOptionDefaults', 'clusteredIndex', 'expireAfterSeconds', 'timeseries', 'comment'];
 
 function createOptions(cmd) {
-  if (cmd.viewOn !== undefined || cmd.pipeline !== undefined) {
-    throw new MongoError(115, 'CommandNotSupported', 'views are not implemented by the stand-in');
-  }
   const options = {};
   for (const k of CREATE_OPTIONS) if (cmd[k] !== undefined && k !== 'comment') options[k] = clone(cmd[k]);
   return options;
 }
 
+function viewExists(db, name) {
+  return new MongoError(48, 'NamespaceExists', `Namespace ${db}.${name} already exists`);
+}
+
+// create with viewOn (and pipeline): a read-only view (MongoDB 7.0 "Views").
+function createView(req, name) {
+  const { cmd, ctx, db } = req;
+  if (typeof cmd.viewOn !== 'string') {
+    if (cmd.viewOn === undefined) throw new MongoError(2, 'BadValue', "'pipeline' requires 'viewOn' to also be specified");
+    throw new MongoError(14, 'TypeMismatch', "BSON field 'create.viewOn' is the wrong type, expected type 'string'");
+  }
+  const pipeline = cmd.pipeline === undefined ? [] : cmd.pipeline;
+  if (!Array.isArray(pipeline)) {
+    throw new MongoError(14, 'TypeMismatch', "BSON field 'create.pipeline' is the wrong type, expected type 'array'");
+  }
+  pipeline.forEach((stage, i) => {
+    const stageName = isPlainObject(stage) ? Object.keys(stage)[0] : undefined;
+    if (stageName === '$out' || stageName === '$merge' || stageName === '$changeStream') {
+      throw new MongoError(167, 'OptionNotSupportedOnView', stageName === '$changeStream'
+        ? '$changeStream cannot be used in a view definition'
+        : `The aggregation stage ${stageName} in location ${i} of the pipeline cannot be used in the view definition because it writes to disk`);
+    }
+  });
+  if (ctx.store.getCollection(db, name) || ctx.store.getView(db, name)) throw viewExists(db, name);
+  ctx.store.createView(db, name, cmd.viewOn, clone(pipeline));
+  ctx.clock.tick(); // the view's definition is a write to system.views
+  return {};
+}
+
 function create(req) {
   const { cmd, ctx, db } = req;
   const name = collName(cmd, 'create');
+  if (cmd.viewOn !== undefined || cmd.pipeline !== undefined) return createView(req, name);
+  if (ctx.store.getView(db, name)) throw viewExists(db, name);
   const options = createOptions(cmd);
   const existing = ctx.store.getCollection(db, name);
   if (existing) {
@@ -101,6 +140,11 @@ function collMod(req) {
 function drop(req) {
   const { cmd, ctx, db } = req;
   const name = collName(cmd, 'drop');
+  if (ctx.store.getView(db, name)) {
+    ctx.store.dropView(db, name);
+    ctx.clock.tick();
+    return { ns: `${db}.${name}` };
+  }
   const c = ctx.store.getCollection(db, name);
   // 7.0: dropping a collection that does not exist succeeds.
   if (!c) return {};
@@ -116,6 +160,7 @@ function dropDatabase(req) {
   entries.push({ op: 'dropDatabase', ns: { db } });
   const ts = ctx.oplog.append(entries, undefined);
   for (const c of colls) ctx.store.dropCollection(db, c.name, ts);
+  ctx.store.dropViews(db);
   return { dropped: db };
 }
 
@@ -131,15 +176,24 @@ function renameCollection(req) {
   const to = parse(cmd.to, 'target');
   const source = ctx.store.getCollection(from.db, from.coll);
   if (!source) throw new MongoError(26, 'NamespaceNotFound', `Source collection ${cmd.renameCollection} does not exist`);
+  if (ctx.store.getCollection(to.db, to.coll) && !cmd.dropTarget) {
+    throw new MongoError(48, 'NamespaceExists', 'target namespace exists');
+  }
+  renameOver(ctx, from, to);
+  return {};
+}
+
+// Renames `from` to `to`, replacing what `to` held. One oplog entry, as
+// MongoDB writes it: the replaced collection's UUID rides on the rename
+// (dropTarget), and change streams see the rename alone, no drop of the
+// target (SERVER-53478); a stream on either side is invalidated.
+function renameOver(ctx, from, to) {
   const target = ctx.store.getCollection(to.db, to.coll);
-  if (target && !cmd.dropTarget) throw new MongoError(48, 'NamespaceExists', 'target namespace exists');
-  const entries = [];
-  if (target) entries.push({ op: 'drop', ns: to });
-  entries.push({ op: 'rename', ns: from, to });
-  const ts = ctx.oplog.append(entries, undefined);
+  const entry = { op: 'rename', ns: from, to };
+  if (target) entry.dropTarget = target.uuid;
+  const ts = ctx.oplog.append([entry], undefined);
   if (target) ctx.store.dropCollection(to.db, to.coll, ts);
   ctx.store.renameCollection(from.db, from.coll, to.db, to.coll);
-  return {};
 }
 
 function indexName(key) {
@@ -153,6 +207,7 @@ function sameKey(a, b) {
 function createIndexes(req) {
   const { cmd, ctx, db } = req;
   const name = collName(cmd, 'createIndexes');
+  refuseView(ctx, db, name);
   if (!Array.isArray(cmd.indexes) || !cmd.indexes.length) {
     throw new MongoError(2, 'BadValue', 'Must specify at least one index to create');
   }
@@ -338,4 +393,5 @@ module.exports = {
     endSessions, killSessions: noop, refreshSessions: noop,
     getParameter, getCmdLineOpts, getLog, connectionStatus, hostInfo, whatsmyuri, serverStatus,
   },
+  renameOver,
 };

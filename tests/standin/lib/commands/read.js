@@ -7,7 +7,8 @@ const { Long } = require('bson');
 const { MongoError } = require('../errors');
 const { matchDocs, sortDocs, project, aggregate, checkFilter } = require('../query');
 const { valueKey, isPlainObject } = require('../store');
-const { collName } = require('./write');
+const { collName, refuseView } = require('./write');
+const { writingStage, runWritingStage } = require('./stage_writes');
 
 function intOption(cmd, field, { min = 0 } = {}) {
   const v = cmd[field];
@@ -16,6 +17,33 @@ function intOption(cmd, field, { min = 0 } = {}) {
   if (!Number.isFinite(n)) throw new MongoError(14, 'TypeMismatch', `BSON field '${field}' is the wrong type`);
   if (n < min) throw new MongoError(51024, 'Location51024', `BSON field '${field}' value must be >= ${min}, actual value '${n}'`);
   return n;
+}
+
+// A view's documents: its pipeline over what it is defined on (a view on a
+// view resolves down to a collection), computed per read as MongoDB does.
+const MAX_VIEW_DEPTH = 20;
+
+function viewDocs(req, db, name, depth = 0) {
+  const view = req.ctx.store.getView(db, name);
+  if (!view) return null;
+  if (depth >= MAX_VIEW_DEPTH) {
+    throw new MongoError(274, 'ViewDepthLimitExceeded', `View depth too deep or view cycle detected; maximum depth is ${MAX_VIEW_DEPTH}`);
+  }
+  const base = viewDocs(req, db, view.viewOn, depth + 1) || [...req.target.docs(db, view.viewOn)];
+  return aggregate(base, view.pipeline, (other) => sourceDocs(req, db, other));
+}
+
+// What a read names: a collection's documents, or a view's.
+function sourceDocs(req, db, name) {
+  return viewDocs(req, db, name) || [...req.target.docs(db, name)];
+}
+
+// The documents matching `filter` in a collection or a view.
+function matching(req, db, name, filter) {
+  const view = viewDocs(req, db, name);
+  if (!view) return matchDocs(req.target, db, name, filter);
+  if (!filter || !Object.keys(filter).length) return view;
+  return aggregate(view, [{ $match: filter }], (other) => sourceDocs(req, db, other));
 }
 
 function cursorExtra(req) {
@@ -36,7 +64,7 @@ function find(req) {
   }
   limit = limit || 0;
   const batchSize = intOption(cmd, 'batchSize');
-  let docs = matchDocs(req.target, db, name, filter);
+  let docs = matching(req, db, name, filter);
   docs = sortDocs(docs, cmd.sort);
   if (skip) docs = docs.slice(skip);
   if (limit) docs = docs.slice(0, limit);
@@ -51,7 +79,7 @@ function count(req) {
   const { cmd, db } = req;
   const name = collName(cmd, 'count');
   const filter = checkFilter(cmd.query, 'query');
-  let n = matchDocs(req.target, db, name, filter).length;
+  let n = matching(req, db, name, filter).length;
   const skip = intOption(cmd, 'skip') || 0;
   n = Math.max(0, n - skip);
   const limit = Math.abs(cmd.limit || 0);
@@ -84,15 +112,31 @@ function distinct(req) {
     collect(v[parts[0]], parts.slice(1));
   };
   const parts = cmd.key.split('.');
-  for (const doc of matchDocs(req.target, db, name, filter)) collect(doc, parts);
+  for (const doc of matching(req, db, name, filter)) collect(doc, parts);
   return { values: [...seen.values()] };
 }
 
-const UNSUPPORTED_STAGES = new Set(['$out', '$merge', '$collStats', '$indexStats', '$currentOp', '$listSessions', '$listLocalSessions', '$planCacheStats', '$search', '$vectorSearch']);
+const UNSUPPORTED_STAGES = new Set(['$collStats', '$indexStats', '$currentOp', '$listSessions', '$planCacheStats', '$search', '$vectorSearch']);
+
+// The sessions of the server's session cache ($listLocalSessions, MongoDB
+// 7.0 reference): the first stage of {aggregate: 1} on admin.
+function listLocalSessions(req, spec) {
+  if (req.cmd.aggregate !== 1 || req.db !== 'admin') {
+    throw new MongoError(73, 'InvalidNamespace', "$listLocalSessions must be run against the 'admin' database with {aggregate: 1}");
+  }
+  if (!isPlainObject(spec)) {
+    throw new MongoError(14, 'TypeMismatch', `$listLocalSessions options must be specified in an object, but found: ${Array.isArray(spec) ? 'array' : typeof spec}`);
+  }
+  if (spec.users !== undefined && (!Array.isArray(spec.users) ||
+      spec.users.some((u) => !isPlainObject(u) || typeof u.user !== 'string' || typeof u.db !== 'string'))) {
+    throw new MongoError(14, 'TypeMismatch', "BSON field '$listLocalSessions.users' is the wrong type, expected an array of {user, db}");
+  }
+  return req.ctx.sessions.listLocal(spec, req.conn.user);
+}
 
 async function aggregateCommand(req) {
   const { cmd, db, ctx } = req;
-  const pipeline = cmd.pipeline;
+  let pipeline = cmd.pipeline;
   if (!Array.isArray(pipeline)) {
     throw new MongoError(14, 'TypeMismatch', "BSON field 'aggregate.pipeline' is the wrong type, expected type 'array'");
   }
@@ -101,6 +145,7 @@ async function aggregateCommand(req) {
   }
   const first = pipeline[0] && Object.keys(pipeline[0])[0];
   if (first === '$changeStream') {
+    if (typeof cmd.aggregate === 'string') refuseView(ctx, db, cmd.aggregate);
     if (!ctx.changeStreams) {
       throw new MongoError(115, 'CommandNotSupported', 'the stand-in was started without its change-stream module (tests/standin/lib/changestreams.js is missing)');
     }
@@ -108,8 +153,8 @@ async function aggregateCommand(req) {
   }
   for (const stage of pipeline) {
     const stageName = Object.keys(stage)[0];
-    if (stageName === '$changeStream') {
-      throw new MongoError(40602, 'Location40602', '$changeStream is only valid as the first stage in a pipeline');
+    if ((stageName === '$changeStream' || stageName === '$listLocalSessions') && stage !== pipeline[0]) {
+      throw new MongoError(40602, 'Location40602', `${stageName} is only valid as the first stage in a pipeline`);
     }
     if (UNSUPPORTED_STAGES.has(stageName)) {
       throw new MongoError(40324, 'Location40324', `Unrecognized pipeline stage name: '${stageName}' (not implemented by the stand-in)`);
@@ -117,7 +162,11 @@ async function aggregateCommand(req) {
   }
   let source = [];
   let ns;
-  if (cmd.aggregate === 1) {
+  if (first === '$listLocalSessions') {
+    source = listLocalSessions(req, pipeline[0].$listLocalSessions);
+    pipeline = pipeline.slice(1);
+    ns = `${db}.$cmd.aggregate`;
+  } else if (cmd.aggregate === 1) {
     // Collection-less aggregate: only $documents makes sense here.
     if (first !== '$documents') {
       throw new MongoError(73, 'InvalidNamespace', `{aggregate: 1} is not valid for '${first}'; a collection name is required`);
@@ -125,10 +174,16 @@ async function aggregateCommand(req) {
     ns = `${db}.$cmd.aggregate`;
   } else {
     const name = collName(cmd, 'aggregate');
-    source = [...req.target.docs(db, name)];
+    source = sourceDocs(req, db, name);
     ns = `${db}.${name}`;
   }
-  const resolver = (other) => [...req.target.docs(db, other)];
+  const resolver = (other) => sourceDocs(req, db, other);
+  const writer = writingStage(pipeline);
+  if (writer) {
+    const last = pipeline[pipeline.length - 1];
+    runWritingStage(req, writer, last[writer], aggregate(source, pipeline.slice(0, -1), resolver));
+    return ctx.cursors.open({ ns, docs: [], extra: cursorExtra(req), lsid: req.lsid });
+  }
   const docs = aggregate(source, pipeline, resolver);
   const batchSize = cmd.cursor ? cmd.cursor.batchSize : undefined;
   return ctx.cursors.open({ ns, docs, batchSize, extra: cursorExtra(req), lsid: req.lsid });

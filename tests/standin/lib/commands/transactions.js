@@ -10,7 +10,8 @@
 //   with the same lsid+txnNumber returns the saved reply without applying
 //   the write again.
 'use strict';
-const { Long } = require('bson');
+const crypto = require('crypto');
+const { Binary, Long } = require('bson');
 const { MongoError } = require('../errors');
 const { tsCompare } = require('../store');
 
@@ -59,10 +60,40 @@ function noSuchTransaction(msg) {
   return new MongoError(251, 'NoSuchTransaction', msg, { errorLabels: ['TransientTransactionError'] });
 }
 
+// A session's uid in MongoDB's session cache: the SHA-256 of its user's
+// "name@db", of "" without authentication.
+function sessionUid(user) {
+  const name = user ? `${user.user}@${user.db}` : '';
+  return new Binary(crypto.createHash('sha256').update(name).digest(), 0);
+}
+
 class Sessions {
   constructor(ctx) {
     this.ctx = ctx;
     this.map = new Map();
+    this.cache = new Map(); // lsid key -> {id, uid, lastUse}: the logical session cache
+  }
+
+  // Every command that names a session refreshes it in the cache, as mongod's.
+  touch(lsid, user) {
+    let key;
+    try {
+      key = lsidKey(lsid);
+    } catch (_) {
+      return; // the command itself reports a malformed lsid
+    }
+    this.cache.set(key, { id: lsid.id, uid: sessionUid(user), lastUse: new Date() });
+  }
+
+  // $listLocalSessions: {} (the caller's own), {allUsers: true}, or
+  // {users: [{user, db}]}; documents {_id: {id, uid}, lastUse}.
+  listLocal(spec, user) {
+    let uids = null;
+    if (spec.users !== undefined) uids = spec.users.map((u) => sessionUid(u).toString('hex'));
+    else if (!spec.allUsers) uids = [sessionUid(user).toString('hex')];
+    return [...this.cache.values()]
+      .filter((s) => !uids || uids.includes(s.uid.toString('hex')))
+      .map((s) => ({ _id: { id: s.id, uid: s.uid }, lastUse: s.lastUse }));
   }
 
   get(lsid) {
@@ -81,6 +112,7 @@ class Sessions {
       const s = this.map.get(key);
       if (s && s.txn && s.txn.state === 'inProgress') s.txn.state = 'aborted';
       this.map.delete(key);
+      this.cache.delete(key);
     } catch (_) {
       // endSessions ignores malformed ids, as mongod does
     }

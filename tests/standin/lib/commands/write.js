@@ -18,6 +18,20 @@ function collName(cmd, field) {
   return name;
 }
 
+// Views are read-only: a write names a collection.
+function refuseView(ctx, db, name) {
+  if (ctx.store.getView(db, name)) {
+    throw new MongoError(166, 'CommandNotSupportedOnView', `Namespace ${db}.${name} is a view, not a collection`);
+  }
+}
+
+// The collection a write command names.
+function writtenName(req, field) {
+  const name = collName(req.cmd, field);
+  refuseView(req.ctx, req.db, name);
+  return name;
+}
+
 function requireArray(cmd, field, command) {
   const v = cmd[field];
   if (!Array.isArray(v)) {
@@ -68,7 +82,7 @@ function insertOne(req, name, doc) {
 }
 
 function insert(req) {
-  const name = collName(req.cmd, 'insert');
+  const name = writtenName(req, 'insert');
   const docs = requireArray(req.cmd, 'documents', 'insert');
   let n = 0;
   const writeErrors = runStatements(docs, req.cmd.ordered !== false, (doc) => {
@@ -124,7 +138,7 @@ function updateStatement(req, name, stmt, { returnNew = false } = {}) {
 }
 
 function update(req) {
-  const name = collName(req.cmd, 'update');
+  const name = writtenName(req, 'update');
   const stmts = requireArray(req.cmd, 'updates', 'update');
   let n = 0;
   let nModified = 0;
@@ -153,7 +167,7 @@ function deleteStatement(req, name, stmt) {
 }
 
 function del(req) {
-  const name = collName(req.cmd, 'delete');
+  const name = writtenName(req, 'delete');
   const stmts = requireArray(req.cmd, 'deletes', 'delete');
   let n = 0;
   const writeErrors = runStatements(stmts, req.cmd.ordered !== false, (stmt) => {
@@ -165,7 +179,7 @@ function del(req) {
 // findAndModify: {lastErrorObject: {n, updatedExisting[, upserted]}, value}.
 function findAndModify(req) {
   const cmd = req.cmd;
-  const name = collName(cmd, cmd.findAndModify !== undefined ? 'findAndModify' : 'findandmodify');
+  const name = writtenName(req, cmd.findAndModify !== undefined ? 'findAndModify' : 'findandmodify');
   const filter = checkFilter(cmd.query, 'query');
   if (cmd.remove && cmd.update !== undefined) {
     throw new MongoError(9, 'FailedToParse', 'Cannot specify both an update and remove=true');
@@ -197,5 +211,5 @@ function projectOne(doc, fields) {
 
 module.exports = {
   commands: { insert, update, delete: del, findAndModify, findandmodify: findAndModify },
-  collName, prepareInsert,
+  collName, refuseView, prepareInsert, insertOne, updateStatement,
 };
