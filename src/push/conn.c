@@ -143,7 +143,9 @@ void cc_conn_free(cc_conn_t *conn)
     TAILQ_REMOVE(&conns->all, conn, link);
     conns->count[conn->kind]--;
     conns->freed_since_trim++;
-    cc_buf_unref(conn->answer);
+    if (conn->kind != CC_CONN_WS) {
+        cc_buf_unref(conn->answer);
+    }
     bson_free(conn->rx);
     bson_free(conn);
 }

@@ -104,7 +104,10 @@ struct cc_conn {
     const char *peer_ip;
     uint8_t *rx; /* a WebSocket message being assembled */
     size_t rx_len;
-    cc_buf_t *answer; /* ANSWERING: the body */
+    union {
+        cc_buf_t *answer;            /* HTTP and SSE, ANSWERING: the body */
+        struct cc_ws_reader *reader; /* WebSocket over plain TCP: ws_read.c's, freed there */
+    };
     TAILQ_ENTRY(cc_conn) link;
     TAILQ_ENTRY(cc_conn) dirty_link;
 };

@@ -24,6 +24,8 @@ typedef enum cc_origin {
     CC_ORIGIN_REFUSED,
 } cc_origin_t;
 
+struct ev_loop;
+
 typedef struct cc_port {
     cc_push_options_t options;
     cc_expose_t expose;
@@ -34,6 +36,7 @@ typedef struct cc_port {
     char **origins; /* push.allowed_origins */
     size_t origin_count;
     bool any_origin;
+    struct ev_loop *loop; /* the push thread's: transports' own socket watchers */
     bool tls;
     cc_peers_t *peers; /* connections per client address */
     int hangup_fd;
@@ -95,6 +98,19 @@ int cc_http_error(cc_port_t *port, struct lws *wsi, unsigned status, const char 
 /* ws.c: one whole client message (JSON text), no I/O beyond the queue. */
 void cc_ws_handle_message(cc_port_t *port, cc_conn_t *conn, const char *text, size_t len);
 void cc_ws_open(cc_port_t *port, cc_conn_t *conn);
+
+/* ws_read.c (below ws.c): messages assembled, and a plain-TCP WebSocket's
+ * frames read by changecast. */
+typedef void (*cc_ws_message_fn)(cc_port_t *port, cc_conn_t *conn, const char *text, size_t len);
+/* One text message's fragment (`announced`: bytes of its frame still to
+ * come); false when the message grew past push.max_message_bytes (the
+ * connection is closing, 1009). */
+bool cc_ws_append(cc_port_t *port, cc_conn_t *conn, const void *bytes, size_t len,
+                  size_t announced);
+/* The assembled message is whole: handed to on_message and forgotten. */
+void cc_ws_deliver(cc_port_t *port, cc_conn_t *conn, cc_ws_message_fn on_message);
+void cc_ws_reader_start(cc_port_t *port, cc_conn_t *conn, cc_ws_message_fn on_message);
+void cc_ws_reader_stop(cc_conn_t *conn);
 extern const cc_conn_ops_t cc_ws_ops;
 /* Ends every subscription of a connection that lws closed, and frees it. */
 void cc_port_release_conn(cc_port_t *port, cc_conn_t *conn);

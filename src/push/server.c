@@ -464,6 +464,7 @@ static void *push_thread(void *arg)
 {
     struct cc_push *push = arg;
     push->loop = ev_loop_new(EVBACKEND_EPOLL);
+    push->port.loop = push->loop;
     start_watchers(push);
     if (!create_context(push)) {
         ev_loop_destroy(push->loop);

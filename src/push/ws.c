@@ -436,6 +436,7 @@ void cc_ws_handle_message(cc_port_t *port, cc_conn_t *conn, const char *text, si
     bson_destroy(&message);
 }
 
+/* lws's reader (TLS connections): one piece of a text frame at a time. */
 static void receive(cc_port_t *port, cc_conn_t *conn, const void *in, size_t len)
 {
     struct lws *wsi = conn->wsi;
@@ -444,24 +445,9 @@ static void receive(cc_port_t *port, cc_conn_t *conn, const void *in, size_t len
         cc_conn_close(conn, LWS_CLOSE_STATUS_PROTOCOL_ERR, "binary frames are not accepted");
         return;
     }
-    /* The frame's declared length counts, not what has arrived of it: a
-     * header announcing 2^63 - 1 bytes is refused at its first bytes. */
-    size_t announced = lws_remaining_packet_payload(wsi);
-    if (conn->rx_len + len > (size_t)port->options.max_message_bytes ||
-        announced > (size_t)port->options.max_message_bytes - conn->rx_len - len) {
-        cc_refusal_count(&port->metrics, CC_REFUSAL_MESSAGE_TOO_LARGE);
-        cc_conn_close(conn, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
-        return;
-    }
-    conn->rx = bson_realloc(conn->rx, conn->rx_len + len + 1);
-    memcpy(conn->rx + conn->rx_len, in, len);
-    conn->rx_len += len;
-    if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
-        cc_ws_handle_message(port, conn, (const char *)conn->rx, conn->rx_len);
-        /* Idle sockets keep no receive buffer. */
-        bson_free(conn->rx);
-        conn->rx = NULL;
-        conn->rx_len = 0;
+    if (cc_ws_append(port, conn, in, len, lws_remaining_packet_payload(wsi)) &&
+        lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+        cc_ws_deliver(port, conn, cc_ws_handle_message);
     }
 }
 
@@ -491,6 +477,9 @@ int cc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         conn = cc_conn_new(&port->conns, wsi, CC_CONN_WS, &cc_ws_ops, CC_CONN_STREAMING);
         lws_set_opaque_user_data(wsi, conn);
         cc_info("push_conn=%llu event=ws_open", (unsigned long long)conn->id);
+        if (!lws_is_ssl(wsi)) {
+            cc_ws_reader_start(port, conn, cc_ws_handle_message);
+        }
         cc_ws_open(port, conn);
         return 0;
     case LWS_CALLBACK_RECEIVE:
@@ -506,6 +495,9 @@ int cc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return conn ? cc_conn_on_writable(conn) : 0;
     case LWS_CALLBACK_CLOSED:
+        if (conn) {
+            cc_ws_reader_stop(conn);
+        }
         cc_port_release_socket(port, wsi);
         return 0;
     default:

@@ -210,21 +210,24 @@ function rawWsExchange(port, frame) {
 
 // A client frame as RFC 6455 section 5.2 lays it out, masked; `declared`
 // overrides the length its header states.
-function clientFrame(opcode, payload, { fin = true, declared = BigInt(payload.length) } = {}) {
-  const mask = crypto.randomBytes(4);
+// `masked: false` leaves the mask bit and key out; `rsv` sets reserved bits.
+function clientFrame(opcode, payload, { fin = true, declared = BigInt(payload.length), masked = true, rsv = 0 } = {}) {
+  const mask = masked ? crypto.randomBytes(4) : Buffer.alloc(0);
+  const first = (fin ? 0x80 : 0) | (rsv << 4) | opcode;
+  const maskBit = masked ? 0x80 : 0;
   let header;
   if (declared < 126n) {
-    header = Buffer.from([(fin ? 0x80 : 0) | opcode, 0x80 | Number(declared)]);
+    header = Buffer.from([first, maskBit | Number(declared)]);
   } else if (declared < 65536n) {
-    header = Buffer.from([(fin ? 0x80 : 0) | opcode, 0x80 | 126, 0, 0]);
+    header = Buffer.from([first, maskBit | 126, 0, 0]);
     header.writeUInt16BE(Number(declared), 2);
   } else {
     header = Buffer.alloc(10);
-    header[0] = (fin ? 0x80 : 0) | opcode;
-    header[1] = 0x80 | 127;
+    header[0] = first;
+    header[1] = maskBit | 127;
     header.writeBigUInt64BE(declared, 2);
   }
-  return Buffer.concat([header, mask, payload.map((b, i) => b ^ mask[i % 4])]);
+  return Buffer.concat([header, mask, masked ? payload.map((b, i) => b ^ mask[i % 4]) : payload]);
 }
 
 // The status code of the close frame among the server's frames (pings may
@@ -304,6 +307,44 @@ test('through a raw socket: control frames with the largest payload (125 bytes) 
   const close = serverFrames(await rawWsExchange(wsPort(), clientFrame(0x8, reason))).find((f) => f.opcode === 0x8);
   assert.ok(close, 'a close frame answers the close');
   assert.equal(close.payload.readUInt16BE(0), 1000);
+});
+
+test('through a raw socket: every RFC 6455 rule a client frame breaks closes with its code (1002, 1007, 1009), never a bare close', async () => {
+  const text = Buffer.from('{"type":"ping"}');
+  const cases = [
+    ['an unmasked frame (5.1)', clientFrame(0x1, text, { masked: false }), 1002],
+    ['a reserved bit set (5.2)', clientFrame(0x1, text, { rsv: 4 }), 1002],
+    ['an unknown opcode', clientFrame(0x3, text), 1002],
+    ['a 64-bit length of 2^64 - 1', clientFrame(0x1, text, { declared: 0xffffffffffffffffn }), 1009],
+    ['a ping of 126 bytes (5.5)', clientFrame(0x9, crypto.randomBytes(126)), 1002],
+    ['a fragmented ping (5.5)', clientFrame(0x9, Buffer.from('p'), { fin: false }), 1002],
+    ['a continuation without a message', clientFrame(0x0, text), 1002],
+    ['a new message inside a fragmented one', Buffer.concat([clientFrame(0x1, Buffer.from('{"type"'), { fin: false }), clientFrame(0x1, text)]), 1002],
+    ['text that is not UTF-8 (8.1)', clientFrame(0x1, Buffer.from([0x22, 0xc3, 0x28, 0x22])), 1007],
+    ['a close with a one-byte payload', clientFrame(0x8, Buffer.from([3])), 1002],
+    ['a close with code 1005, which no endpoint may send', clientFrame(0x8, Buffer.from([0x03, 0xed])), 1002],
+    ['a close whose reason is not UTF-8', clientFrame(0x8, Buffer.from([0x03, 0xe8, 0xff])), 1007],
+  ];
+  for (const [what, frame, code] of cases) {
+    assert.equal(closeCodeOf(await rawWsExchange(wsPort(), frame)), code, what);
+  }
+});
+
+test('through a raw socket: a message in fragments with a ping between them is whole; the ping is answered first', async () => {
+  const message = Buffer.from(JSON.stringify({ type: 'subscribe', id: 'frag', ns: 'shop.fragments' }));
+  const frames = Buffer.concat([
+    clientFrame(0x1, message.subarray(0, 10), { fin: false }),
+    clientFrame(0x9, Buffer.from('mid')),
+    clientFrame(0x0, message.subarray(10, 20), { fin: false }),
+    clientFrame(0x0, message.subarray(20)),
+    clientFrame(0x8, Buffer.from([0x03, 0xe8])),
+  ]);
+  const answer = serverFrames(await rawWsExchange(wsPort(), frames));
+  const pong = answer.findIndex((f) => f.opcode === 0xa && f.payload.toString() === 'mid');
+  const subscribed = answer.findIndex((f) => f.opcode === 0x1 && JSON.parse(f.payload).type === 'subscribed');
+  assert.ok(pong >= 0 && subscribed > pong, answer.map((f) => `${f.opcode}:${f.payload.toString().slice(0, 40)}`).join(' '));
+  assert.equal(JSON.parse(answer[subscribed].payload).id, 'frag');
+  assert.equal(answer.at(-1).opcode, 0x8, 'the close is echoed last');
 });
 
 test('through a raw socket: a client that answers no ping is closed with 1000 after push.idle_timeout_ms', async () => {

@@ -13,11 +13,11 @@ import subprocess
 import sys
 
 LAYERS = [
-    ("pure", "assets buf encode render subscription sub_live pending position verdict sse_request head"),
+    ("pure", "assets buf encode render subscription sub_live pending position verdict sse_request head wsframe"),
     ("queue", "conn"),
     ("rules", "emit deliver livequery"),
     ("ordering", "txn fanout"),
-    ("transports", "access hangup reply http sse ws"),
+    ("transports", "access hangup reply http sse ws_read ws"),
     ("server", "gate server"),
 ]
 LAYER_OF = {name: i for i, (_, names) in enumerate(LAYERS) for name in names.split()}
