@@ -238,6 +238,26 @@ test('a snapshot over push.snapshot_max_docs is refused before anything is sent;
   }
 });
 
+test('a format=docs WebSocket subscription past push.max_pending_docs is told reset, then its socket closes with 1013 too_many_pending', async () => {
+  const stack = await startPush({ flags: ['--push.max_pending_docs', '5', '--push.watermark_ms', '100'] });
+  try {
+    const coll = stack.client.db('shop').collection('overflow_ws');
+    const ws = await openWs(stack.wsUrl);
+    assert.equal((await ws.subscribe('docs', 'shop.overflow_ws', { snapshot: true, format: 'docs' })).type, 'subscribed');
+    await waitUntil(() => ws.of('snapshot-end', 'docs').length === 1, 'the snapshot');
+    ws.ws.pause(); // reads nothing more: the states wait in changecast
+    for (let id = 1; id <= 400; id++) await coll.insertOne({ _id: id, padding });
+    await waitUntil(async () => metricSum((await metrics(stack.pushUrl)).samples, /^changecast_resets_total$/, { reason: 'too_many_pending' }) === 1, 'the reset');
+    ws.ws.resume();
+    await waitUntil(() => ws.closed, 'the close');
+    assert.equal(ws.closed.code, 1013);
+    assert.equal(ws.closed.reason, 'too_many_pending');
+    assert.equal(ws.of('reset', 'docs')[0]?.reason, 'too_many_pending', JSON.stringify(ws.messages.slice(-3)).slice(0, 300));
+  } finally {
+    await stack.stop();
+  }
+});
+
 test('a format=docs client past push.max_pending_docs gets reset, and a new snapshot subscription converges', async () => {
   const stack = await startPush({ flags: ['--push.max_pending_docs', '5', '--push.watermark_ms', '100'] });
   try {
