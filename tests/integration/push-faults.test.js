@@ -95,6 +95,22 @@ test('the capture stream resumes quietly after each resumable error of a getMore
     await waitUntil(() => sse.seqs.length >= seq && ws.seqs('o').length >= seq, () => `seq ${seq} after the non-resumable error`);
     assertEverySeqOnce({ sse, ws }, seq);
     assert.equal((await httpGet(`${s.pushUrl}/healthz`)).status, 200, 'capture is live');
+    // While capture cannot re-open its stream after a non-resumable error,
+    // /healthz answers 503 with the error (a load balancer takes the
+    // instance out), and 200 again once capture is back.
+    await admin.command({ configureFailPoint: 'failCommand', mode: { times: 4 }, data: { failCommands: ['aggregate'], errorCode: 2, appName: CAPTURE_APP } });
+    await admin.command({ configureFailPoint: 'failGetMoreAfterCursorCheckout', mode: { times: 1 }, data: { errorCode: 2, appName: CAPTURE_APP } });
+    const down = await waitUntil(async () => {
+      const r = await httpGet(`${s.pushUrl}/healthz`);
+      return r.status === 503 ? r : null;
+    }, '/healthz 503 while capture is interrupted', 15000);
+    assert.equal(down.json.status, 'unavailable');
+    assert.match(down.json.reason, /capture stream was interrupted and is being resumed/);
+    await waitUntil(async () => (await httpGet(`${s.pushUrl}/healthz`)).status === 200, '/healthz 200 once capture is back', 20000);
+    seq += 1;
+    await coll.insertOne({ _id: seq, seq });
+    await waitUntil(() => sse.seqs.length >= seq && ws.seqs('o').length >= seq, () => `seq ${seq} after capture came back`);
+    assertEverySeqOnce({ sse, ws }, seq);
   } finally {
     closeAll();
     await s.stop();
