@@ -105,4 +105,18 @@ process.on('exit', () => {
   for (const proc of live) proc.kill('SIGKILL');
 });
 
-module.exports = { freePort, startProcess, startStandin, STANDIN };
+// A stand-in and an official Node driver client connected to it, both
+// stopped when the test ends.
+async function standinWithClient(t, args = []) {
+  const { MongoClient } = require('mongodb');
+  const s = await startStandin(args);
+  const client = new MongoClient(s.uri, { serverSelectionTimeoutMS: 5000 });
+  await client.connect();
+  t.after(async () => {
+    await client.close();
+    await s.stop();
+  });
+  return { s, client };
+}
+
+module.exports = { freePort, startProcess, startStandin, standinWithClient, STANDIN };

@@ -6,16 +6,10 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { MongoClient, ObjectId, Long } = require('mongodb');
-const { startStandin } = require('../../lib/harness');
+const { standinWithClient } = require('../../lib/harness');
 
 async function setup(t, args = []) {
-  const s = await startStandin(args);
-  const client = new MongoClient(s.uri, { serverSelectionTimeoutMS: 5000 });
-  await client.connect();
-  t.after(async () => {
-    await client.close();
-    await s.stop();
-  });
+  const { s, client } = await standinWithClient(t, args);
   return { s, client, db: client.db('crud') };
 }
 

@@ -6,19 +6,12 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { MongoClient } = require('mongodb');
-const { startStandin } = require('../../lib/harness');
+const { standinWithClient } = require('../../lib/harness');
 
 const NO_USER_UID = '47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='; // SHA-256 of ""
 
 test('$listLocalSessions lists the sessions commands named, {_id: {id, uid}, lastUse}; endSessions removes one', async (t) => {
-  const s = await startStandin();
-  const client = new MongoClient(s.uri, { serverSelectionTimeoutMS: 5000 });
-  await client.connect();
-  t.after(async () => {
-    await client.close();
-    await s.stop();
-  });
+  const { client } = await standinWithClient(t);
   const admin = client.db('admin');
   const session = client.startSession();
   await client.db('sess').collection('c').insertOne({ _id: 1 }, { session });

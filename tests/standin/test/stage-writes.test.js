@@ -7,17 +7,10 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { MongoClient } = require('mongodb');
-const { startStandin } = require('../../lib/harness');
+const { standinWithClient } = require('../../lib/harness');
 
 async function setup(t) {
-  const s = await startStandin();
-  const client = new MongoClient(s.uri, { serverSelectionTimeoutMS: 5000 });
-  await client.connect();
-  t.after(async () => {
-    await client.close();
-    await s.stop();
-  });
+  const { client } = await standinWithClient(t);
   return { client, db: client.db('stage') };
 }
 
