@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* A session pairs one client connection with one upstream connection to the
- * primary, like PgBouncer's session pooling. Frames are read by their
- * 16-byte header and moved whole, without being re-encoded, to a staging
- * evbuffer that is sent once per read (socket_io.c); only handshakes and
- * their replies are parsed and rewritten (handshake.c). Cursors, sessions,
+ * primary, like PgBouncer's session pooling: its life (the first-message and
+ * message deadlines, connecting, letting an idle upstream go, closing) and
+ * its two readers. Frames are read by their 16-byte header and moved whole,
+ * without being re-encoded, to a staging evbuffer that is sent once per
+ * read (socket_io.c); relay.c decides each frame's fate, and only
+ * handshakes and their replies are rewritten. Cursors, sessions,
  * transactions and exhaust replies therefore pass untouched. */
 #include "changecast/log.h"
 #include "frame.h"
 #include "frame_buffer.h"
-#include "handshake.h"
 #include "wire_internal.h"
 
 #include <arpa/inet.h>
@@ -180,169 +181,11 @@ static void close_if_drained(cc_session_t *session)
     }
 }
 
-static bool remember_hello(cc_session_t *session, int32_t reply_to, bool load_balanced)
-{
-    if (session->pending_hellos == CC_PENDING_HELLOS) {
-        return false;
-    }
-    session->pending_hello_ids[session->pending_hellos] = reply_to;
-    session->pending_hello_load_balanced[session->pending_hellos] = load_balanced;
-    session->pending_hellos++;
-    return true;
-}
-
-/* Finds and removes the pending hello a reply answers; -1 when none. */
-static int take_hello(cc_session_t *session, int32_t response_to, bool *load_balanced)
-{
-    for (size_t i = 0; i < session->pending_hellos; i++) {
-        if (session->pending_hello_ids[i] == response_to) {
-            *load_balanced = session->pending_hello_load_balanced[i];
-            session->pending_hellos--;
-            session->pending_hello_ids[i] = session->pending_hello_ids[session->pending_hellos];
-            session->pending_hello_load_balanced[i] =
-                session->pending_hello_load_balanced[session->pending_hellos];
-            return (int)i;
-        }
-    }
-    return -1;
-}
-
 /* Pauses reading from `from` while `to` holds too much unsent data. */
 static void apply_backpressure(cc_reader_t *from, struct bufferevent *to)
 {
     if (to && evbuffer_get_length(bufferevent_get_output(to)) > CC_OUTPUT_HIGH_BYTES) {
         cc_reader_pause(from);
-    }
-}
-
-static void send_rewritten_request(cc_session_t *session, const cc_frame_header_t *header,
-                                   uint8_t *frame, size_t len, bool load_balanced)
-{
-    if (!remember_hello(session, header->request_id, load_balanced)) {
-        bson_free(frame);
-        cc_session_close(session, "frame_rejected", "too many handshakes in flight");
-        return;
-    }
-    session->handshake_seen = true;
-    evbuffer_add(session->staged, frame, len);
-    bson_free(frame);
-}
-
-/* The client's hello as OP_MSG: forwarded with the proxy-only fields taken
- * out, its reply to be rewritten on the way back. */
-static void forward_hello_msg(cc_session_t *session, const cc_frame_header_t *header,
-                              const uint8_t *frame)
-{
-    cc_op_msg_t msg;
-    bson_t command, rewritten;
-    bson_error_t error;
-    bool load_balanced;
-    size_t len;
-
-    if (!cc_msg_parse(frame, (size_t)header->length, &msg, &error)) {
-        cc_session_close(session, "frame_rejected", error.message);
-        return;
-    }
-    if (!bson_init_static(&command, msg.body, msg.body_len)) {
-        cc_session_close(session, "frame_rejected", "hello body is not a BSON document");
-        return;
-    }
-    session->authenticates |= !cc_handshake_answerable(&command);
-    cc_handshake_rewrite_request(&command, !session->handshake_seen, &rewritten, &load_balanced);
-    uint8_t *out = cc_msg_replace_body(frame, (size_t)header->length, &msg, &rewritten, &len);
-    bson_destroy(&rewritten);
-    send_rewritten_request(session, header, out, len, load_balanced);
-}
-
-/* Legacy OP_QUERY: only the handshake is rewritten; every other OP_QUERY is
- * forwarded, and MongoDB 6.0+ answers it with its own error. */
-static bool forward_hello_query(cc_session_t *session, const cc_frame_header_t *header,
-                                const uint8_t *frame)
-{
-    cc_query_t query;
-    bson_t query_doc, command, rewritten, wrapped;
-    bson_error_t error;
-    const char *wrapper_key;
-    bson_iter_t iter;
-    bool load_balanced;
-    size_t len;
-
-    if (!cc_query_parse(frame, (size_t)header->length, &query, &error)) {
-        cc_session_close(session, "frame_rejected", error.message);
-        return true;
-    }
-    size_t name_len = strlen(query.collection);
-    if (name_len < 5 || strcmp(query.collection + name_len - 5, ".$cmd") != 0 ||
-        !bson_init_static(&query_doc, query.query, query.query_len) ||
-        !cc_handshake_unwrap_query(&query_doc, &command, &wrapper_key) ||
-        !bson_iter_init(&iter, &command) || !bson_iter_next(&iter) ||
-        !cc_handshake_is_hello(bson_iter_key(&iter))) {
-        return false;
-    }
-    session->authenticates |= !cc_handshake_answerable(&command);
-    cc_handshake_rewrite_request(&command, !session->handshake_seen, &rewritten, &load_balanced);
-    cc_handshake_rewrap_query(&query_doc, wrapper_key, &rewritten, &wrapped);
-    uint8_t *out = cc_query_build(header, &query, &wrapped, &len);
-    bson_destroy(&rewritten);
-    bson_destroy(&wrapped);
-    send_rewritten_request(session, header, out, len, load_balanced);
-    return true;
-}
-
-/* Decides, from as few bytes as possible, whether a client frame is a
- * handshake; everything else moves to the upstream buffer untouched. */
-static void forward_client_frame(cc_session_t *session, const cc_frame_header_t *header)
-{
-    struct evbuffer *input = session->client_reader.input;
-    size_t len = (size_t)header->length;
-    bool expects_reply = true;
-    bool is_hello = false;
-
-    if (header->opcode == CC_OPCODE_MSG) {
-        uint8_t prefix[CC_PEEK_BYTES];
-        char name[32];
-        size_t prefix_len = len < sizeof prefix ? len : sizeof prefix;
-        evbuffer_copyout(input, prefix, prefix_len);
-        /* moreToCome from a client: fire-and-forget, no reply will come. */
-        expects_reply = !(cc_msg_flags(prefix) & CC_MSG_MORE_TO_COME);
-        cc_peek_result_t peek = cc_msg_peek_command(prefix, prefix_len, name, sizeof name);
-        bool named = peek == CC_PEEK_NAME;
-        if (peek == CC_PEEK_NEED_FRAME) {
-            cc_op_msg_t msg;
-            bson_error_t error;
-            const uint8_t *frame = evbuffer_pullup(input, (ev_ssize_t)len);
-            if (!cc_msg_parse(frame, len, &msg, &error)) {
-                cc_session_close(session, "frame_rejected", error.message);
-                return;
-            }
-            bson_t body;
-            bson_iter_t iter;
-            if (bson_init_static(&body, msg.body, msg.body_len) && bson_iter_init(&iter, &body) &&
-                bson_iter_next(&iter)) {
-                bson_strncpy(name, bson_iter_key(&iter), sizeof name);
-                named = true;
-            }
-        }
-        is_hello = named && cc_handshake_is_hello(name);
-        session->authenticates |= named && cc_handshake_is_auth(name);
-        if (is_hello) {
-            forward_hello_msg(session, header, evbuffer_pullup(input, (ev_ssize_t)len));
-        } else if (peek == CC_PEEK_NAME && expects_reply) {
-            cc_writes_note_request(session, header, name, input);
-        }
-    } else if (header->opcode == CC_OPCODE_QUERY) {
-        is_hello = forward_hello_query(session, header, evbuffer_pullup(input, (ev_ssize_t)len));
-    }
-    if (session->state == CC_SESSION_CLOSED) {
-        return;
-    }
-    if (is_hello) {
-        evbuffer_drain(input, len);
-    } else {
-        evbuffer_remove_buffer(input, session->staged, len);
-    }
-    if (expects_reply) {
-        session->replies_owed++;
     }
 }
 
@@ -374,7 +217,8 @@ static void send_staged(cc_session_t *session, cc_frame_origin_t origin)
 /* The loop shared by both directions: whole frames only, stop on the first
  * incomplete one, close on the first invalid one. Forwarded frames are
  * staged and sent together at the end. */
-typedef void (*frame_handler_t)(cc_session_t *session, const cc_frame_header_t *header);
+typedef bool (*frame_handler_t)(cc_session_t *session, const cc_frame_header_t *header,
+                                bson_error_t *error);
 
 static void read_frames(cc_session_t *session, cc_reader_t *from, cc_frame_origin_t origin,
                         frame_handler_t handle)
@@ -387,13 +231,12 @@ static void read_frames(cc_session_t *session, cc_reader_t *from, cc_frame_origi
         if (status == CC_FRAME_INCOMPLETE) {
             break;
         }
-        if (status == CC_FRAME_INVALID) {
+        if (status == CC_FRAME_INVALID || !handle(session, &header, &error)) {
             cc_session_close(
                 session, origin == CC_FROM_CLIENT ? "frame_rejected" : "upstream_frame_rejected",
                 error.message);
             break;
         }
-        handle(session, &header);
     }
     cc_reader_consumed(from);
     send_staged(session, origin);
@@ -420,7 +263,7 @@ void cc_session_process_client(cc_session_t *session)
     case CC_SESSION_CONNECTING:
         return; /* the input waits for the connection */
     case CC_SESSION_PROXYING:
-        read_frames(session, &session->client_reader, CC_FROM_CLIENT, forward_client_frame);
+        read_frames(session, &session->client_reader, CC_FROM_CLIENT, cc_relay_client_frame);
         if (session->state == CC_SESSION_PROXYING) {
             apply_backpressure(&session->client_reader, session->upstream);
             watch_partial_message(session);
@@ -445,105 +288,11 @@ void cc_session_answer(cc_session_t *session, uint8_t *frame, size_t len)
     send_staged(session, CC_FROM_SERVER);
 }
 
-/* The handshake reply a primary gave, kept for answering handshakes while
- * no primary is known (no_primary.c). */
-static void remember_known_hello(struct cc_wire *wire, const bson_t *reply)
-{
-    if (cc_handshake_from_primary(reply)) {
-        if (wire->known_hello) {
-            bson_destroy(wire->known_hello);
-        }
-        wire->known_hello = bson_copy(reply);
-    }
-}
-
-static void learn_limits(cc_session_t *session, const bson_t *reply)
-{
-    bson_iter_t iter;
-    if (bson_iter_init_find(&iter, reply, "maxMessageSizeBytes") && BSON_ITER_HOLDS_NUMBER(&iter) &&
-        bson_iter_as_int64(&iter) >= 1024) {
-        session->max_message_bytes = (uint32_t)bson_iter_as_int64(&iter);
-    }
-}
-
-/* The upstream's handshake reply, rewritten so the client sees one router. */
-static void rewrite_hello_reply(cc_session_t *session, const cc_frame_header_t *header,
-                                bool load_balanced)
-{
-    struct evbuffer *input = session->upstream_reader.input;
-    size_t len = (size_t)header->length, out_len;
-    const uint8_t *frame = evbuffer_pullup(input, (ev_ssize_t)len);
-    bson_t reply, rewritten;
-    bson_error_t error;
-    uint8_t *out = NULL;
-
-    if (header->opcode == CC_OPCODE_MSG) {
-        cc_op_msg_t msg;
-        if (!cc_msg_parse(frame, len, &msg, &error) ||
-            !bson_init_static(&reply, msg.body, msg.body_len)) {
-            cc_session_close(session, "upstream_frame_rejected", "malformed hello reply");
-            return;
-        }
-        if (msg.flags & CC_MSG_MORE_TO_COME) {
-            /* An exhaust hello: the next reply answers this one. */
-            remember_hello(session, header->request_id, load_balanced);
-        }
-        learn_limits(session, &reply);
-        remember_known_hello(session->wire, &reply);
-        cc_handshake_rewrite_reply(&reply, load_balanced, &session->wire->service_id, &rewritten);
-        out = cc_msg_build(header, msg.flags, &rewritten, &out_len);
-    } else if (header->opcode == CC_OPCODE_REPLY) {
-        cc_reply_t legacy;
-        if (!cc_reply_parse(frame, len, &legacy, &error) || !legacy.first_doc ||
-            !bson_init_static(&reply, legacy.first_doc, legacy.first_doc_len)) {
-            cc_session_close(session, "upstream_frame_rejected", "malformed legacy hello reply");
-            return;
-        }
-        learn_limits(session, &reply);
-        remember_known_hello(session->wire, &reply);
-        cc_handshake_rewrite_reply(&reply, load_balanced, &session->wire->service_id, &rewritten);
-        out = cc_reply_build(header, legacy.flags, &rewritten, &out_len);
-    } else {
-        cc_session_close(session, "upstream_frame_rejected", "compressed hello reply");
-        return;
-    }
-    bson_destroy(&rewritten);
-    evbuffer_drain(input, len);
-    evbuffer_add(session->staged, out, out_len);
-    bson_free(out);
-}
-
-static void forward_upstream_frame(cc_session_t *session, const cc_frame_header_t *header)
-{
-    struct evbuffer *input = session->upstream_reader.input;
-    bool completes_request = true;
-    bool load_balanced;
-
-    if (header->opcode == CC_OPCODE_MSG) {
-        uint8_t prefix[CC_FRAME_HEADER_BYTES + 4];
-        evbuffer_copyout(input, prefix, sizeof prefix);
-        /* An exhaust stream owes one reply per request: only its last
-         * frame, without moreToCome, settles it. */
-        completes_request = !(cc_msg_flags(prefix) & CC_MSG_MORE_TO_COME);
-    }
-    if (take_hello(session, header->response_to, &load_balanced) >= 0) {
-        rewrite_hello_reply(session, header, load_balanced);
-    } else {
-        if (session->pending_writes) {
-            cc_writes_note_reply(session, header, input);
-        }
-        evbuffer_remove_buffer(input, session->staged, (size_t)header->length);
-    }
-    if (session->state != CC_SESSION_CLOSED && completes_request) {
-        session->replies_owed--;
-    }
-}
-
 static void on_upstream_read(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     cc_session_t *session = arg;
-    read_frames(session, &session->upstream_reader, CC_FROM_SERVER, forward_upstream_frame);
+    read_frames(session, &session->upstream_reader, CC_FROM_SERVER, cc_relay_upstream_frame);
     if (session->state == CC_SESSION_CLOSED) {
         return;
     }

@@ -145,6 +145,14 @@ void cc_session_stop_waiting(cc_session_t *session);
 void cc_waiting_serve(cc_session_t *session);
 void cc_session_process_client(cc_session_t *session);
 bool cc_session_idle(const cc_session_t *session);
+
+/* relay.c: one whole frame at the head of the client's (upstream's) input,
+ * moved to session->staged, rewritten if it is a handshake (its reply);
+ * false with *error when the frame cannot be taken (the session closes). */
+bool cc_relay_client_frame(cc_session_t *session, const cc_frame_header_t *header,
+                           bson_error_t *error);
+bool cc_relay_upstream_frame(cc_session_t *session, const cc_frame_header_t *header,
+                             bson_error_t *error);
 /* Its upstream connection was lost, or belongs to a former primary: a
  * session between requests that never authenticated lets it go and stays
  * open (RELEASED), as a mongos keeps its clients' connections when a shard
