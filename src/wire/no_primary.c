@@ -16,9 +16,9 @@
 #include <event2/buffer.h>
 #include <string.h>
 
-/* The command of a whole OP_MSG or legacy OP_QUERY frame at the head of
- * `input`; false for anything else. `frame` stays valid until input is
- * drained. */
+/* The command of a whole OP_MSG frame, or of a legacy OP_QUERY on a
+ * "<db>.$cmd" namespace, at the head of `input`; false for anything else.
+ * It stays valid until input is drained. */
 static bool head_command(struct evbuffer *input, const cc_frame_header_t *header, bson_t *command,
                          cc_op_msg_t *msg)
 {
@@ -28,14 +28,10 @@ static bool head_command(struct evbuffer *input, const cc_frame_header_t *header
         return cc_msg_parse(frame, (size_t)header->length, msg, &error) &&
                bson_init_static(command, msg->body, msg->body_len);
     }
-    cc_query_t query;
-    bson_t query_doc;
-    const char *wrapper_key;
+    cc_query_command_t parts;
     msg->flags = 0;
     return header->opcode == CC_OPCODE_QUERY &&
-           cc_query_parse(frame, (size_t)header->length, &query, &error) &&
-           bson_init_static(&query_doc, query.query, query.query_len) &&
-           cc_handshake_unwrap_query(&query_doc, command, &wrapper_key);
+           cc_relay_query_command(frame, header, command, &parts, &error) == CC_COMMAND_FOUND;
 }
 
 static const char *command_name(const bson_t *command)

@@ -82,32 +82,44 @@ static bool forward_hello_msg(cc_session_t *session, const cc_frame_header_t *he
 
 /* Legacy OP_QUERY: only the handshake is rewritten; every other OP_QUERY is
  * forwarded, and MongoDB 6.0+ answers it with its own error. */
+cc_command_status_t cc_relay_query_command(const uint8_t *frame, const cc_frame_header_t *header,
+                                           bson_t *command, cc_query_command_t *parts,
+                                           bson_error_t *error)
+{
+    if (!cc_query_parse(frame, (size_t)header->length, &parts->query, error)) {
+        return CC_COMMAND_MALFORMED;
+    }
+    size_t name_len = strlen(parts->query.collection);
+    if (name_len < 5 || strcmp(parts->query.collection + name_len - 5, ".$cmd") != 0 ||
+        !bson_init_static(&parts->query_doc, parts->query.query, parts->query.query_len) ||
+        !cc_handshake_unwrap_query(&parts->query_doc, command, &parts->wrapper_key)) {
+        return CC_COMMAND_NONE;
+    }
+    return CC_COMMAND_FOUND;
+}
+
 static bool forward_hello_query(cc_session_t *session, const cc_frame_header_t *header,
                                 const uint8_t *frame, bool *failed, bson_error_t *error)
 {
-    cc_query_t query;
-    bson_t query_doc, command, rewritten, wrapped;
-    const char *wrapper_key;
+    cc_query_command_t parts;
+    bson_t command, rewritten, wrapped;
     bson_iter_t iter;
     bool load_balanced;
     size_t len;
 
-    if (!cc_query_parse(frame, (size_t)header->length, &query, error)) {
+    cc_command_status_t status = cc_relay_query_command(frame, header, &command, &parts, error);
+    if (status == CC_COMMAND_MALFORMED) {
         *failed = true;
         return true;
     }
-    size_t name_len = strlen(query.collection);
-    if (name_len < 5 || strcmp(query.collection + name_len - 5, ".$cmd") != 0 ||
-        !bson_init_static(&query_doc, query.query, query.query_len) ||
-        !cc_handshake_unwrap_query(&query_doc, &command, &wrapper_key) ||
-        !bson_iter_init(&iter, &command) || !bson_iter_next(&iter) ||
+    if (status == CC_COMMAND_NONE || !bson_iter_init(&iter, &command) || !bson_iter_next(&iter) ||
         !cc_handshake_is_hello(bson_iter_key(&iter))) {
         return false;
     }
     session->authenticates |= !cc_handshake_answerable(&command);
     cc_handshake_rewrite_request(&command, !session->handshake_seen, &rewritten, &load_balanced);
-    cc_handshake_rewrap_query(&query_doc, wrapper_key, &rewritten, &wrapped);
-    uint8_t *out = cc_query_build(header, &query, &wrapped, &len);
+    cc_handshake_rewrap_query(&parts.query_doc, parts.wrapper_key, &rewritten, &wrapped);
+    uint8_t *out = cc_query_build(header, &parts.query, &wrapped, &len);
     bson_destroy(&rewritten);
     bson_destroy(&wrapped);
     *failed = !send_rewritten_request(session, header, out, len, load_balanced, error);

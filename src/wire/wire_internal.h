@@ -153,6 +153,25 @@ bool cc_relay_client_frame(cc_session_t *session, const cc_frame_header_t *heade
                            bson_error_t *error);
 bool cc_relay_upstream_frame(cc_session_t *session, const cc_frame_header_t *header,
                              bson_error_t *error);
+
+/* The command of a legacy OP_QUERY frame on a "<db>.$cmd" namespace, its
+ * {$query: ...} wrapper taken off; what rebuilding the frame needs stays in
+ * `parts`, pointing into the frame. */
+typedef enum cc_command_status {
+    CC_COMMAND_FOUND,
+    CC_COMMAND_NONE,      /* a query on a collection, not a command */
+    CC_COMMAND_MALFORMED, /* *error says why */
+} cc_command_status_t;
+
+typedef struct cc_query_command {
+    cc_query_t query;
+    bson_t query_doc;
+    const char *wrapper_key; /* NULL: the document is the command itself */
+} cc_query_command_t;
+
+cc_command_status_t cc_relay_query_command(const uint8_t *frame, const cc_frame_header_t *header,
+                                           bson_t *command, cc_query_command_t *parts,
+                                           bson_error_t *error);
 /* Its upstream connection was lost, or belongs to a former primary: a
  * session between requests that never authenticated lets it go and stays
  * open (RELEASED), as a mongos keeps its clients' connections when a shard
