@@ -113,12 +113,13 @@ function replaceDocument(before, replacement) {
 // Applies `u` to a copy of `before` (or to a new document on upsert) and
 // returns {after, paths}: paths are the top-level-ish paths the operators
 // touched, used to shape updateDescription as MongoDB's v2 oplog diffs do.
-function applyUpdate(before, u, { arrayFilters = [], filter = {}, isInsert = false, clock = null } = {}) {
+// `variables`: values a pipeline update reads as $$name ($merge's $$new).
+function applyUpdate(before, u, { arrayFilters = [], filter = {}, isInsert = false, clock = null, variables } = {}) {
   if (Array.isArray(u)) {
     // mongod's PipelineExecutor hands the pipeline's output to the same
     // replacement as a replacement-style update: the _id stays (first) when
     // the output has none, and may not change.
-    const [output] = mingo.aggregate([clone(before)], clone(u));
+    const [output] = mingo.aggregate([clone(before)], clone(u), variables ? { variables } : undefined);
     return { after: replaceDocument(before, output || {}), paths: null, pipeline: true };
   }
   if (!isOperatorUpdate(u)) {

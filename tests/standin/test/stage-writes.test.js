@@ -123,6 +123,10 @@ test('$merge: each whenMatched / whenNotMatched mode, into another database, on 
   await assert.rejects(merge({ whenMatched: 'keepExisting', whenNotMatched: 'fail' }), (e) => e.code === 13113);
   await assert.rejects(merge({ whenMatched: 'sometimes' }), (e) => e.code === 2);
   await assert.rejects(merge({ on: 'sku' }), (e) => e.code === 51183);
+  // A pipeline for whenMatched reads the incoming document as $$new, and let's variables.
+  await merge({ whenMatched: [{ $set: { qty: { $add: ['$qty', '$$new.qty'] }, by: '$$who' } }], whenNotMatched: 'discard', let: { who: 'merge' } });
+  assert.deepEqual(await target.findOne({ _id: 3 }), { _id: 3, qty: 60, by: 'merge' });
+  assert.deepEqual(await target.findOne({ _id: 1 }), { _id: 1, qty: 22, by: 'merge' });
 
   // into {db, coll}, on a field with a unique index
   const other = client.db('stage_other').collection('bySku');

@@ -11,7 +11,7 @@
 const crypto = require('crypto');
 const { MongoError } = require('../errors');
 const { isPlainObject, valueKey, getPath } = require('../store');
-const { matchDocs } = require('../query');
+const { matchDocs, aggregate } = require('../query');
 const { insertOne, updateStatement, prepareInsert, refuseView } = require('./write');
 const { renameOver } = require('./admin');
 
@@ -67,14 +67,19 @@ function mergeSpec(spec, db) {
     }
     parsed.on = on;
   }
+  if (spec.let !== undefined && !isPlainObject(spec.let)) {
+    throw new MongoError(14, 'TypeMismatch', `BSON field '$merge.let' is the wrong type '${typeName(spec.let)}', expected type 'object'`);
+  }
+  parsed.let = spec.let || {};
   if (spec.whenMatched !== undefined) {
     if (Array.isArray(spec.whenMatched)) {
-      throw new MongoError(115, 'CommandNotSupported', "$merge with a pipeline for 'whenMatched' is not implemented by the stand-in");
-    }
-    if (!WHEN_MATCHED.has(spec.whenMatched)) {
+      parsed.whenMatched = 'pipeline';
+      parsed.pipeline = spec.whenMatched;
+    } else if (!WHEN_MATCHED.has(spec.whenMatched)) {
       throw new MongoError(2, 'BadValue', `Enumeration value '${spec.whenMatched}' for field '$merge.whenMatched' is not a valid value.`);
+    } else {
+      parsed.whenMatched = spec.whenMatched;
     }
-    parsed.whenMatched = spec.whenMatched;
   }
   if (spec.whenNotMatched !== undefined) {
     if (!WHEN_NOT_MATCHED.has(spec.whenNotMatched)) {
@@ -132,7 +137,7 @@ function runOut(req, spec, docs) {
 
 function runMerge(req, spec, docs) {
   const { ctx } = req;
-  const { target, on, whenMatched, whenNotMatched } = mergeSpec(spec, req.db);
+  const { target, on, whenMatched, whenNotMatched, pipeline, let: letSpec } = mergeSpec(spec, req.db);
   refuseView(ctx, target.db, target.coll);
   if (!(on.length === 1 && on[0] === '_id')) {
     const coll = ctx.store.getCollection(target.db, target.coll);
@@ -172,11 +177,23 @@ function runMerge(req, spec, docs) {
     if (valueKey(matched._id) !== valueKey(doc._id) && raw._id !== undefined) {
       throw new MongoError(66, 'ImmutableField', "$merge failed to update the matching document, did you attempt to modify the _id or the shard key? :: caused by :: Performing an update on the path '_id' would modify the immutable field '_id'");
     }
+    if (whenMatched === 'pipeline') {
+      // The pipeline reads the incoming document as $$new (reserved: a
+      // `let` cannot redefine it), and `let`'s variables, evaluated on it.
+      const variables = { ...letValues(letSpec, doc), new: doc };
+      updateStatement(writer, target.coll, { q: { _id: matched._id }, u: pipeline, upsert: false, variables });
+      continue;
+    }
     const { _id, ...fields } = doc;
     if (whenMatched === 'merge' && !Object.keys(fields).length) continue; // nothing to set
     const update = whenMatched === 'replace' ? { _id: matched._id, ...fields } : { $set: fields };
     updateStatement(writer, target.coll, { q: { _id: matched._id }, u: update, upsert: false });
   }
+}
+
+function letValues(letSpec, doc) {
+  if (!Object.keys(letSpec).length) return {};
+  return aggregate([doc], [{ $replaceWith: letSpec }], () => [])[0] || {};
 }
 
 // Runs the writing stage on `docs`; the aggregate's cursor is then empty.

@@ -124,7 +124,7 @@ function updateStatement(req, name, stmt, { returnNew = false } = {}) {
   let last = null;
   for (const before of matches) {
     const { after, paths, replacement } = applyUpdate(before, stmt.u, {
-      arrayFilters: stmt.arrayFilters, filter, clock: req.ctx.clock,
+      arrayFilters: stmt.arrayFilters, filter, clock: req.ctx.clock, variables: stmt.variables,
     });
     last = returnNew ? after : before;
     // A no-op update writes nothing and emits no event, as mongod.
