@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Listen-address parsing. Pure; used by config validation and the listeners. */
+/* Listen-address parsing, and socket addresses as text. Pure; used by config
+ * validation, the listeners and the logs of both ports. */
 #include "changecast/hostport.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,4 +52,29 @@ bool cc_hostport_is_loopback(const cc_hostport_t *hp)
 {
     return strncmp(hp->host, "127.", 4) == 0 || strcmp(hp->host, "::1") == 0 ||
            strcmp(hp->host, "localhost") == 0;
+}
+
+void cc_sockaddr_ip(const struct sockaddr *address, char *out, size_t size)
+{
+    bson_strncpy(out, "unix", size);
+    if (address->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)address)->sin_addr, out, (socklen_t)size);
+    } else if (address->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)address)->sin6_addr, out,
+                  (socklen_t)size);
+    }
+}
+
+void cc_sockaddr_format(const struct sockaddr *address, char *out, size_t size)
+{
+    char host[INET6_ADDRSTRLEN];
+    cc_sockaddr_ip(address, host, sizeof host);
+    if (address->sa_family == AF_INET) {
+        snprintf(out, size, "%s:%u", host, ntohs(((const struct sockaddr_in *)address)->sin_port));
+    } else if (address->sa_family == AF_INET6) {
+        snprintf(out, size, "[%s]:%u", host,
+                 ntohs(((const struct sockaddr_in6 *)address)->sin6_port));
+    } else {
+        snprintf(out, size, "%s", host);
+    }
 }

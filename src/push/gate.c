@@ -5,9 +5,9 @@
  * of for the same ones again. */
 #include "gate.h"
 
+#include "changecast/hostport.h"
 #include "changecast/log.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -153,10 +153,7 @@ static void answer(waiting_t *w, cc_head_verdict_t verdict, size_t peeked)
     socklen_t peer_len = sizeof peer;
     char peer_text[INET6_ADDRSTRLEN] = "?";
     if (getpeername(w->io.fd, (struct sockaddr *)&peer, &peer_len) == 0) {
-        const void *address = peer.ss_family == AF_INET6
-                                  ? (const void *)&((struct sockaddr_in6 *)&peer)->sin6_addr
-                                  : (const void *)&((struct sockaddr_in *)&peer)->sin_addr;
-        inet_ntop(peer.ss_family, address, peer_text, sizeof peer_text);
+        cc_sockaddr_ip((struct sockaddr *)&peer, peer_text, sizeof peer_text);
     }
     cc_info("event=request_refused status=%u error=%s peer=%s", status, code, peer_text);
     if (sent < 0) {

@@ -14,7 +14,6 @@
  * doing both itself: its bytes must go through OpenSSL. */
 #include "wire_internal.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
@@ -197,29 +196,4 @@ bool cc_socket_send(struct bufferevent *to, struct evbuffer *staged, bool connec
         evbuffer_add_buffer(output, staged);
     }
     return true;
-}
-
-void cc_sockaddr_ip(const struct sockaddr *address, char *out, size_t size)
-{
-    bson_strncpy(out, "unix", size);
-    if (address->sa_family == AF_INET) {
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)address)->sin_addr, out, (socklen_t)size);
-    } else if (address->sa_family == AF_INET6) {
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)address)->sin6_addr, out,
-                  (socklen_t)size);
-    }
-}
-
-void cc_sockaddr_format(const struct sockaddr *address, char *out, size_t size)
-{
-    char host[INET6_ADDRSTRLEN];
-    cc_sockaddr_ip(address, host, sizeof host);
-    if (address->sa_family == AF_INET) {
-        snprintf(out, size, "%s:%u", host, ntohs(((const struct sockaddr_in *)address)->sin_port));
-    } else if (address->sa_family == AF_INET6) {
-        snprintf(out, size, "[%s]:%u", host,
-                 ntohs(((const struct sockaddr_in6 *)address)->sin6_port));
-    } else {
-        snprintf(out, size, "%s", host);
-    }
 }

@@ -219,11 +219,6 @@ static inline struct timeval cc_timeval_from_ms(int64_t ms)
     return tv;
 }
 
-/* socket_io.c: "host:port" or "[v6]:port" of a socket address, for logs;
- * the address alone (size INET6_ADDRSTRLEN) for per-address limits. */
-void cc_sockaddr_format(const struct sockaddr *address, char *out, size_t size);
-void cc_sockaddr_ip(const struct sockaddr *address, char *out, size_t size);
-
 /* tls.c */
 SSL_CTX *cc_tls_server_context(const char *cert_file, const char *key_file,
                                const char *client_ca_file, bson_error_t *error);
