@@ -57,14 +57,20 @@ struct cc_ws_reader {
     bool in_message; /* a fragmented text message has begun */
 };
 
-/* lws reads the socket again (and meets its end, or the close handshake). */
-static void hand_back(struct cc_ws_reader *reader)
+/* Reads no more, and lets go of a frame not yet whole. */
+static void stop_reading(struct cc_ws_reader *reader)
 {
     cc_port_t *port = lws_context_user(lws_get_context(reader->conn->wsi));
     ev_io_stop(port->loop, &reader->io);
     bson_free(reader->pending);
     reader->pending = NULL;
     reader->pending_len = 0;
+}
+
+/* lws reads the socket again (and meets its end, or the close handshake). */
+static void hand_back(struct cc_ws_reader *reader)
+{
+    stop_reading(reader);
     lws_rx_flow_control(reader->conn->wsi, 1);
 }
 
@@ -235,9 +241,7 @@ void cc_ws_reader_stop(cc_conn_t *conn)
     if (!reader) {
         return;
     }
-    cc_port_t *port = lws_context_user(lws_get_context(conn->wsi));
-    ev_io_stop(port->loop, &reader->io);
-    bson_free(reader->pending);
+    stop_reading(reader);
     bson_free(reader);
     conn->reader = NULL;
 }
