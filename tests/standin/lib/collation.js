@@ -7,17 +7,11 @@
 // one: the command, each update and delete statement, each index, create.
 'use strict';
 const { MongoError } = require('./errors');
-const { isPlainObject } = require('./store');
-
-function typeName(v) {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'array';
-  return typeof v === 'number' ? 'double' : typeof v;
-}
+const { isPlainObject, bsonTypeName } = require('./store');
 
 function checkOne(spec, field) {
   if (!isPlainObject(spec)) {
-    throw new MongoError(14, 'TypeMismatch', `BSON field '${field}' is the wrong type '${typeName(spec)}', expected type 'object'`);
+    throw new MongoError(14, 'TypeMismatch', `BSON field '${field}' is the wrong type '${bsonTypeName(spec)}', expected type 'object'`);
   }
   if (typeof spec.locale !== 'string') {
     throw new MongoError(40414, 'Location40414', `BSON field '${field}.locale' is missing but a required field`);

@@ -22,6 +22,29 @@ function isPlainObject(v) {
 
 // Deep copy of plain objects and arrays; BSON value objects (ObjectId, Long,
 // Binary, ...) are immutable in practice and shared.
+// BSON type names as the server's typeName() spells them, for TypeMismatch
+// messages.
+function bsonTypeName(v) {
+  if (v === null) return 'null';
+  if (v === undefined) return 'undefined';
+  if (Array.isArray(v)) return 'array';
+  if (v instanceof Date) return 'date';
+  if (v instanceof RegExp) return 'regex';
+  switch (typeof v) {
+    case 'string': return 'string';
+    case 'boolean': return 'bool';
+    case 'number': return Number.isInteger(v) ? 'int' : 'double';
+    case 'bigint': return 'long';
+    default: break;
+  }
+  const names = {
+    ObjectId: 'objectId', Long: 'long', Int32: 'int', Double: 'double', Decimal128: 'decimal',
+    Timestamp: 'timestamp', Binary: 'binData', MinKey: 'minKey', MaxKey: 'maxKey', Code: 'javascript',
+    BSONRegExp: 'regex', BSONSymbol: 'symbol', DBRef: 'object',
+  };
+  return names[v._bsontype] || 'object';
+}
+
 function clone(v) {
   if (v === null || typeof v !== 'object') return v;
   if (Array.isArray(v)) return v.map(clone);
@@ -367,6 +390,6 @@ function tsString(ts) {
 }
 
 module.exports = {
-  Store, Collection, clone, valueKey, renderDoc, renderValue, getPath, isPlainObject,
+  Store, Collection, clone, valueKey, renderDoc, renderValue, getPath, isPlainObject, bsonTypeName,
   tsCompare, tsString, dupKeyError, newUuid,
 };

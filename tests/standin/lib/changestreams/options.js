@@ -8,6 +8,7 @@
 //   (document_source_change_stream.cpp), checked in the same order.
 'use strict';
 const { MongoError } = require('../errors');
+const { bsonTypeName } = require('../store');
 const { decodeToken } = require('./token');
 
 const FULL_DOCUMENT = ['default', 'updateLookup', 'whenAvailable', 'required'];
@@ -21,28 +22,6 @@ const KNOWN = new Set([
   'resumeAfter', 'startAfter', 'startAtOperationTime', 'fullDocument', 'fullDocumentBeforeChange',
   ...BOOL_FIELDS,
 ]);
-
-// BSON type names as typeName() spells them, for TypeMismatch messages.
-function bsonTypeName(v) {
-  if (v === null) return 'null';
-  if (v === undefined) return 'undefined';
-  if (Array.isArray(v)) return 'array';
-  if (v instanceof Date) return 'date';
-  if (v instanceof RegExp) return 'regex';
-  switch (typeof v) {
-    case 'string': return 'string';
-    case 'boolean': return 'bool';
-    case 'number': return Number.isInteger(v) ? 'int' : 'double';
-    case 'bigint': return 'long';
-    default: break;
-  }
-  const names = {
-    ObjectId: 'objectId', Long: 'long', Int32: 'int', Double: 'double', Decimal128: 'decimal',
-    Timestamp: 'timestamp', Binary: 'binData', MinKey: 'minKey', MaxKey: 'maxKey', Code: 'javascript',
-    BSONRegExp: 'regex', BSONSymbol: 'symbol', DBRef: 'object',
-  };
-  return names[v._bsontype] || 'object';
-}
 
 // A number from a JS number or a bson Int32 / Double / Long; else undefined.
 function toNumber(v) {
@@ -164,4 +143,4 @@ function parseBatchSize(v, field) {
   return Math.floor(n);
 }
 
-module.exports = { parseSpec, resolveScope, assertLegal, parseBatchSize, bsonTypeName, isPlainDoc, toNumber };
+module.exports = { parseSpec, resolveScope, assertLegal, parseBatchSize, isPlainDoc, toNumber };

@@ -10,20 +10,13 @@
 'use strict';
 const crypto = require('crypto');
 const { MongoError } = require('../errors');
-const { isPlainObject, valueKey, getPath } = require('../store');
+const { isPlainObject, valueKey, getPath, bsonTypeName } = require('../store');
 const { matchDocs, aggregate } = require('../query');
 const { insertOne, updateStatement, prepareInsert, refuseView } = require('./write');
 const { renameOver } = require('./admin');
 
 const WHEN_MATCHED = new Set(['replace', 'keepExisting', 'merge', 'fail']);
 const WHEN_NOT_MATCHED = new Set(['insert', 'discard', 'fail']);
-
-function typeName(v) {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'array';
-  if (typeof v === 'number') return Number.isInteger(v) ? 'int' : 'double';
-  return typeof v === 'object' ? 'object' : typeof v;
-}
 
 function checkTarget(stage, target) {
   if (target.coll.startsWith('system.')) {
@@ -36,7 +29,7 @@ function checkTarget(stage, target) {
 function outTarget(spec, db) {
   if (typeof spec === 'string') return checkTarget('$out', { db, coll: spec });
   if (!isPlainObject(spec)) {
-    throw new MongoError(16990, 'Location16990', `$out only supports a string or object argument, but found ${typeName(spec)}`);
+    throw new MongoError(16990, 'Location16990', `$out only supports a string or object argument, but found ${bsonTypeName(spec)}`);
   }
   if (typeof spec.coll !== 'string') {
     throw new MongoError(40414, 'Location40414', "BSON field '$out.coll' is missing but a required field");
@@ -48,7 +41,7 @@ function mergeSpec(spec, db) {
   const parsed = { on: ['_id'], whenMatched: 'merge', whenNotMatched: 'insert' };
   if (typeof spec === 'string') return { ...parsed, target: checkTarget('$merge', { db, coll: spec }) };
   if (!isPlainObject(spec)) {
-    throw new MongoError(51182, 'Location51182', `$merge only supports a string or object argument, not ${typeName(spec)}`);
+    throw new MongoError(51182, 'Location51182', `$merge only supports a string or object argument, not ${bsonTypeName(spec)}`);
   }
   if (spec.into === undefined) {
     throw new MongoError(40414, 'Location40414', "BSON field '$merge.into' is missing but a required field");
@@ -57,7 +50,7 @@ function mergeSpec(spec, db) {
   else if (isPlainObject(spec.into) && typeof spec.into.coll === 'string') {
     parsed.target = { db: typeof spec.into.db === 'string' ? spec.into.db : db, coll: spec.into.coll };
   } else {
-    throw new MongoError(51178, 'Location51178', `$merge 'into' field must be either a string or an object, but found ${typeName(spec.into)}`);
+    throw new MongoError(51178, 'Location51178', `$merge 'into' field must be either a string or an object, but found ${bsonTypeName(spec.into)}`);
   }
   checkTarget('$merge', parsed.target);
   if (spec.on !== undefined) {
@@ -68,7 +61,7 @@ function mergeSpec(spec, db) {
     parsed.on = on;
   }
   if (spec.let !== undefined && !isPlainObject(spec.let)) {
-    throw new MongoError(14, 'TypeMismatch', `BSON field '$merge.let' is the wrong type '${typeName(spec.let)}', expected type 'object'`);
+    throw new MongoError(14, 'TypeMismatch', `BSON field '$merge.let' is the wrong type '${bsonTypeName(spec.let)}', expected type 'object'`);
   }
   parsed.let = spec.let || {};
   if (spec.whenMatched !== undefined) {
