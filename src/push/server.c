@@ -289,8 +289,10 @@ static void on_tick(struct ev_loop *loop, ev_timer *timer, int revents)
     give_back_memory(push);
 }
 
-static int on_tls(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                  size_t len)
+/* lws's first protocol: where it filters accepted sockets (the gate takes
+ * them), sets up TLS, then serves HTTP. */
+static int on_http_protocol(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                            size_t len)
 {
     if (reason == LWS_CALLBACK_FILTER_NETWORK_CONNECTION) {
         struct cc_push *push = lws_context_user(lws_get_context(wsi));
@@ -396,7 +398,7 @@ static bool create_context(struct cc_push *push)
     static const struct lws_protocols protocols[] = {
         /* A connection's cc_conn_t is lws's opaque user data of its socket
          * (set by the transport that makes it): no per-session memory. */
-        {"http", on_tls, 0, 0, 0, NULL, 0},
+        {"http", on_http_protocol, 0, 0, 0, NULL, 0},
         /* Clients send small JSON messages; larger ones arrive in pieces,
          * which ws.c assembles. The receive buffer is per connection, so
          * it is small, but not under 128: lws 4.1 keeps a control frame's
