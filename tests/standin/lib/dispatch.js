@@ -23,7 +23,6 @@ const {
   NON_RESUMABLE_CHANGE_STREAM_CODES, RESUMABLE_CHANGE_STREAM_CODES,
 } = require('./codes');
 const transactions = require('./commands/transactions');
-const { checkCollations } = require('./collation');
 const auth = require('./commands/auth');
 
 // Commands mongod runs before authentication (requiresAuth() false).
@@ -181,7 +180,6 @@ class Server {
       }
       const ns = typeof cmd[name] === 'string' ? `${db}.${cmd[name]}` : `${db}.$cmd`;
       this.checkPrimary(name, cmd);
-      checkCollations(name, cmd);
       failData = this.failpoints.before(name, conn, ns);
       if (failData) await this.applyFailPoint(failData, conn);
 

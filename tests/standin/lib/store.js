@@ -120,7 +120,9 @@ class Collection {
     this.options = clone(options);
     this.docs = new Map(); // valueKey(_id) -> document
     this.lastWrite = new Map(); // valueKey(_id) -> Timestamp of its last write
-    this.indexes = [{ ...ID_INDEX, key: { _id: 1 } }];
+    const idIndex = { ...ID_INDEX, key: { _id: 1 } };
+    if (this.options.collation) idIndex.collation = clone(this.options.collation);
+    this.indexes = [idIndex];
     this.unique = []; // [{spec, fields, entries: Map(key -> idKey)}]
   }
 
@@ -134,7 +136,9 @@ class Collection {
     const values = u.fields.map((f) => getPath(doc, f));
     if (u.spec.sparse && values.every((v) => v === undefined)) return null;
     if (u.spec.partialFilterExpression) return null; // not enforced: see README
-    return values.map((v) => valueKey(v === undefined ? null : v)).join('|');
+    // A collated index compares strings by its collation: equal ones share
+    // one canonical form.
+    return values.map((v) => valueKey(u.canonical(v === undefined ? null : v))).join('|');
   }
 
   duplicateKeyError(u, doc) {
@@ -181,15 +185,27 @@ class Collection {
     return before || null;
   }
 
-  addIndex(spec) {
+  // `canonical` maps a value to its canonical form under the index's
+  // collation (identity for the simple collation).
+  addIndex(spec, canonical = (v) => v) {
     this.indexes.push(spec);
     if (!spec.unique) return;
-    const u = { spec, fields: Object.keys(spec.key), entries: new Map() };
+    this.addUnique(spec, canonical);
+  }
+
+  // The _id index of a collection with a default collation is collated too:
+  // {_id: "A"} and {_id: "a"} collide under strength 2.
+  collateIds(canonical) {
+    this.addUnique(this.indexes[0], canonical);
+  }
+
+  addUnique(spec, canonical) {
+    const u = { spec, fields: Object.keys(spec.key), entries: new Map(), canonical };
     for (const [key, doc] of this.docs) {
       const k = Collection.indexKey(u, doc);
       if (k === null) continue;
       if (u.entries.has(k)) {
-        this.indexes.pop();
+        if (spec !== this.indexes[0]) this.indexes.pop();
         throw this.duplicateKeyError(u, doc);
       }
       u.entries.set(k, key);
@@ -248,13 +264,13 @@ class Store {
     return this.viewCatalogs.get(db) || null;
   }
 
-  createView(db, name, viewOn, pipeline) {
+  createView(db, name, viewOn, pipeline, collation) {
     let catalog = this.viewCatalogs.get(db);
     if (!catalog) {
       catalog = { uuid: newUuid(), views: new Map() };
       this.viewCatalogs.set(db, catalog);
     }
-    catalog.views.set(name, { viewOn, pipeline });
+    catalog.views.set(name, collation ? { viewOn, pipeline, collation } : { viewOn, pipeline });
   }
 
   dropView(db, name) {

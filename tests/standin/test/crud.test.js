@@ -281,25 +281,3 @@ test('$project computes _id from an expression, as mongod does', async (t) => {
   ]);
   assert.deepEqual(await c.aggregate([{ $match: { _id: 1 } }, { $project: { _id: 0, total: 1 } }]).toArray(), [{ total: 5 }]);
 });
-
-test('a collation other than {locale: "simple"} is refused with 115, never ignored: no wrong answer, nothing written', async (t) => {
-  const { db } = await setup(t);
-  const c = db.collection('collated');
-  await c.insertMany([{ _id: 1, w: 'PING' }, { _id: 2, w: 'ping' }]);
-  const caseless = { locale: 'en_US', strength: 2 };
-  const refused = (e) => e.code === 115 && /collation .*en_US.* is not implemented by the stand-in/.test(e.message);
-  await assert.rejects(c.distinct('w', {}, { collation: caseless }), refused);
-  await assert.rejects(c.find({ w: 'ping' }, { collation: caseless }).toArray(), refused);
-  await assert.rejects(c.countDocuments({ w: 'ping' }, { collation: caseless }), refused);
-  await assert.rejects(c.deleteMany({ w: 'ping' }, { collation: caseless }), refused);
-  await assert.rejects(c.updateMany({ w: 'ping' }, { $set: { x: 1 } }, { collation: caseless }), refused);
-  await assert.rejects(c.findOneAndDelete({ w: 'ping' }, { collation: caseless }), refused);
-  await assert.rejects(c.bulkWrite([{ deleteOne: { filter: { w: 'ping' }, collation: caseless } }]), (e) => e.code === 115 || /115/.test(JSON.stringify(e.writeErrors || e)));
-  await assert.rejects(c.createIndex({ w: 1 }, { collation: caseless }), refused);
-  await assert.rejects(db.createCollection('collated2', { collation: caseless }), refused);
-  assert.equal(await c.countDocuments(), 2, 'nothing was deleted');
-  // The simple collation is what the stand-in does, and is accepted.
-  assert.deepEqual((await c.distinct('w', {}, { collation: { locale: 'simple' } })).sort(), ['PING', 'ping']);
-  await assert.rejects(db.command({ find: 'collated', filter: {}, collation: 'en' }), (e) => e.code === 14);
-  await assert.rejects(db.command({ find: 'collated', filter: {}, collation: { strength: 2 } }), (e) => e.code === 40414);
-});

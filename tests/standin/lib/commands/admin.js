@@ -8,6 +8,8 @@ const { Long } = require('bson');
 const { MongoError } = require('../errors');
 const { clone, isPlainObject } = require('../store');
 const { compile } = require('../query');
+const { parseCollation } = require('../collation');
+const { canonicalizer } = require('../collated');
 const { buildInfo } = require('../hello');
 const { collName, refuseView } = require('./write');
 
@@ -41,7 +43,7 @@ function collectionEntry(c) {
     type: 'collection',
     options: clone(c.options),
     info: { readOnly: false, uuid: c.uuid },
-    idIndex: { v: 2, key: { _id: 1 }, name: '_id_' },
+    idIndex: clone(c.indexes ? c.indexes[0] : { v: 2, key: { _id: 1 }, name: '_id_' }),
   };
 }
 
@@ -51,7 +53,9 @@ function viewEntries(catalog) {
   if (!catalog) return [];
   const entries = [collectionEntry({ name: 'system.views', options: {}, uuid: catalog.uuid })];
   for (const [name, view] of catalog.views) {
-    entries.push({ name, type: 'view', options: { viewOn: view.viewOn, pipeline: clone(view.pipeline) }, info: { readOnly: true } });
+    const options = { viewOn: view.viewOn, pipeline: clone(view.pipeline) };
+    if (view.collation) options.collation = clone(view.collation);
+    entries.push({ name, type: 'view', options, info: { readOnly: true } });
   }
   return entries;
 }
@@ -70,9 +74,18 @@ function listCollections(req) {
 
 const CREATE_OPTIONS = ['capped', 'size', 'max', 'validator', 'validationLevel', 'validationAction', 'changeStreamPreAndPostImages', 'collation', 'storageEngine', 'indexOptionDefaults', 'clusteredIndex', 'expireAfterSeconds', 'timeseries', 'comment'];
 
+// A collation as mongod stores it: every field resolved; none for simple.
+function storedCollation(raw, field) {
+  const collation = raw === undefined ? null : parseCollation(raw, field);
+  return collation ? { ...collation.spec } : undefined;
+}
+
 function createOptions(cmd) {
   const options = {};
   for (const k of CREATE_OPTIONS) if (cmd[k] !== undefined && k !== 'comment') options[k] = clone(cmd[k]);
+  const collation = storedCollation(cmd.collation, 'create.collation');
+  if (collation) options.collation = collation;
+  else delete options.collation;
   return options;
 }
 
@@ -99,8 +112,9 @@ function createView(req, name) {
         : `The aggregation stage ${stageName} in location ${i} of the pipeline cannot be used in the view definition because it writes to disk`);
     }
   });
+  const collation = storedCollation(cmd.collation, 'create.collation');
   if (ctx.store.getCollection(db, name) || ctx.store.getView(db, name)) throw viewExists(db, name);
-  ctx.store.createView(db, name, cmd.viewOn, clone(pipeline));
+  ctx.store.createView(db, name, cmd.viewOn, clone(pipeline), collation);
   ctx.clock.tick(); // the view's definition is a write to system.views
   return {};
 }
@@ -117,7 +131,8 @@ function create(req) {
     if (JSON.stringify(existing.options) === JSON.stringify(options)) return {};
     throw new MongoError(48, 'NamespaceExists', `Collection ${db}.${name} already exists.`);
   }
-  ctx.store.createCollection(db, name, options);
+  const coll = ctx.store.createCollection(db, name, options);
+  if (options.collation) coll.collateIds(canonicalizer(parseCollation(options.collation)));
   ctx.clock.tick(); // a create is an oplog entry, though not a change event
   return {};
 }
@@ -219,7 +234,10 @@ function createIndexes(req) {
       throw new MongoError(9, 'FailedToParse', "The 'key' field is a required property of an index specification");
     }
     const spec = { v: 2, key: clone(raw.key), name: raw.name || indexName(raw.key) };
-    for (const [k, v] of Object.entries(raw)) if (!['key', 'name', 'v'].includes(k)) spec[k] = clone(v);
+    for (const [k, v] of Object.entries(raw)) if (!['key', 'name', 'v', 'collation'].includes(k)) spec[k] = clone(v);
+    // An index without a collation of its own takes the collection's.
+    const collation = raw.collation === undefined ? coll.options.collation : storedCollation(raw.collation, 'createIndexes.indexes.collation');
+    if (collation) spec.collation = clone(collation);
     const byName = coll.indexes.find((i) => i.name === spec.name);
     const byKey = coll.indexes.find((i) => sameKey(i.key, spec.key));
     if (byName && !sameKey(byName.key, spec.key)) {
@@ -229,7 +247,7 @@ function createIndexes(req) {
       throw new MongoError(85, 'IndexOptionsConflict', `Index already exists with a different name: ${byKey.name}`);
     }
     if (byName) continue;
-    coll.addIndex(spec);
+    coll.addIndex(spec, canonicalizer(spec.collation ? parseCollation(spec.collation) : null));
     added++;
   }
   if (added || created) ctx.clock.tick();

@@ -5,7 +5,9 @@
 'use strict';
 const { Long } = require('bson');
 const { MongoError } = require('../errors');
-const { matchDocs, sortDocs, project, aggregate, checkFilter } = require('../query');
+const { project, checkFilter } = require('../query');
+const { matchIn, sortBy, aggregateBy, distinctCollated, unsupported } = require('../collated');
+const { operationCollation, defaultCollation, parseCollation } = require('../collation');
 const { valueKey, isPlainObject } = require('../store');
 const { collName, refuseView } = require('./write');
 const { writingStage, runWritingStage } = require('./stage_writes');
@@ -30,7 +32,7 @@ function viewDocs(req, db, name, depth = 0) {
     throw new MongoError(274, 'ViewDepthLimitExceeded', `View depth too deep or view cycle detected; maximum depth is ${MAX_VIEW_DEPTH}`);
   }
   const base = viewDocs(req, db, view.viewOn, depth + 1) || [...req.target.docs(db, view.viewOn)];
-  return aggregate(base, view.pipeline, (other) => sourceDocs(req, db, other));
+  return aggregateBy(base, view.pipeline, (other) => sourceDocs(req, db, other), defaultCollation(req.ctx.store, db, name));
 }
 
 // What a read names: a collection's documents, or a view's.
@@ -39,11 +41,11 @@ function sourceDocs(req, db, name) {
 }
 
 // The documents matching `filter` in a collection or a view.
-function matching(req, db, name, filter) {
+function matching(req, db, name, filter, collation) {
   const view = viewDocs(req, db, name);
-  if (!view) return matchDocs(req.target, db, name, filter);
+  if (!view) return matchIn(req.target, db, name, filter, { collation });
   if (!filter || !Object.keys(filter).length) return view;
-  return aggregate(view, [{ $match: filter }], (other) => sourceDocs(req, db, other));
+  return aggregateBy(view, [{ $match: filter }], (other) => sourceDocs(req, db, other), collation);
 }
 
 function cursorExtra(req) {
@@ -64,8 +66,9 @@ function find(req) {
   }
   limit = limit || 0;
   const batchSize = intOption(cmd, 'batchSize');
-  let docs = matching(req, db, name, filter);
-  docs = sortDocs(docs, cmd.sort);
+  const collation = operationCollation(req, db, name, cmd.collation, 'find.collation');
+  let docs = matching(req, db, name, filter, collation);
+  docs = sortBy(docs, cmd.sort, collation);
   if (skip) docs = docs.slice(skip);
   if (limit) docs = docs.slice(0, limit);
   docs = project(docs, cmd.projection);
@@ -79,7 +82,7 @@ function count(req) {
   const { cmd, db } = req;
   const name = collName(cmd, 'count');
   const filter = checkFilter(cmd.query, 'query');
-  let n = matching(req, db, name, filter).length;
+  let n = matching(req, db, name, filter, operationCollation(req, db, name, cmd.collation, 'count.collation')).length;
   const skip = intOption(cmd, 'skip') || 0;
   n = Math.max(0, n - skip);
   const limit = Math.abs(cmd.limit || 0);
@@ -94,6 +97,7 @@ function distinct(req) {
     throw new MongoError(40414, 'Location40414', "BSON field 'distinct.key' is missing but a required field");
   }
   const filter = checkFilter(cmd.query, 'query');
+  const collation = operationCollation(req, db, name, cmd.collation, 'distinct.collation');
   const seen = new Map();
   const add = (v) => {
     if (v === undefined) return;
@@ -112,8 +116,9 @@ function distinct(req) {
     collect(v[parts[0]], parts.slice(1));
   };
   const parts = cmd.key.split('.');
-  for (const doc of matching(req, db, name, filter)) collect(doc, parts);
-  return { values: [...seen.values()] };
+  for (const doc of matching(req, db, name, filter, collation)) collect(doc, parts);
+  const values = [...seen.values()];
+  return { values: collation ? distinctCollated(values, collation) : values };
 }
 
 const UNSUPPORTED_STAGES = new Set(['$collStats', '$indexStats', '$currentOp', '$listSessions', '$planCacheStats', '$search', '$vectorSearch']);
@@ -144,8 +149,12 @@ async function aggregateCommand(req) {
     throw new MongoError(9, 'FailedToParse', "The 'cursor' option is required, except for aggregate with the explain argument");
   }
   const first = pipeline[0] && Object.keys(pipeline[0])[0];
+  const named = typeof cmd.aggregate === 'string' && cmd.aggregate.length > 0;
+  const collation = named ? operationCollation(req, db, cmd.aggregate, cmd.collation, 'aggregate.collation')
+    : cmd.collation === undefined ? null : parseCollation(cmd.collation, 'aggregate.collation');
   if (first === '$changeStream') {
     if (typeof cmd.aggregate === 'string') refuseView(ctx, db, cmd.aggregate);
+    if (collation && pipeline.length > 1) throw unsupported('a change stream pipeline');
     if (!ctx.changeStreams) {
       throw new MongoError(115, 'CommandNotSupported', 'the stand-in was started without its change-stream module (tests/standin/lib/changestreams.js is missing)');
     }
@@ -181,10 +190,11 @@ async function aggregateCommand(req) {
   const writer = writingStage(pipeline);
   if (writer) {
     const last = pipeline[pipeline.length - 1];
-    runWritingStage(req, writer, last[writer], aggregate(source, pipeline.slice(0, -1), resolver));
+    if (collation && writer === '$merge') throw unsupported('$merge');
+    runWritingStage(req, writer, last[writer], aggregateBy(source, pipeline.slice(0, -1), resolver, collation));
     return ctx.cursors.open({ ns, docs: [], extra: cursorExtra(req), lsid: req.lsid });
   }
-  const docs = aggregate(source, pipeline, resolver);
+  const docs = aggregateBy(source, pipeline, resolver, collation);
   const batchSize = cmd.cursor ? cmd.cursor.batchSize : undefined;
   return ctx.cursors.open({ ns, docs, batchSize, extra: cursorExtra(req), lsid: req.lsid });
 }

@@ -6,7 +6,9 @@
 const { ObjectId } = require('bson');
 const { MongoError } = require('../errors');
 const { clone, valueKey, isPlainObject } = require('../store');
-const { matchDocs, sortDocs, project, checkFilter } = require('../query');
+const { project, checkFilter } = require('../query');
+const { matchIn, sortBy, unsupported } = require('../collated');
+const { operationCollation } = require('../collation');
 const { applyUpdate, validateUpdate, upsertSeed, describeUpdate, deepEqual, isOperatorUpdate } = require('../update');
 
 function collName(cmd, field) {
@@ -101,13 +103,28 @@ function finish(reply, writeErrors, req) {
   return reply;
 }
 
+// Update operators that compare values, which mongod does under the
+// statement's collation and mingo cannot.
+const COMPARING_UPDATES = ['$addToSet', '$pull', '$pullAll', '$min', '$max'];
+
+function updateCollation(req, name, stmt, field) {
+  const collation = operationCollation(req, req.db, name, stmt.collation, field);
+  if (collation) {
+    const op = isPlainObject(stmt.u) && COMPARING_UPDATES.find((o) => o in stmt.u);
+    if (op) throw unsupported(`the update operator ${op}`);
+    if (stmt.arrayFilters !== undefined) throw unsupported('arrayFilters');
+  }
+  return collation;
+}
+
 // Applies one update statement; returns {n, nModified, upsertedId, doc}.
-function updateStatement(req, name, stmt, { returnNew = false } = {}) {
+function updateStatement(req, name, stmt, { returnNew = false, collationField = 'update.updates.collation' } = {}) {
   const filter = checkFilter(stmt.q, 'q');
   validateUpdate(stmt.u);
+  const collation = updateCollation(req, name, stmt, collationField);
   const coll = req.target.collection(req.db, name);
-  let matches = coll ? matchDocs(req.target, req.db, name, filter, stmt.multi || stmt.sort ? 0 : 1) : [];
-  if (stmt.sort) matches = sortDocs(matches, stmt.sort);
+  let matches = coll ? matchIn(req.target, req.db, name, filter, { limit: stmt.multi || stmt.sort ? 0 : 1, collation }) : [];
+  if (stmt.sort) matches = sortBy(matches, stmt.sort, collation);
   if (!stmt.multi) matches = matches.slice(0, 1);
   if (!matches.length) {
     if (!stmt.upsert) return { n: 0, nModified: 0 };
@@ -159,9 +176,10 @@ function deleteStatement(req, name, stmt) {
   if (stmt.limit !== 0 && stmt.limit !== 1) {
     throw new MongoError(9, 'FailedToParse', `The limit field in delete objects must be 0 or 1. Got ${stmt.limit}`);
   }
+  const collation = operationCollation(req, req.db, name, stmt.collation, 'delete.deletes.collation');
   const coll = req.target.collection(req.db, name);
   if (!coll) return 0;
-  const matches = matchDocs(req.target, req.db, name, filter, stmt.limit);
+  const matches = matchIn(req.target, req.db, name, filter, { limit: stmt.limit, collation });
   for (const doc of matches) req.target.write(coll, 'delete', valueKey(doc._id), doc, null);
   return matches.length;
 }
@@ -190,14 +208,16 @@ function findAndModify(req) {
   if (cmd.remove && cmd.upsert) throw new MongoError(9, 'FailedToParse', 'Cannot specify both upsert=true and remove=true');
   const coll = req.target.collection(req.db, name);
   if (cmd.remove) {
-    let matches = coll ? matchDocs(req.target, req.db, name, filter, cmd.sort ? 0 : 1) : [];
-    matches = sortDocs(matches, cmd.sort).slice(0, 1);
+    const collation = operationCollation(req, req.db, name, cmd.collation, 'findAndModify.collation');
+    let matches = coll ? matchIn(req.target, req.db, name, filter, { limit: cmd.sort ? 0 : 1, collation }) : [];
+    matches = sortBy(matches, cmd.sort, collation).slice(0, 1);
     if (matches.length) req.target.write(coll, 'delete', valueKey(matches[0]._id), matches[0], null);
     return { lastErrorObject: { n: matches.length }, value: matches.length ? projectOne(matches[0], cmd.fields) : null };
   }
   const r = updateStatement(req, name, {
     q: filter, u: cmd.update, upsert: !!cmd.upsert, multi: false, sort: cmd.sort, arrayFilters: cmd.arrayFilters,
-  }, { returnNew: !!cmd.new });
+    collation: cmd.collation,
+  }, { returnNew: !!cmd.new, collationField: 'findAndModify.collation' });
   const lastErrorObject = { n: r.n, updatedExisting: r.n > 0 && r.upsertedId === undefined };
   if (r.upsertedId !== undefined) lastErrorObject.upserted = r.upsertedId;
   let value = r.doc || null;
