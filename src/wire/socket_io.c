@@ -19,6 +19,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 static bool is_plain(const cc_reader_t *reader)
 {
@@ -178,13 +179,45 @@ void cc_reader_reset(cc_reader_t *reader)
     memset(reader, 0, sizeof *reader);
 }
 
+/* What one pass of a session stages is a few chains at most (one per
+ * frame read); more goes out over two calls. */
+#define CC_SEND_CHUNKS 8
+
+/* send/sendmsg, not libevent's writev: a socket call skips the file
+ * layer's write path (file position lock, fsnotify), which the profile of
+ * 64 ping clients showed costing ~0.8 us per message more than HAProxy's
+ * send. Returns what send returns; what was sent is drained. */
+static ssize_t send_staged_bytes(int fd, struct evbuffer *staged)
+{
+    struct evbuffer_iovec chunks[CC_SEND_CHUNKS];
+    int count = evbuffer_peek(staged, -1, NULL, chunks, CC_SEND_CHUNKS);
+    if (count > CC_SEND_CHUNKS) {
+        count = CC_SEND_CHUNKS;
+    }
+    ssize_t sent;
+    if (count == 1) {
+        sent = send(fd, chunks[0].iov_base, chunks[0].iov_len, MSG_NOSIGNAL);
+    } else {
+        struct iovec iov[CC_SEND_CHUNKS];
+        for (int i = 0; i < count; i++) {
+            iov[i] = (struct iovec){.iov_base = chunks[i].iov_base, .iov_len = chunks[i].iov_len};
+        }
+        struct msghdr message = {.msg_iov = iov, .msg_iovlen = (size_t)count};
+        sent = sendmsg(fd, &message, MSG_NOSIGNAL);
+    }
+    if (sent > 0) {
+        evbuffer_drain(staged, (size_t)sent);
+    }
+    return sent;
+}
+
 bool cc_socket_send(struct bufferevent *to, struct evbuffer *staged, bool connected)
 {
     struct evbuffer *output = bufferevent_get_output(to);
     /* Bytes for one socket are never reordered: anything already queued
      * in the output goes first, so the staged bytes queue behind it. */
     if (connected && evbuffer_get_length(output) == 0 && !bufferevent_openssl_get_ssl(to)) {
-        if (evbuffer_write(staged, bufferevent_getfd(to)) < 0 && errno != EAGAIN &&
+        if (send_staged_bytes(bufferevent_getfd(to), staged) < 0 && errno != EAGAIN &&
             errno != EWOULDBLOCK && errno != EINTR) {
             int error = errno;
             evbuffer_drain(staged, evbuffer_get_length(staged));
