@@ -4,6 +4,7 @@
  * same newline and length rules), and checks the claim it writes with the same parser the
  * daemon uses, so it never prints a token the daemon would refuse for its claim. Calls keys.c,
  * grant.c, the filter's Extended JSON reader and libjwt. */
+#include "changecast/json.h"
 #include "auth_internal.h"
 
 #include <errno.h>
@@ -206,7 +207,7 @@ static bool build_claims(const mint_t *m, int64_t now_s, bson_t *claims)
 static char *sign(const mint_t *m, const bson_t *claims, const cc_auth_key_t *key)
 {
     jwt_t *jwt = NULL;
-    char *json = bson_as_relaxed_extended_json(claims, NULL);
+    char *json = cc_json_document(claims, NULL);
     char *token = NULL;
     if (json && jwt_new(&jwt) == 0 && jwt_add_grants_json(jwt, json) == 0 &&
         (!m->kid || jwt_add_header(jwt, "kid", m->kid) == 0) &&

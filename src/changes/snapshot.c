@@ -9,6 +9,7 @@
  * (bounded by the query's caps) so that a refusal comes before anything is
  * sent. Runs on a capture worker; answers the push thread through the
  * channel. */
+#include "changecast/json.h"
 #include "changecast/log.h"
 #include "stream.h"
 
@@ -56,7 +57,7 @@ static bool add_document(cc_snapshot_t *snapshot, const cc_snapshot_query_t *que
         return too_large(snapshot, "documents", query->max_docs, "snapshot_max_docs");
     }
     size_t len;
-    char *json = bson_as_relaxed_extended_json(doc, &len);
+    char *json = cc_json_document(doc, &len);
     if (!json) { /* MongoDB keeps strings as drivers send them */
         fail(snapshot, "snapshot_failed", "a matching document has a string that is not UTF-8");
         return false;

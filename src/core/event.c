@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Serialization happens here, once per event, on the capture thread: the
  * push thread renders and shares (docs/architecture.md). */
+#include "changecast/json.h"
 #include "changecast/event.h"
 
 #include <ctype.h>
@@ -55,7 +56,7 @@ cc_event_t *cc_event_new(const bson_t *change, bson_error_t *error)
         bson_iter_timestamp(&iter, &event->cluster_seconds, &event->cluster_increment);
     }
     bson_copy_to(change, &event->document);
-    event->json = bson_as_relaxed_extended_json(change, &event->json_len);
+    event->json = cc_json_document(change, &event->json_len);
     if (!event->json) {
         /* Fix (found by fuzz_core_event): libbson writes no JSON for a string
          * that is not UTF-8, and MongoDB stores strings as drivers send
@@ -98,7 +99,7 @@ char *cc_change_json_without_post_image(const bson_t *change, size_t *len)
 {
     bson_t without = BSON_INITIALIZER;
     bson_copy_to_excluding_noinit(change, &without, "fullDocument", NULL);
-    char *json = bson_as_relaxed_extended_json(&without, len);
+    char *json = cc_json_document(&without, len);
     bson_destroy(&without);
     return json;
 }
@@ -117,35 +118,20 @@ const char *cc_event_json_default(cc_event_t *event, size_t *len)
     return event->json_default;
 }
 
-/* One value as relaxed Extended JSON: libbson writes documents only, so
- * the value is written as {"": value} and the wrapping cut off. */
+/* The value at `path` as JSON; null when it is missing (or, which
+ * cc_event_new refuses already, not UTF-8). */
 static char *value_json(const bson_t *doc, const char *path, size_t *len)
 {
     bson_iter_t iter, found;
-    if (!bson_iter_init(&iter, doc) || !bson_iter_find_descendant(&iter, path, &found) ||
-        BSON_ITER_HOLDS_NULL(&found)) {
+    char *json = NULL;
+    if (bson_iter_init(&iter, doc) && bson_iter_find_descendant(&iter, path, &found)) {
+        json = cc_json_value(&found, len);
+    }
+    if (!json) {
         *len = 4;
-        return bson_strdup("null");
+        json = bson_strdup("null");
     }
-    bson_t wrapper = BSON_INITIALIZER;
-    bson_append_iter(&wrapper, "", 0, &found);
-    size_t wrapped_len;
-    char *wrapped = bson_as_relaxed_extended_json(&wrapper, &wrapped_len);
-    bson_destroy(&wrapper);
-    if (!wrapped) { /* not UTF-8: cc_event_new refuses such events already */
-        *len = 4;
-        return bson_strdup("null");
-    }
-    static const char head[] = "{ \"\" : ", tail[] = " }";
-    size_t head_len = sizeof head - 1, tail_len = sizeof tail - 1;
-    if (wrapped_len < head_len + tail_len || strncmp(wrapped, head, head_len) != 0) {
-        *len = wrapped_len; /* not libbson's usual layout: keep it whole */
-        return wrapped;
-    }
-    *len = wrapped_len - head_len - tail_len;
-    memmove(wrapped, wrapped + head_len, *len);
-    wrapped[*len] = '\0';
-    return wrapped;
+    return json;
 }
 
 const char *cc_event_json_id(cc_event_t *event, size_t *len)

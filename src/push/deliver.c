@@ -2,6 +2,7 @@
 /* What one event means for one subscription (deliver.h). Nothing is
  * serialized here: the bytes come from render.h, once per event and wire
  * form (and per distinct scope), and the queue takes references. */
+#include "changecast/json.h"
 #include "deliver.h"
 #include "emit.h"
 #include "render.h"
@@ -81,7 +82,7 @@ static void deliver_live_query(cc_rules_t *rules, cc_sub_t *sub, cc_event_t *eve
             bson_iter_document(&iter, &len, &data);
             bson_init_static(&post, data, len);
             cc_scope_project(scope, &post, &projected);
-            doc = bson_as_relaxed_extended_json(&projected, NULL);
+            doc = cc_json_document(&projected, NULL);
             bson_destroy(&projected);
             if (!doc) {
                 return;

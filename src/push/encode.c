@@ -2,6 +2,7 @@
 /* Framing in one place, so the rules of both wire formats are checked
  * once (see encode.h). Sizes are computed first and each buffer is
  * written once, with no intermediate copies. */
+#include "changecast/json.h"
 #include "encode.h"
 
 #include <string.h>
@@ -141,12 +142,12 @@ cc_buf_t *cc_encode_ws_head(const char *sub_id)
 
 char *cc_json_or_placeholder(const bson_t *doc, size_t *len)
 {
-    char *json = bson_as_relaxed_extended_json(doc, len);
+    char *json = cc_json_document(doc, len);
     if (json) {
         return json;
     }
-    /* libbson writes no JSON for a string that is not UTF-8, which a
-     * client can smuggle into an error message as a JSON escape of a lone
+    /* No JSON is written for a string that is not UTF-8, which a client
+     * can smuggle into an error message as a JSON escape of a lone
      * surrogate ("\udc00"). */
     static const char placeholder[] =
         "{\"type\":\"error\",\"id\":null,\"code\":\"bad_message\","
@@ -171,7 +172,7 @@ cc_buf_t *cc_encode_ws_notice_body(const char *type, const bson_t *fields)
 {
     size_t len;
     char *json = cc_json_or_placeholder(fields, &len);
-    /* `{ "a" : 1 }` continues after the type as ` "a" : 1 }`; no fields, `}`. */
+    /* `{"a":1}` continues after the type as `"a":1}`; no fields, `}`. */
     cc_span_t parts[] = {CC_SPAN_LIT("\"type\":\""), cc_span_str(type),
                          bson_empty(fields) ? CC_SPAN_LIT("\"}") : CC_SPAN_LIT("\","),
                          bson_empty(fields) ? (cc_span_t){"", 0} : (cc_span_t){json + 1, len - 1}};

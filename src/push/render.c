@@ -2,6 +2,7 @@
 /* Renderings cached on the event (render.h). The first view in the list is
  * the event as captured; scoped views follow, one per fingerprint. An
  * event reaches few distinct scopes, so a list is enough. */
+#include "changecast/json.h"
 #include "render.h"
 #include "encode.h"
 
@@ -70,7 +71,7 @@ cc_view_t *cc_render_view(cc_event_t *event, const cc_scope_t *scope)
     view->fingerprint = fingerprint; /* the scope outlives the event's delivery */
     view->verdict = cc_scope_apply_event(scope, &event->document, &view->doc);
     if (view->verdict != CC_SCOPE_EVENT_HIDDEN) {
-        view->json = bson_as_relaxed_extended_json(&view->doc, &view->json_len);
+        view->json = cc_json_document(&view->doc, &view->json_len);
     }
     view->next = first->next;
     first->next = view;

@@ -5,6 +5,7 @@
  * batch), then dispatched together, and each subscription's part leaves
  * in one piece: one WebSocket message, or on SSE a txn marker and the
  * events in the same write. */
+#include "changecast/json.h"
 #include "txn.h"
 #include "encode.h"
 
@@ -21,7 +22,7 @@ static char *txn_header(const cc_event_t *event)
     if (bson_iter_init_find(&iter, &event->document, "lsid")) {
         bson_append_iter(&header, "lsid", -1, &iter);
     }
-    char *json = bson_as_relaxed_extended_json(&header, NULL);
+    char *json = cc_json_document(&header, NULL);
     bson_destroy(&header);
     return json;
 }

@@ -179,7 +179,7 @@ static void test_render_projects_once_per_distinct_scope(void **state)
     assert_ptr_not_equal(cc_render_view(event, cc_grant_scope(admin, "shop", "orders")), for_alice);
     assert_int_equal(for_alice->verdict, CC_SCOPE_EVENT_VISIBLE);
     const char *text = text_of(cc_render_form(event, for_alice, CC_WIRE_SSE, CC_FORM_CHANGE));
-    assert_non_null(strstr(text, "\"status\" : \"paid\""));
+    assert_non_null(strstr(text, "\"status\":\"paid\""));
     assert_null(strstr(text, "s3cr3t"));
     assert_null(strstr(text, "customerId"));
     cc_event_unref(event);

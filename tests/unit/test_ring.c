@@ -31,7 +31,7 @@ static void test_event_parses_token_namespace_and_serializes_once(void **state)
     assert_string_equal(event->coll, "orders");
     assert_string_equal(event->operation, "insert");
     assert_int_equal(event->cluster_seconds, 100);
-    assert_non_null(strstr(event->json, "\"fullDocument\" : { \"x\" : 1 }"));
+    assert_non_null(strstr(event->json, "\"fullDocument\":{\"x\":1}"));
     assert_null(strchr(event->json, '\n'));
     cc_event_unref(event);
 }

@@ -10,6 +10,7 @@
  * either is an AddressSanitizer report; the answer must be exactly the
  * documented rule: 2 to CC_MAX_RESUME_TOKEN hex digits, copied upper-cased. */
 #include "changecast/event.h"
+#include "changecast/json.h"
 #include "core/fuzz/fuzz_bson.h"
 
 #include <ctype.h>
@@ -52,6 +53,25 @@ static void check_token(const char *text, size_t len)
     }
 }
 
+/* The compact writer says what libbson's relaxed JSON says: whatever
+ * libbson writes and reads back, ours is written too and reads back to the
+ * same document. */
+static void check_json(const bson_t *doc)
+{
+    char *theirs = bson_as_relaxed_extended_json(doc, NULL);
+    char *ours = cc_json_document(doc, NULL);
+    bson_t *from_theirs = theirs ? bson_new_from_json((const uint8_t *)theirs, -1, NULL) : NULL;
+    if (from_theirs) {
+        CHECK(ours);
+        bson_t *from_ours = bson_new_from_json((const uint8_t *)ours, -1, NULL);
+        CHECK(from_ours && bson_equal(from_ours, from_theirs));
+        bson_destroy(from_ours);
+        bson_destroy(from_theirs);
+    }
+    bson_free(theirs);
+    bson_free(ours);
+}
+
 static void check_event(const uint8_t *data, size_t size)
 {
     size_t len;
@@ -60,6 +80,7 @@ static void check_event(const uint8_t *data, size_t size)
     bson_error_t error;
     /* MongoDB sends well-formed BSON, though not always valid UTF-8. */
     if (bytes && bson_init_static(&change, bytes, len) && fuzz_bson_well_formed(&change, 0)) {
+        check_json(&change);
         cc_event_t *event = cc_event_new(&change, &error);
         if (event) {
             size_t json_len = 0;
