@@ -109,8 +109,11 @@ static bool append_string(cc_json_buffer_t *out, const char *bytes, size_t len)
     return true;
 }
 
-/* The shortest text that reads back as the same double, with ".0" kept on
- * integral values so that readers still see a double. */
+/* The shortest text that reads back as the same double, written as
+ * JavaScript writes numbers: plain decimals from 1e-7 to 1e21 (a
+ * microsecond timestamp stays 1765151234567890.0, not 1.76515123456789e+15),
+ * exponents outside; ".0" kept on integral values so readers still see a
+ * double. */
 static void append_double(cc_json_buffer_t *out, double value)
 {
     if (isnan(value)) {
@@ -125,11 +128,28 @@ static void append_double(cc_json_buffer_t *out, double value)
         }
         return;
     }
-    char text[40];
-    for (int precision = 15; precision <= 17; precision++) {
+    char text[400];
+    int precision = 15;
+    for (; precision < 17; precision++) {
         snprintf(text, sizeof text, "%.*g", precision, value);
         if (strtod(text, NULL) == value) {
             break;
+        }
+    }
+    snprintf(text, sizeof text, "%.*g", precision, value);
+    double magnitude = fabs(value);
+    if (strchr(text, 'e') && magnitude >= 1e-7 && magnitude < 1e21) {
+        int exponent = (int)floor(log10(magnitude));
+        int decimals = precision - 1 - exponent;
+        snprintf(text, sizeof text, "%.*f", decimals > 0 ? decimals : 0, value);
+        if (strchr(text, '.')) { /* %f pads with zeros %g would not write */
+            size_t len = strlen(text);
+            while (text[len - 1] == '0') {
+                text[--len] = '\0';
+            }
+            if (text[len - 1] == '.') {
+                text[--len] = '\0';
+            }
         }
     }
     append(out, text, strlen(text));
