@@ -213,6 +213,7 @@ static bool start_push(daemon_t *daemon, cc_channel_t *channel, cc_capture_t **c
         .snapshot_max_bytes = c->push.snapshot_max_bytes,
         .max_pending_docs = c->push.max_pending_docs,
         .demo = c->push.demo,
+        .compression = c->push.compression,
         .write_clock = daemon->write_clock,
         .allowed_origins = c->push.allowed_origins,
         .auth_public = c->auth.allow_anonymous_public,

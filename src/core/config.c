@@ -115,6 +115,9 @@ static const config_key_t config_keys[] = {
      "a live query's snapshot with more matching documents is refused (snapshot_too_large)"},
     {"push", "snapshot_max_bytes", KEY_INT, FIELD(push.snapshot_max_bytes), "16777216", 1024,
      1073741824, "a live query's snapshot larger than this (as JSON) is refused"},
+    {"push", "compression", KEY_BOOL, FIELD(push.compression), "on", 0, 0,
+     "WebSocket permessage-deflate (plain TCP push ports): each event compressed once and the "
+     "same bytes sent to every subscriber that agreed to it; off: never offered"},
     {"push", "demo", KEY_BOOL, FIELD(push.demo), "off", 0, 0,
      "serve the demo page at / (on for trying changecast out; off in production)"},
     {"push", "max_pending_docs", KEY_INT, FIELD(push.max_pending_docs), "10000", 1, 10000000,

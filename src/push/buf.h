@@ -14,6 +14,10 @@
 typedef struct cc_buf {
     atomic_uint refs;
     uint32_t len;
+    /* The same bytes compressed once for permessage-deflate (deflate.h),
+     * made on the push thread by the first subscriber that needs them;
+     * NULL until then. Released with the buffer. */
+    struct cc_buf *deflated;
     char data[]; /* len bytes, then a NUL so text renderings can be read as strings */
 } cc_buf_t;
 

@@ -97,22 +97,74 @@ static cc_item_t *item_at(const cc_conn_t *conn, uint32_t i)
     return &conn->items[(conn->first + i) % conn->capacity];
 }
 
-static size_t item_len(const cc_item_t *item, uint8_t header[CC_WS_HEADER_MAX], size_t *header_len)
+/* An item as it goes on the wire: a prefix made here (the WebSocket frame
+ * header and, for a compressed message, the stored block that carries its
+ * head), the head, and the body or its shared compressed form. */
+typedef struct item_wire {
+    uint8_t prefix[CC_WS_HEADER_MAX + CC_DEFLATE_STORED_HEADER];
+    size_t prefix_len;
+    const char *head;
+    size_t head_len;
+    const char *body;
+    size_t body_len;
+} item_wire_t;
+
+static size_t item_wire(const cc_item_t *item, item_wire_t *wire)
 {
-    size_t len = (item->head ? item->head->len : 0) + item->body->len;
-    *header_len = 0;
-    if (item->flags & CC_ITEM_WS_TEXT) {
-        *header_len = cc_encode_ws_header(header, CC_WS_OP_TEXT, len);
+    wire->head = item->head ? item->head->data : NULL;
+    wire->head_len = item->head ? item->head->len : 0;
+    wire->body = item->body->data;
+    wire->body_len = item->body->len;
+    wire->prefix_len = 0;
+    if (item->flags & CC_ITEM_WS_DEFLATED) {
+        /* The message leaves off the sync flush's 00 00 ff ff (RFC 7692). */
+        const cc_buf_t *deflated = item->body->deflated;
+        wire->body = deflated->data;
+        wire->body_len = deflated->len - 4;
+        size_t stored = wire->head_len ? CC_DEFLATE_STORED_HEADER : 0;
+        wire->prefix_len = cc_encode_ws_header(wire->prefix, CC_WS_OP_TEXT | CC_WS_RSV1,
+                                               stored + wire->head_len + wire->body_len);
+        if (stored) {
+            wire->prefix_len +=
+                cc_deflate_stored_header(wire->prefix + wire->prefix_len, wire->head_len);
+        }
+    } else if (item->flags & CC_ITEM_WS_TEXT) {
+        wire->prefix_len =
+            cc_encode_ws_header(wire->prefix, CC_WS_OP_TEXT, wire->head_len + wire->body_len);
+    } else if (item->flags & CC_ITEM_GZIP_DEFLATED) {
+        /* In a gzip stream the sync flush stays: the next event's blocks
+         * follow it. (SSE items have no head.) */
+        wire->body = item->body->deflated->data;
+        wire->body_len = item->body->deflated->len;
+    } else if (item->flags & CC_ITEM_GZIP_STORED) {
+        wire->prefix_len = cc_deflate_stored_header(wire->prefix, wire->body_len);
     }
-    return *header_len + len;
+    return wire->prefix_len + wire->head_len + wire->body_len;
+}
+
+static size_t item_len(const cc_item_t *item)
+{
+    item_wire_t wire;
+    return item_wire(item, &wire);
+}
+
+/* Copies the item's wire bytes to `at`; returns the byte after them. */
+static uint8_t *put_item(uint8_t *at, const item_wire_t *wire)
+{
+    memcpy(at, wire->prefix, wire->prefix_len);
+    at += wire->prefix_len;
+    if (wire->head_len) {
+        memcpy(at, wire->head, wire->head_len);
+        at += wire->head_len;
+    }
+    memcpy(at, wire->body, wire->body_len);
+    return at + wire->body_len;
 }
 
 static void pop(cc_conn_t *conn)
 {
     cc_item_t *item = item_at(conn, 0);
-    uint8_t header[CC_WS_HEADER_MAX];
-    size_t header_len;
-    conn->queued_bytes -= item_len(item, header, &header_len);
+    conn->queued_bytes -= item_len(item);
     cc_buf_unref(item->head);
     cc_buf_unref(item->body);
     conn->first = (conn->first + 1) % conn->capacity;
@@ -160,8 +212,49 @@ void cc_conn_set_state(cc_conn_t *conn, cc_conn_state_t state)
     conn->state = (uint8_t)state;
 }
 
+/* The body compressed once, by the first connection that needs it. */
+static bool deflated(cc_conn_t *conn, cc_buf_t *body)
+{
+    if (!body->deflated && conn->conns->deflate) {
+        body->deflated = cc_deflate_compress(conn->conns->deflate, body->data, body->len);
+    }
+    return body->deflated && body->deflated->len > 4;
+}
+
+#define ITEM_DROPPED UINT32_MAX
+
+/* How an item goes out on this connection, decided once when it is queued
+ * (its length must not change while it waits); ITEM_DROPPED if it cannot. */
+static uint32_t compression(cc_conn_t *conn, const cc_buf_t *head, cc_buf_t *body, uint32_t flags)
+{
+    bool large = body->len >= CC_DEFLATE_MIN_BYTES;
+    if (conn->deflate && (flags & CC_ITEM_WS_TEXT) && large &&
+        (!head || head->len <= CC_DEFLATE_STORED_MAX) && deflated(conn, body)) {
+        return flags | CC_ITEM_WS_DEFLATED;
+    }
+    if (conn->gzip && !(flags & CC_ITEM_RAW)) {
+        BSON_ASSERT(!head); /* SSE renderings are whole */
+        if (large && deflated(conn, body)) {
+            return flags | CC_ITEM_GZIP_DEFLATED;
+        }
+        if (body->len <= CC_DEFLATE_STORED_MAX) {
+            return flags | CC_ITEM_GZIP_STORED;
+        }
+        /* zlib failed on a large body: the stream cannot go on. */
+        cc_conn_close(conn, 0, "compression_failed");
+        return ITEM_DROPPED;
+    }
+    return flags;
+}
+
 void cc_conn_push(cc_conn_t *conn, cc_buf_t *head, cc_buf_t *body, uint32_t flags)
 {
+    flags = compression(conn, head, body, flags);
+    if (flags == ITEM_DROPPED) {
+        cc_buf_unref(head);
+        cc_buf_unref(body);
+        return;
+    }
     if (conn->count == conn->capacity) {
         uint32_t capacity = conn->capacity ? conn->capacity * 2 : 8;
         cc_item_t *items = bson_malloc(capacity * sizeof *items);
@@ -178,9 +271,7 @@ void cc_conn_push(cc_conn_t *conn, cc_buf_t *head, cc_buf_t *body, uint32_t flag
     }
     cc_item_t *item = &conn->items[(conn->first + conn->count++) % conn->capacity];
     *item = (cc_item_t){head, body, flags};
-    uint8_t header[CC_WS_HEADER_MAX];
-    size_t header_len;
-    conn->queued_bytes += item_len(item, header, &header_len);
+    conn->queued_bytes += item_len(item);
 }
 
 void cc_conn_wake(cc_conn_t *conn)
@@ -246,19 +337,13 @@ void cc_conn_close(cc_conn_t *conn, int ws_code, const char *reason)
  * can send or keep (LWS_PRE of headroom before them). */
 static int hand_rest_to_lws(cc_conn_t *conn, size_t skip)
 {
-    cc_item_t *item = item_at(conn, 0);
-    uint8_t header[CC_WS_HEADER_MAX];
-    size_t header_len, len = item_len(item, header, &header_len);
+    item_wire_t wire;
+    size_t len = item_wire(item_at(conn, 0), &wire);
     uint8_t *copy = bson_malloc(LWS_PRE + len);
-    uint8_t *at = copy + LWS_PRE;
-    memcpy(at, header, header_len);
-    if (item->head) {
-        memcpy(at + header_len, item->head->data, item->head->len);
-    }
-    memcpy(at + header_len + (item->head ? item->head->len : 0), item->body->data, item->body->len);
+    put_item(copy + LWS_PRE, &wire);
     /* LWS_WRITE_HTTP is lws's raw write, also on a WebSocket: the frame
      * is complete, lws must not frame it again. */
-    int written = lws_write(conn->wsi, at + skip, len - skip, LWS_WRITE_HTTP);
+    int written = lws_write(conn->wsi, copy + LWS_PRE + skip, len - skip, LWS_WRITE_HTTP);
     bson_free(copy);
     pop(conn);
     return written < 0 ? -1 : 0;
@@ -269,21 +354,23 @@ static int hand_rest_to_lws(cc_conn_t *conn, size_t skip)
 static int write_plain(cc_conn_t *conn)
 {
     struct iovec iov[MAX_IOV];
-    uint8_t headers[MAX_IOV / 3][CC_WS_HEADER_MAX];
+    /* Every item takes at least one iovec, so at most MAX_IOV prefixes. */
+    uint8_t prefixes[MAX_IOV][sizeof(((item_wire_t *)0)->prefix)];
     int n = 0;
     uint32_t items = 0;
     size_t offered = 0;
     while (items < conn->count && n + 3 <= MAX_IOV) {
-        cc_item_t *item = item_at(conn, items++);
-        size_t header_len;
-        offered += item_len(item, headers[items - 1], &header_len);
-        if (header_len) {
-            iov[n++] = (struct iovec){headers[items - 1], header_len};
+        item_wire_t wire;
+        offered += item_wire(item_at(conn, items), &wire);
+        if (wire.prefix_len) {
+            memcpy(prefixes[items], wire.prefix, wire.prefix_len);
+            iov[n++] = (struct iovec){prefixes[items], wire.prefix_len};
         }
-        if (item->head) {
-            iov[n++] = (struct iovec){item->head->data, item->head->len};
+        if (wire.head_len) {
+            iov[n++] = (struct iovec){(void *)(uintptr_t)wire.head, wire.head_len};
         }
-        iov[n++] = (struct iovec){item->body->data, item->body->len};
+        iov[n++] = (struct iovec){(void *)(uintptr_t)wire.body, wire.body_len};
+        items++;
     }
     conn->conns->metrics->writes++;
     ssize_t sent = writev(lws_get_socket_fd(conn->wsi), iov, n);
@@ -292,8 +379,7 @@ static int write_plain(cc_conn_t *conn)
     }
     size_t left = (size_t)sent;
     while (conn->count) {
-        uint8_t header[CC_WS_HEADER_MAX];
-        size_t header_len, len = item_len(item_at(conn, 0), header, &header_len);
+        size_t len = item_len(item_at(conn, 0));
         if (left < len) {
             break;
         }
@@ -317,8 +403,8 @@ static int write_tls(cc_conn_t *conn)
     size_t len = 0;
     uint32_t items = 0;
     while (items < conn->count) {
-        uint8_t header[CC_WS_HEADER_MAX];
-        size_t header_len, item = item_len(item_at(conn, items), header, &header_len);
+        item_wire_t wire;
+        size_t item = item_wire(item_at(conn, items), &wire);
         if (items && len + item > TLS_GATHER_BYTES) {
             break;
         }
@@ -326,15 +412,7 @@ static int write_tls(cc_conn_t *conn)
             conns->scratch_cap = LWS_PRE + len + item + TLS_GATHER_BYTES;
             conns->scratch = bson_realloc(conns->scratch, conns->scratch_cap);
         }
-        uint8_t *at = conns->scratch + LWS_PRE + len;
-        const cc_item_t *it = item_at(conn, items);
-        memcpy(at, header, header_len);
-        at += header_len;
-        if (it->head) {
-            memcpy(at, it->head->data, it->head->len);
-            at += it->head->len;
-        }
-        memcpy(at, it->body->data, it->body->len);
+        put_item(conns->scratch + LWS_PRE + len, &wire);
         len += item;
         items++;
     }

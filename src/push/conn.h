@@ -11,6 +11,7 @@
 #define CC_PUSH_CONN_H
 
 #include "buf.h"
+#include "deflate.h"
 #include "metrics.h"
 
 #include <libwebsockets.h>
@@ -29,6 +30,15 @@ typedef enum cc_conn_state {
 
 enum {
     CC_ITEM_WS_TEXT = 1 << 0, /* a WebSocket text frame header goes before head + body */
+    /* permessage-deflate: RSV1 set, the head in a stored block, then the
+     * body's shared compressed form (cc_conn_push decides) */
+    CC_ITEM_WS_DEFLATED = 1 << 1,
+    /* SSE with Content-Encoding gzip: the body's shared compressed blocks,
+     * or (a body under CC_DEFLATE_MIN_BYTES) a stored block of it; an
+     * item pushed CC_ITEM_RAW (the gzip header) goes as it is */
+    CC_ITEM_GZIP_DEFLATED = 1 << 2,
+    CC_ITEM_GZIP_STORED = 1 << 3,
+    CC_ITEM_RAW = 1 << 4,
 };
 
 typedef struct cc_item {
@@ -73,6 +83,7 @@ typedef struct cc_conns {
     void (*on_room)(cc_conn_t *conn);
     uint8_t *scratch; /* TLS writes gather here, reused */
     size_t scratch_cap;
+    cc_deflate_t *deflate; /* the push thread's compressor; NULL: compression off */
 } cc_conns_t;
 
 struct cc_conn {
@@ -93,8 +104,10 @@ struct cc_conn {
     int64_t closing_since_us;
     int64_t last_rx_us;
     int64_t opened_us;
-    bool dirty;
-    bool room_wanted; /* cc_conn_has_room() found the queue full */
+    bool dirty : 1;
+    bool room_wanted : 1; /* cc_conn_has_room() found the queue full */
+    bool deflate : 1;     /* WebSocket: permessage-deflate was agreed */
+    bool gzip : 1;        /* SSE: the response is Content-Encoding gzip */
     uint16_t answer_status;
     uint32_t sub_count;
     TAILQ_HEAD(, cc_sub) subs;

@@ -28,6 +28,8 @@ enum {
     CC_WS_OP_PONG = 0xa,
 };
 #define CC_WS_HEADER_MAX 10
+/* RSV1 on a message's first frame: permessage-deflate compressed it. */
+#define CC_WS_RSV1 0x40
 
 /* The header of a final, unmasked frame carrying `payload` bytes: 2, 4 or
  * 10 bytes (7-bit, 16-bit or 64-bit length, RFC 6455 section 5.2). */

@@ -31,6 +31,8 @@ typedef struct cc_port {
     cc_expose_t expose;
     cc_metrics_t metrics;
     cc_conns_t conns;
+    cc_deflate_t deflate;  /* the push thread's compressor and decompressor */
+    cc_buf_t *gzip_header; /* what a gzip SSE response starts with */
     cc_fanout_t fanout;
     cc_auth_t *auth;
     char **origins; /* push.allowed_origins */

@@ -506,8 +506,12 @@ cc_push_t *cc_push_start(const cc_push_options_t *options, cc_channel_t *channel
                   (cc_conn_limits_t){(size_t)options->max_queue_bytes, options->stall_timeout_ms,
                                      (int)options->unsent_bytes},
                   on_room);
+    if (options->compression && cc_deflate_init(&port->deflate)) {
+        port->conns.deflate = &port->deflate;
+    }
     cc_fanout_init(&port->fanout, &port->options, &port->conns, &port->metrics, channel);
     port->sse_heartbeat = cc_encode_sse_comment("heartbeat");
+    port->gzip_header = cc_buf_copy(cc_gzip_header, sizeof cc_gzip_header);
     /* A ping with a payload: lws 4.1 passes an empty pong to nobody. */
     static const uint8_t ping[3] = {0x80 | CC_WS_OP_PING, 0x01, 'c'};
     port->ws_ping = cc_buf_copy(ping, sizeof ping);
@@ -577,7 +581,9 @@ void cc_push_stop(cc_push_t *push)
     cc_port_t *port = &push->port;
     cc_fanout_cleanup(&port->fanout);
     cc_conns_cleanup(&port->conns);
+    cc_deflate_cleanup(&port->deflate);
     cc_buf_unref(port->sse_heartbeat);
+    cc_buf_unref(port->gzip_header);
     cc_buf_unref(port->ws_ping);
     cc_expose_destroy(&port->expose);
     cc_access_cleanup(port);

@@ -26,13 +26,30 @@ static int refuse(cc_port_t *port, struct lws *wsi, cc_sub_t *sub, cc_grant_t *g
                   message);
 }
 
-static int write_stream_headers(cc_port_t *port, struct lws *wsi)
+/* gzip when the request accepts it and push.compression is on. */
+static bool wants_gzip(cc_port_t *port, struct lws *wsi)
+{
+    char accepted[256];
+    return port->conns.deflate &&
+           lws_hdr_copy(wsi, accepted, sizeof accepted, WSI_TOKEN_HTTP_ACCEPT_ENCODING) > 0 &&
+           cc_gzip_accepted(accepted);
+}
+
+static int add_gzip_headers(struct lws *wsi, uint8_t **p, uint8_t *end)
+{
+    return lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_ENCODING,
+                                        (const unsigned char *)"gzip", 4, p, end) ||
+           lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_VARY,
+                                        (const unsigned char *)"Accept-Encoding", 15, p, end);
+}
+
+static int write_stream_headers(cc_port_t *port, struct lws *wsi, bool gzip)
 {
     uint8_t buffer[LWS_PRE + 1024];
     uint8_t *start = buffer + LWS_PRE, *p = start, *end = buffer + sizeof buffer - 1;
     if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "text/event-stream",
                                     LWS_ILLEGAL_HTTP_CONTENT_LEN, &p, end) ||
-        cc_http_add_cors(port, wsi, &p, end) ||
+        (gzip && add_gzip_headers(wsi, &p, end)) || cc_http_add_cors(port, wsi, &p, end) ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
                                      (const unsigned char *)"no-cache", 8, &p, end) ||
         lws_add_http_header_by_name(wsi, (const unsigned char *)"x-accel-buffering:",
@@ -77,7 +94,7 @@ int cc_sse_writable(cc_conn_t *conn)
     case CC_CONN_AWAITING_SNAPSHOT:
         return 0; /* the snapshot is still being read */
     case CC_CONN_HEADERS:
-        if (write_stream_headers(port, conn->wsi)) {
+        if (write_stream_headers(port, conn->wsi, conn->gzip)) {
             return -1;
         }
         cc_conn_set_state(conn, CC_CONN_STREAMING);
@@ -169,7 +186,8 @@ int cc_sse_open(cc_port_t *port, struct lws *wsi)
                       "too many push connections (push.max_connections, "
                       "push.max_connections_per_ip)");
     }
-    if (!wait_for_snapshot && write_stream_headers(port, wsi) != 0) {
+    bool gzip = wants_gzip(port, wsi);
+    if (!wait_for_snapshot && write_stream_headers(port, wsi, gzip) != 0) {
         cc_access_release_ip(port, ip);
         cc_grant_destroy(grant);
         cc_sub_free(sub);
@@ -183,6 +201,10 @@ int cc_sse_open(cc_port_t *port, struct lws *wsi)
     lws_set_opaque_user_data(wsi, conn);
     conn->peer_ip = admitted;
     conn->grant = grant;
+    conn->gzip = gzip;
+    if (gzip) {
+        cc_conn_push(conn, NULL, cc_buf_ref(port->gzip_header), CC_ITEM_RAW);
+    }
     cc_hangup_watch(port, conn);
     sub->conn = conn;
     TAILQ_INSERT_TAIL(&conn->subs, sub, conn_link);

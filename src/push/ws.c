@@ -451,6 +451,33 @@ static void receive(cc_port_t *port, cc_conn_t *conn, const void *in, size_t len
     }
 }
 
+/* permessage-deflate is agreed on plain TCP only: over TLS lws reads the
+ * frames itself and refuses RSV1 without an extension of its own. The
+ * same answer at ADD_HEADERS (the 101's header) and at ESTABLISHED. */
+static bool agrees_deflate(cc_port_t *port, struct lws *wsi)
+{
+    char offers[512];
+    return port->conns.deflate && !lws_is_ssl(wsi) &&
+           lws_hdr_copy(wsi, offers, sizeof offers, WSI_TOKEN_EXTENSIONS) > 0 &&
+           cc_pmd_acceptable(offers);
+}
+
+static int add_extension_header(cc_port_t *port, struct lws *wsi,
+                                struct lws_process_html_args *args)
+{
+    static const char header[] = "Sec-WebSocket-Extensions: " CC_PMD_RESPONSE "\r\n";
+    if (!agrees_deflate(port, wsi)) {
+        return 0;
+    }
+    if (args->max_len < (int)sizeof header) {
+        return 1;
+    }
+    memcpy(args->p, header, sizeof header - 1);
+    args->p += sizeof header - 1;
+    args->max_len -= (int)sizeof header - 1;
+    return 0;
+}
+
 int cc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                    size_t len)
 {
@@ -473,8 +500,11 @@ int cc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         }
         return 0;
     }
+    case LWS_CALLBACK_ADD_HEADERS:
+        return add_extension_header(port, wsi, in);
     case LWS_CALLBACK_ESTABLISHED:
         conn = cc_conn_new(&port->conns, wsi, CC_CONN_WS, &cc_ws_ops, CC_CONN_STREAMING);
+        conn->deflate = agrees_deflate(port, wsi);
         lws_set_opaque_user_data(wsi, conn);
         cc_info("push_conn=%llu event=ws_open", (unsigned long long)conn->id);
         if (!lws_is_ssl(wsi)) {

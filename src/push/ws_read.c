@@ -55,6 +55,7 @@ struct cc_ws_reader {
     uint8_t *pending; /* the start of a frame not yet whole */
     size_t pending_len;
     bool in_message; /* a fragmented text message has begun */
+    bool compressed; /* ...and its first frame had RSV1 */
 };
 
 /* Reads no more, and lets go of a frame not yet whole. */
@@ -94,6 +95,32 @@ static void answer_ping(cc_conn_t *conn, const uint8_t *payload, size_t len)
     memcpy(pong->data + header_len, payload, len);
     cc_conn_push(conn, NULL, pong, 0);
     cc_conn_wake(conn);
+}
+
+/* A compressed message inflated in place of what arrived (from a fresh
+ * state: client_no_context_takeover); false once the reader has refused
+ * it. */
+static bool inflate_message(struct cc_ws_reader *reader)
+{
+    cc_conn_t *conn = reader->conn;
+    cc_port_t *port = lws_context_user(lws_get_context(conn->wsi));
+    uint8_t *text;
+    size_t len;
+    switch (cc_deflate_inflate(conn->conns->deflate, conn->rx, conn->rx_len,
+                               (size_t)port->options.max_message_bytes, &text, &len)) {
+    case CC_INFLATE_OK:
+        break;
+    case CC_INFLATE_TOO_BIG:
+        refuse(reader, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large once inflated");
+        return false;
+    case CC_INFLATE_CORRUPT:
+        refuse(reader, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "compressed message does not inflate");
+        return false;
+    }
+    bson_free(conn->rx);
+    conn->rx = text;
+    conn->rx_len = len;
+    return true;
 }
 
 /* One whole, unmasked frame. */
@@ -137,7 +164,13 @@ static void handle_frame(struct cc_ws_reader *reader, const cc_ws_frame_t *frame
         hand_back(reader);
         return;
     }
+    if (!continuation) {
+        reader->compressed = frame->compressed;
+    }
     reader->in_message = !frame->fin;
+    if (frame->fin && reader->compressed && !inflate_message(reader)) {
+        return;
+    }
     if (frame->fin) {
         if (!bson_utf8_validate(conn->rx ? (const char *)conn->rx : "", conn->rx_len, true)) {
             refuse(reader, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "text is not UTF-8");
@@ -160,7 +193,7 @@ static ssize_t handle_frames(struct cc_ws_reader *reader, uint8_t *bytes, size_t
         const char *why;
         size_t room = (size_t)port->options.max_message_bytes;
         room = conn->rx_len < room ? room - conn->rx_len : 0;
-        switch (cc_ws_frame_parse(bytes + at, len - at, room, &frame, &code, &why)) {
+        switch (cc_ws_frame_parse(bytes + at, len - at, room, conn->deflate, &frame, &code, &why)) {
         case CC_WS_FRAME_INCOMPLETE:
             return (ssize_t)at;
         case CC_WS_FRAME_REFUSED:

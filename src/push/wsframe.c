@@ -27,7 +27,8 @@ static bool known_opcode(uint8_t opcode)
 }
 
 cc_ws_frame_status_t cc_ws_frame_parse(const uint8_t *bytes, size_t len, uint64_t max_payload,
-                                       cc_ws_frame_t *frame, uint16_t *close_code, const char **why)
+                                       bool deflate_agreed, cc_ws_frame_t *frame,
+                                       uint16_t *close_code, const char **why)
 {
     if (len < 2) {
         return CC_WS_FRAME_INCOMPLETE;
@@ -35,8 +36,17 @@ cc_ws_frame_status_t cc_ws_frame_parse(const uint8_t *bytes, size_t len, uint64_
     frame->fin = bytes[0] & 0x80;
     frame->opcode = bytes[0] & 0x0f;
     bool control = frame->opcode & 0x8;
-    if (bytes[0] & 0x70) {
-        return refuse(CLOSE_PROTOCOL_ERROR, "reserved bits set (no extension was agreed)",
+    frame->compressed = bytes[0] & 0x40;
+    if (bytes[0] & 0x30) {
+        return refuse(CLOSE_PROTOCOL_ERROR, "reserved bits set (no extension uses them)",
+                      close_code, why);
+    }
+    /* RSV1 marks a compressed message on its first frame only (RFC 7692
+     * 6.1), and only once permessage-deflate was agreed. */
+    if (frame->compressed && (!deflate_agreed || control || frame->opcode == 0x0)) {
+        return refuse(CLOSE_PROTOCOL_ERROR,
+                      deflate_agreed ? "RSV1 on a control or continuation frame"
+                                     : "reserved bits set (no extension was agreed)",
                       close_code, why);
     }
     if (!known_opcode(frame->opcode)) {

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* push/wsframe (pure layer): a client's WebSocket frame header checked
  * against RFC 6455 section 5 before any of its payload is taken: masked
- * (5.1), no reserved bits or opcodes (5.2), control frames whole and at
+ * (5.1), no reserved bits or opcodes (5.2; RSV1 once permessage-deflate is
+ * agreed, RFC 7692), control frames whole and at
  * most 125 bytes (5.5), a payload no larger than the message limit. What
  * breaks a rule names the close code it earns. No lws, no I/O. */
 #ifndef CC_PUSH_WSFRAME_H
@@ -13,6 +14,7 @@
 
 typedef struct cc_ws_frame {
     bool fin;
+    bool compressed; /* RSV1: the first frame of a permessage-deflate message */
     uint8_t opcode;
     uint8_t mask[4];
     size_t header_len; /* bytes before the payload, mask key included */
@@ -26,10 +28,12 @@ typedef enum cc_ws_frame_status {
 } cc_ws_frame_status_t;
 
 /* The header at the start of `bytes`; a data frame's payload may not pass
- * max_payload (1009 when it does); a control frame's is at most 125. */
+ * max_payload (1009 when it does); a control frame's is at most 125. RSV1
+ * is accepted on a message's first frame when permessage-deflate was
+ * agreed. */
 cc_ws_frame_status_t cc_ws_frame_parse(const uint8_t *bytes, size_t len, uint64_t max_payload,
-                                       cc_ws_frame_t *frame, uint16_t *close_code,
-                                       const char **why);
+                                       bool deflate_agreed, cc_ws_frame_t *frame,
+                                       uint16_t *close_code, const char **why);
 
 /* Unmasks `len` payload bytes in place, the first being the payload's
  * byte number `offset`. */

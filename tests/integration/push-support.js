@@ -6,6 +6,7 @@
 // that fails with a clear message instead of asserting timing.
 'use strict';
 const http = require('node:http');
+const zlib = require('node:zlib');
 const crypto = require('node:crypto');
 const net = require('node:net');
 const path = require('node:path');
@@ -219,6 +220,18 @@ const live = new Set();
 function readSseResponse(res, sink, done) {
   sink.status = res.statusCode;
   sink.headers = res.headers;
+  if (res.headers['content-encoding'] === 'gzip') {
+    // Streaming: each event must inflate as it arrives, with no end.
+    const gunzip = zlib.createGunzip();
+    gunzip.on('error', (err) => (sink.error = err));
+    sink.compressedBytes = 0;
+    res.on('data', (d) => (sink.compressedBytes += d.length));
+    res.pipe(gunzip);
+    res.on('close', () => (sink.ended = true));
+    gunzip.setEncoding('utf8');
+    gunzip.on('data', sseParser(sink));
+    return done();
+  }
   res.setEncoding('utf8');
   if (res.statusCode !== 200) {
     let body = '';
@@ -265,11 +278,12 @@ function openSse(url, { headers = {} } = {}) {
   });
 }
 
-// The same with curl -N (no buffering) -i (headers first).
-function openCurlSse(url, { headers = {} } = {}) {
+// The same with curl -N (no buffering) -i (headers first); `compressed`
+// asks for gzip and has curl inflate it (--compressed).
+function openCurlSse(url, { headers = {}, compressed = false } = {}) {
   return new Promise((resolve, reject) => {
     const sink = newSink('curl');
-    const args = ['-sS', '-N', '-i', '-H', 'Accept: text/event-stream'];
+    const args = ['-sS', '-N', '-i', '-H', 'Accept: text/event-stream', ...(compressed ? ['--compressed'] : [])];
     for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`);
     args.push(url);
     const proc = spawn('curl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -367,9 +381,10 @@ function openEventSource(url, { lastEventId, reconnect = false } = {}) {
 }
 
 // npm ws with subprotocol changecast.v1. Resolves once open.
-function openWs(wsUrl, { autoPong = true, protocol = 'changecast.v1' } = {}) {
+// `perMessageDeflate` as npm ws takes it: offered by default, as browsers do.
+function openWs(wsUrl, { autoPong = true, protocol = 'changecast.v1', perMessageDeflate = true } = {}) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(wsUrl, protocol, { autoPong, perMessageDeflate: false });
+    const ws = new WebSocket(wsUrl, protocol, { autoPong, perMessageDeflate });
     const c = {
       ws,
       messages: [],

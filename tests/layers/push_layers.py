@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 LAYERS = [
-    ("pure", "assets buf encode render subscription sub_live pending position verdict sse_request head wsframe"),
+    ("pure", "assets buf encode render subscription sub_live pending position verdict sse_request head wsframe deflate"),
     ("queue", "conn"),
     ("rules", "emit deliver livequery"),
     ("ordering", "txn fanout"),

@@ -12,15 +12,42 @@
 
 #include <cmocka.h>
 
-static cc_ws_frame_status_t parse(const uint8_t *bytes, size_t len, uint64_t max,
-                                  cc_ws_frame_t *frame, uint16_t *code)
+static cc_ws_frame_status_t parse_with(const uint8_t *bytes, size_t len, uint64_t max, bool deflate,
+                                       cc_ws_frame_t *frame, uint16_t *code)
 {
     const char *why = NULL;
-    cc_ws_frame_status_t status = cc_ws_frame_parse(bytes, len, max, frame, code, &why);
+    cc_ws_frame_status_t status = cc_ws_frame_parse(bytes, len, max, deflate, frame, code, &why);
     if (status == CC_WS_FRAME_REFUSED) {
         assert_non_null(why);
     }
     return status;
+}
+
+static cc_ws_frame_status_t parse(const uint8_t *bytes, size_t len, uint64_t max,
+                                  cc_ws_frame_t *frame, uint16_t *code)
+{
+    return parse_with(bytes, len, max, false, frame, code);
+}
+
+/* RSV1 only once permessage-deflate is agreed, only on a message's first
+ * frame (RFC 7692 6.1). */
+static void test_rsv1_marks_a_compressed_message(void **state)
+{
+    (void)state;
+    cc_ws_frame_t f;
+    uint16_t code = 0;
+    const uint8_t text[] = {0xc1, 0x80, 1, 2, 3, 4};
+    assert_int_equal(parse(text, sizeof text, 100, &f, &code), CC_WS_FRAME_REFUSED);
+    assert_int_equal(code, 1002);
+    assert_int_equal(parse_with(text, sizeof text, 100, true, &f, &code), CC_WS_FRAME_OK);
+    assert_true(f.compressed);
+    const uint8_t continuation[] = {0xc0, 0x80, 1, 2, 3, 4};
+    assert_int_equal(parse_with(continuation, sizeof continuation, 100, true, &f, &code),
+                     CC_WS_FRAME_REFUSED);
+    const uint8_t ping[] = {0xc9, 0x80, 1, 2, 3, 4};
+    assert_int_equal(parse_with(ping, sizeof ping, 100, true, &f, &code), CC_WS_FRAME_REFUSED);
+    const uint8_t rsv2[] = {0xa1, 0x80, 1, 2, 3, 4};
+    assert_int_equal(parse_with(rsv2, sizeof rsv2, 100, true, &f, &code), CC_WS_FRAME_REFUSED);
 }
 
 static void test_lengths_and_mask(void **state)
@@ -121,6 +148,7 @@ static void test_close_payloads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rsv1_marks_a_compressed_message),
         cmocka_unit_test(test_lengths_and_mask),
         cmocka_unit_test(test_incomplete_headers_wait),
         cmocka_unit_test(test_rules_and_their_codes),

@@ -52,6 +52,7 @@ typedef struct cc_config {
         int64_t snapshot_max_docs;
         int64_t snapshot_max_bytes;
         int64_t max_pending_docs;
+        bool compression;
         bool demo;
         char *allowed_origins;
         int64_t max_connections;

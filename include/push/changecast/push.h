@@ -35,7 +35,8 @@ typedef struct cc_push_options {
     int64_t snapshot_max_docs;
     int64_t snapshot_max_bytes;
     int64_t max_pending_docs;
-    bool demo; /* serve the demo page at / */
+    bool demo;        /* serve the demo page at / */
+    bool compression; /* WebSocket permessage-deflate, compressed once per rendering */
     cc_auth_options_t auth;
     bool auth_public; /* auth.allow_anonymous_public: mode none on any address */
     const char *allowed_origins;
