@@ -217,6 +217,7 @@ static bool deflated(cc_conn_t *conn, cc_buf_t *body)
 {
     if (!body->deflated && conn->conns->deflate) {
         body->deflated = cc_deflate_compress(conn->conns->deflate, body->data, body->len);
+        conn->conns->metrics->compressions += body->deflated != NULL;
     }
     return body->deflated && body->deflated->len > 4;
 }

@@ -113,6 +113,15 @@ static void push_metrics(cc_port_t *port, bson_string_t *out)
     sample(out, "changecast_socket_writes_total", "result", "whole",
            (double)(m->writes - m->partial_writes));
     sample(out, "changecast_socket_writes_total", "result", "partial", (double)m->partial_writes);
+    metric(out, "changecast_compressed_connections_total", "counter",
+           "Connections that agreed to compression: WebSocket permessage-deflate, SSE gzip.");
+    sample(out, "changecast_compressed_connections_total", "transport", "ws",
+           (double)m->compressed_ws);
+    sample(out, "changecast_compressed_connections_total", "transport", "sse",
+           (double)m->compressed_sse);
+    single(out, "changecast_compressions_total", "counter",
+           "Shared buffers compressed: once each, however many subscribers send them.",
+           (double)m->compressions);
     metric(out, "changecast_resets_total", "counter", "Resets sent to subscribers.");
     const struct {
         const char *reason;

@@ -50,6 +50,9 @@ typedef struct cc_metrics {
     uint64_t writes;         /* send calls on subscriber sockets */
     uint64_t partial_writes; /* ...that the socket did not take whole */
     uint64_t renderings;     /* shared renderings made (one per event and wire form) */
+    uint64_t compressions;   /* shared buffers compressed (once each, whoever gets them) */
+    uint64_t compressed_ws;  /* WebSockets that agreed to permessage-deflate */
+    uint64_t compressed_sse; /* SSE streams answered in gzip */
     /* write-to-delivery latency (write_clock.h), a Prometheus histogram */
     uint64_t write_latency_buckets[CC_WRITE_LATENCY_BUCKETS];
     uint64_t write_latency_count;

@@ -202,6 +202,7 @@ int cc_sse_open(cc_port_t *port, struct lws *wsi)
     conn->peer_ip = admitted;
     conn->grant = grant;
     conn->gzip = gzip;
+    port->metrics.compressed_sse += gzip;
     if (gzip) {
         cc_conn_push(conn, NULL, cc_buf_ref(port->gzip_header), CC_ITEM_RAW);
     }

@@ -505,6 +505,7 @@ int cc_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
     case LWS_CALLBACK_ESTABLISHED:
         conn = cc_conn_new(&port->conns, wsi, CC_CONN_WS, &cc_ws_ops, CC_CONN_STREAMING);
         conn->deflate = agrees_deflate(port, wsi);
+        port->metrics.compressed_ws += conn->deflate;
         lws_set_opaque_user_data(wsi, conn);
         cc_info("push_conn=%llu event=ws_open", (unsigned long long)conn->id);
         if (!lws_is_ssl(wsi)) {

@@ -17,7 +17,7 @@ const { MongoClient } = require('mongodb');
 const { chromium } = require('playwright-core');
 const harness = require('../lib/harness');
 const { ROOT, startStandin, tempDir } = require('../integration/support');
-const { startPush, httpGet, WAIT_MS } = require('../integration/push-support');
+const { startPush, httpGet, metrics, metricSum, WAIT_MS } = require('../integration/push-support');
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
@@ -145,6 +145,45 @@ test('the demo page shows live rows, highlights changes, waits for its own write
     await browser?.close().catch(() => {});
     await writer?.stop().catch(() => {});
     await direct.close().catch(() => {});
+    if (s) await s.stop().catch(() => {});
+    await standin.stop();
+  }
+});
+
+// Chromium offers permessage-deflate and accepts gzip by itself: over each
+// transport the page's connection is compressed (counted by changecast) and
+// its rows converge to the collection, large documents included.
+test('the demo page with compression negotiated, over WebSocket and over SSE: the rows converge', async () => {
+  const standin = await startStandin();
+  const pushPort = await harness.freePort();
+  let s;
+  let browser;
+  try {
+    s = await startPush({ standin, flags: [...DEMO_FLAGS, '--push.listen', `127.0.0.1:${pushPort}`] });
+    const orders = s.client.db('shop').collection('orders');
+    const lines = Array.from({ length: 20 }, (_, k) => ({ sku: `SKU-${k}`, qty: k + 1 }));
+    await orders.insertOne({ _id: 'big0', status: 'new', total: 1, lines, writtenAt: Date.now() });
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+    for (const transport of ['ws', 'sse']) {
+      const page = await browser.newPage();
+      await page.goto(`${s.pushUrl}/?ns=${NS}&transport=${transport}`);
+      await page.waitForSelector('#store-status[data-status="live"]', { timeout: WAIT_MS });
+      assert.equal(await page.textContent(cell('big0', 'status')), (await orders.findOne({ _id: 'big0' })).status, 'the snapshot');
+      for (let i = 1; i <= 3; i++) {
+        await orders.insertOne({ _id: `${transport}${i}`, status: 'new', total: i, lines, writtenAt: Date.now() });
+        await orders.updateOne({ _id: 'big0' }, { $set: { status: `${transport}-${i}` } });
+      }
+      await cellShows(page, 'big0', 'status', `${transport}-3`);
+      await cellShows(page, `${transport}3`, 'status', 'new');
+      const keys = await page.$$eval('#docs tbody tr', (rows) => rows.map((r) => JSON.parse(r.dataset.key)));
+      const ids = (await orders.find({}, { projection: { _id: 1 } }).toArray()).map((d) => d._id);
+      assert.deepEqual([...keys].sort(), [...ids].sort(), `${transport}: the rows are the collection's`);
+      const { samples } = await metrics(s.pushUrl);
+      assert.equal(metricSum(samples, /^changecast_compressed_connections_total$/, { transport }), 1, `${transport}: Chromium's connection was compressed`);
+      await page.close();
+    }
+  } finally {
+    await browser?.close().catch(() => {});
     if (s) await s.stop().catch(() => {});
     await standin.stop();
   }

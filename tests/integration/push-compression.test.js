@@ -10,7 +10,7 @@ const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const net = require('node:net');
 const zlib = require('node:zlib');
-const { usePush, startPush, waitUntil, openWs, openSse, openCurlSse, sseUrl, closeAll } = require('./push-support');
+const { usePush, startPush, waitUntil, openWs, openSse, openCurlSse, sseUrl, closeAll, metrics, metricSum } = require('./push-support');
 
 const stack = usePush({ flags: ['--push.heartbeat_ms', '60000'] });
 afterEach(() => closeAll());
@@ -171,6 +171,26 @@ test('SSE with Accept-Encoding gzip: Content-Encoding gzip, and every event infl
   // Everything the gzip stream carried (retry, comments, watermarks, five
   // events) against the five events alone, uncompressed.
   assert.ok(node.compressedBytes < plainBytes * 0.75, `gzip carried ${node.compressedBytes} bytes for ${plainBytes} bytes of event data`);
+});
+
+test('each event is compressed once per wire form, however many subscribers get it compressed', async () => {
+  const before = (await metrics(stack.pushUrl)).samples;
+  const sockets = await Promise.all(Array.from({ length: 5 }, () => openWs(stack.wsUrl)));
+  for (const ws of sockets) assert.equal((await ws.subscribe('o', ['shop.once'])).type, 'subscribed');
+  const streams = await Promise.all(Array.from({ length: 3 }, () => openSse(sseUrl(stack.pushUrl, { ns: ['shop.once'] }), { headers: { 'Accept-Encoding': 'gzip' } })));
+  await waitUntil(() => streams.every((s) => s.retry !== null), 'three gzip streams open');
+  const coll = stack.client.db('shop').collection('once');
+  for (let i = 0; i < 10; i++) await coll.insertOne(order(i));
+  for (const ws of sockets) await waitUntil(() => ws.changes('o').length === 10, 'ten changes on each WebSocket');
+  for (const sse of streams) await waitUntil(() => sse.changes.length === 10, 'ten changes on each SSE stream');
+  const after = (await metrics(stack.pushUrl)).samples;
+  const delta = (name, labels) => metricSum(after, name, labels) - metricSum(before, name, labels);
+  assert.equal(delta(/^changecast_compressed_connections_total$/, { transport: 'ws' }), 5);
+  assert.equal(delta(/^changecast_compressed_connections_total$/, { transport: 'sse' }), 3);
+  // 80 deliveries; 20 compressions (ten events, two wire forms), a few more
+  // for watermarks and notices long enough to be worth compressing.
+  const compressions = delta(/^changecast_compressions_total$/);
+  assert.ok(compressions >= 20 && compressions <= 26, `${compressions} compressions for 10 events to 8 subscribers`);
 });
 
 test('push.compression off: neither the extension nor gzip', async (t) => {
