@@ -13,7 +13,15 @@
  *       --subscribers S [--source-ips N]
  *       --publish-mongo URI | --publish-http http://127.0.0.1:P/PATH
  *       --rate R --seconds D [--warmup-seconds W] [--drain-seconds X]
- *       [--publishers P] [--pad BYTES] [--server-pids PID,PID...]
+ *       [--publishers P] [--pad BYTES | --doc-bytes BYTES] [--compress]
+ *       [--server-pids PID,PID...]
+ *   --doc-bytes: documents shaped like an order (a customer, line items
+ *       with repeated field names) of about BYTES as JSON, instead of `pad`.
+ *   --compress: subscribers ask for compression (SSE Accept-Encoding gzip,
+ *       WebSocket permessage-deflate) and inflate what comes (one zlib
+ *       stream per connection, reset per message when the server said
+ *       server_no_context_takeover); bytes_per_delivery counts what the
+ *       sockets carried.
  *   --mode idle [--idle-cpu-seconds T]: connect S subscribers, report the
  *       server's RSS per subscriber, and its CPU per second over T idle
  *       seconds (heartbeats only).
@@ -42,6 +50,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <mongoc/mongoc.h>
+#include <zlib.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -84,6 +93,8 @@ typedef struct options {
     double drain;
     int publishers;
     int pad;
+    int doc_bytes; /* 0: pad */
+    bool compress;
     int events;  /* catchup */
     int stalled; /* hostile: connections that subscribe and never read */
     double stalled_seconds, after_seconds;
@@ -117,6 +128,9 @@ typedef struct conn {
     size_t len, cap;
     uint64_t window_received; /* deliveries of events published in the window */
     int64_t max_seq;
+    z_stream *inflater; /* --compress, once the server agreed */
+    bool gzip;          /* SSE: Content-Encoding gzip */
+    bool pmd_reset;     /* WebSocket: server_no_context_takeover */
 } conn_t;
 
 static conn_t *conns;
@@ -380,6 +394,54 @@ static void conn_close(conn_t *c, bool counted)
     free(c->buf);
     c->buf = NULL;
     c->len = c->cap = 0;
+    if (c->inflater) {
+        inflateEnd(c->inflater);
+        free(c->inflater);
+        c->inflater = NULL;
+    }
+}
+
+/* --- compression (--compress) ---------------------------------------------- */
+
+static char *zbuf;
+static size_t zcap;
+
+/* Inflates n bytes (and, for a WebSocket message, the 00 00 ff ff tail its
+ * sender left off) with the connection's stream; the text in zbuf. */
+static bool inflate_into_zbuf(conn_t *c, const char *p, size_t n, bool ws_message, size_t *out)
+{
+    static const unsigned char tail[4] = {0, 0, 0xff, 0xff};
+    z_stream *z = c->inflater;
+    if (ws_message && c->pmd_reset) {
+        inflateReset(z);
+    }
+    size_t have = 0;
+    for (int part = 0; part < (ws_message ? 2 : 1); part++) {
+        z->next_in = (Bytef *)(part ? tail : (const unsigned char *)p);
+        z->avail_in = (uInt)(part ? 4 : n);
+        while (z->avail_in > 0) {
+            if (zcap - have < 65536) {
+                zcap = zcap ? zcap * 2 : 1 << 20;
+                zbuf = realloc(zbuf, zcap);
+                if (!zbuf) {
+                    die("out of memory");
+                }
+            }
+            z->next_out = (Bytef *)zbuf + have;
+            z->avail_out = (uInt)(zcap - have);
+            int rc = inflate(z, Z_SYNC_FLUSH);
+            have = zcap - z->avail_out;
+            if (rc != Z_OK && rc != Z_BUF_ERROR) {
+                set_first_error("a compressed message does not inflate");
+                return false;
+            }
+            if (rc == Z_BUF_ERROR && z->avail_out != 0) {
+                break;
+            }
+        }
+    }
+    *out = have;
+    return true;
 }
 
 static void conn_keep(conn_t *c, const char *p, size_t n)
@@ -447,8 +509,9 @@ static void send_request(conn_t *c)
     if (opt.proto == PROTO_SSE) {
         n = snprintf(req, sizeof req,
                      "GET %s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n"
-                     "Cache-Control: no-cache\r\n%s%s%s\r\n",
+                     "Cache-Control: no-cache\r\n%s%s%s%s\r\n",
                      opt.sub.path, opt.sub.host, opt.sub.port,
+                     opt.compress ? "Accept-Encoding: gzip\r\n" : "",
                      opt.mode == MODE_CATCHUP && catchup_token[0] ? "Last-Event-ID: " : "",
                      opt.mode == MODE_CATCHUP && catchup_token[0] ? catchup_token : "",
                      opt.mode == MODE_CATCHUP && catchup_token[0] ? "\r\n" : "");
@@ -456,8 +519,11 @@ static void send_request(conn_t *c)
         n = snprintf(req, sizeof req,
                      "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     "Sec-WebSocket-Version: 13\r\n%s%s%s\r\n",
+                     "Sec-WebSocket-Version: 13\r\n%s%s%s%s\r\n",
                      opt.sub.path, opt.sub.host, opt.sub.port,
+                     opt.compress ? "Sec-WebSocket-Extensions: permessage-deflate; "
+                                    "client_max_window_bits\r\n"
+                                  : "",
                      opt.ws_protocol ? "Sec-WebSocket-Protocol: " : "",
                      opt.ws_protocol ? opt.ws_protocol : "", opt.ws_protocol ? "\r\n" : "");
     }
@@ -588,7 +654,16 @@ static size_t ws_consume(conn_t *c, const char *p, size_t n, int64_t arrival)
             if (!c->ready) {
                 c->ready = true; /* the answer to our subscribe message */
             }
-            on_message(c, payload, (size_t)len, arrival);
+            size_t inflated;
+            if ((h[0] & 0x40) && c->inflater) {
+                if (!inflate_into_zbuf(c, payload, (size_t)len, true, &inflated)) {
+                    conn_close(c, true);
+                    return n;
+                }
+                on_message(c, zbuf, inflated, arrival);
+            } else {
+                on_message(c, payload, (size_t)len, arrival);
+            }
         } else if (opcode == 0x9) {
             ws_send(c, 0xA, payload, (size_t)len);
         } else if (opcode == 0x8) {
@@ -604,6 +679,15 @@ static void on_body(conn_t *c, char *p, size_t n, int64_t arrival)
 {
     if (c->chunked) {
         n = dechunk(c, p, n);
+    }
+    if (c->gzip) {
+        size_t inflated;
+        if (!inflate_into_zbuf(c, p, n, false, &inflated)) {
+            conn_close(c, true);
+            return;
+        }
+        p = zbuf;
+        n = inflated;
     }
     const char *data = p;
     size_t len = n;
@@ -675,6 +759,16 @@ static void on_handshake(conn_t *c, char *p, size_t n, int64_t arrival)
         return;
     }
     c->chunked = header_has(c->buf, hlen, "transfer-encoding: chunked");
+    bool gzip = opt.proto == PROTO_SSE && header_has(c->buf, hlen, "content-encoding: gzip");
+    bool pmd = opt.proto == PROTO_WS && header_has(c->buf, hlen, "permessage-deflate");
+    if (gzip || pmd) {
+        c->inflater = calloc(1, sizeof *c->inflater);
+        if (!c->inflater || inflateInit2(c->inflater, gzip ? 16 + MAX_WBITS : -MAX_WBITS) != Z_OK) {
+            die("cannot set up zlib");
+        }
+        c->gzip = gzip;
+        c->pmd_reset = pmd && header_has(c->buf, hlen, "server_no_context_takeover");
+    }
     c->state = C_OPEN;
     inflight--;
     if (opt.proto == PROTO_WS && opt.ws_subscribe) {
@@ -821,19 +915,68 @@ static void publish_failed(const char *msg)
 }
 
 static char pad_text[4096];
+/* --doc-bytes: an order's customer and line items, about that many bytes
+ * of JSON, different for every event (customer, SKUs, quantities, prices
+ * follow the sequence number) but with the same field names, as a stream
+ * of real orders is: a compressor that keeps its window between messages
+ * gains from the names, not from events repeating each other. */
+static int order_bytes;
+
+static size_t order_text(long seq, char *out, size_t cap)
+{
+    static const char *const names[] = {"Blue widget, large", "Red gadget", "Steel bolt M8",
+                                        "Oak shelf 80 cm", "LED strip 5 m", "Copper pipe 15 mm",
+                                        "Garden hose 25 m"};
+    static const char *const customers[] = {"Ann Example", "Bo Tester", "Cy Sample",
+                                            "Di Placeholder", "Ed Mock"};
+    uint64_t x = (uint64_t)seq * 0x9E3779B97F4A7C15ull + 1;
+    size_t len = (size_t)snprintf(out, cap,
+                                  "\"customer\":{\"name\":\"%s\",\"email\":\"c%ld@example.com\","
+                                  "\"tier\":\"%s\"},\"status\":\"paid\",\"currency\":\"EUR\",\"lines\":[",
+                                  customers[seq % 5], seq % 100000, seq % 3 ? "silver" : "gold");
+    for (int i = 0; len + 200 < (size_t)order_bytes || i == 0; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        len += (size_t)snprintf(out + len, cap - len,
+                                "%s{\"sku\":\"SKU-%05u\",\"name\":\"%s\",\"qty\":%u,\"price\":%u.%02u,"
+                                "\"warehouse\":\"DE-%u\"}",
+                                i ? "," : "", (unsigned)(x % 90000) + 10000, names[(x >> 20) % 7],
+                                1 + (unsigned)((x >> 30) % 9), 1 + (unsigned)((x >> 34) % 400),
+                                (unsigned)((x >> 42) % 100), 1 + (unsigned)((x >> 50) % 5));
+    }
+    len += (size_t)snprintf(out + len, cap - len, "]");
+    return len;
+}
 
 static bson_t *make_doc(long seq)
 {
     bson_t *doc = bson_new();
     BSON_APPEND_INT64(doc, "bench_seq", seq);
     BSON_APPEND_INT64(doc, "bench_ts", now_real_us());
-    BSON_APPEND_UTF8(doc, "pad", pad_text);
+    if (order_bytes) {
+        size_t cap = (size_t)order_bytes + 1024;
+        char *text = malloc(cap + 2);
+        size_t len = order_text(seq, text + 1, cap);
+        text[0] = '{';
+        text[len + 1] = '}';
+        bson_t fields;
+        bson_error_t error;
+        if (!bson_init_from_json(&fields, text, (ssize_t)len + 2, &error)) {
+            die(error.message);
+        }
+        bson_concat(doc, &fields);
+        bson_destroy(&fields);
+        free(text);
+    } else {
+        BSON_APPEND_UTF8(doc, "pad", pad_text);
+    }
     return doc;
 }
 
 /* The HTTP publishers send what a change event of the same document looks
- * like on changecast's SSE stream (relaxed Extended JSON as libbson writes
- * it, a token of the same length), so every peer carries the same bytes. */
+ * like on changecast's SSE stream (compact relaxed Extended JSON, a token of
+ * the same length), so every peer carries the same bytes. */
 static int make_event_json(char *out, size_t cap, long seq)
 {
     int64_t ts = now_real_us();
@@ -846,15 +989,20 @@ static int make_event_json(char *out, size_t cap, long seq)
     char head[40];
     int hl = snprintf(head, sizeof head, "82%08lX%016lX", (unsigned long)secs, (unsigned long)seq);
     memcpy(token, head, (size_t)hl);
-    return snprintf(
-        out, cap,
-        "{ \"_id\" : { \"_data\" : \"%s\" }, \"operationType\" : \"insert\", "
-        "\"clusterTime\" : { \"$timestamp\" : { \"t\" : %ld, \"i\" : 1 } }, "
-        "\"wallTime\" : { \"$date\" : \"2026-11-26T03:13:15.953Z\" }, "
-        "\"fullDocument\" : { \"_id\" : { \"$oid\" : \"%s\" }, \"bench_seq\" : %ld, "
-        "\"bench_ts\" : %lld, \"pad\" : \"%s\" }, \"ns\" : { \"db\" : \"bench\", "
-        "\"coll\" : \"events\" }, \"documentKey\" : { \"_id\" : { \"$oid\" : \"%s\" } } }",
-        token, secs, oid, seq, (long long)ts, pad_text, oid);
+    char fields[sizeof pad_text + 20000];
+    if (order_bytes && (size_t)order_bytes + 1024 <= sizeof fields) {
+        order_text(seq, fields, sizeof fields);
+    } else {
+        snprintf(fields, sizeof fields, "\"pad\":\"%s\"", pad_text);
+    }
+    return snprintf(out, cap,
+                    "{\"_id\":{\"_data\":\"%s\"},\"operationType\":\"insert\","
+                    "\"clusterTime\":{\"$timestamp\":{\"t\":%ld,\"i\":1}},"
+                    "\"wallTime\":{\"$date\":\"2026-11-26T03:13:15.953Z\"},"
+                    "\"fullDocument\":{\"_id\":{\"$oid\":\"%s\"},\"bench_seq\":%ld,"
+                    "\"bench_ts\":%lld,%s},\"ns\":{\"db\":\"bench\","
+                    "\"coll\":\"events\"},\"documentKey\":{\"_id\":{\"$oid\":\"%s\"}}}",
+                    token, secs, oid, seq, (long long)ts, fields, oid);
 }
 
 static int http_connect(void)
@@ -881,7 +1029,7 @@ static bool http_post(int *fd, const char *body, size_t n)
         publish_failed("cannot connect to the publish endpoint");
         return false;
     }
-    char req[8192];
+    char req[65536];
     int hl = snprintf(req, sizeof req,
                       "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
                       "Content-Length: %zu\r\n\r\n",
@@ -982,7 +1130,7 @@ static void *publisher_main(void *arg)
         }
         coll = mongoc_client_get_collection(client, "bench", "events");
     }
-    char body[8192];
+    char body[32768];
     for (;;) {
         long seq = atomic_fetch_add(&next_seq, 1);
         if (seq >= total_events || atomic_load(&publish_errors) > 100) {
@@ -1451,6 +1599,7 @@ static void usage(void)
           "[--ws-protocol P] [--ws-subscribe JSON] --subscribers S [--source-ips N] "
           "[--publish-mongo URI | --publish-http URL] [--rate R] [--seconds D] "
           "[--warmup-seconds W] [--drain-seconds X] [--publishers P] [--pad BYTES] "
+          "[--doc-bytes BYTES] [--compress] "
           "[--events N] [--server-pids PID,PID] [--stalled N --stalled-sse-path P "
           "--stalled-ws-path P] [--stalled-seconds T] [--after-seconds A]\n",
           stderr);
@@ -1461,6 +1610,10 @@ int main(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (!strcmp(a, "--compress")) { /* the one flag without a value */
+            opt.compress = true;
+            continue;
+        }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
             usage();
@@ -1501,6 +1654,9 @@ int main(int argc, char **argv)
             opt.publishers = atoi(v);
         } else if (!strcmp(a, "--pad")) {
             opt.pad = atoi(v);
+        } else if (!strcmp(a, "--doc-bytes")) {
+            opt.doc_bytes = atoi(v);
+
         } else if (!strcmp(a, "--events")) {
             opt.events = atoi(v);
         } else if (!strcmp(a, "--idle-cpu-seconds")) {
@@ -1531,6 +1687,7 @@ int main(int argc, char **argv)
         usage();
     }
     memset(pad_text, 'x', (size_t)opt.pad);
+    order_bytes = opt.doc_bytes > 0 && opt.doc_bytes <= 16384 ? opt.doc_bytes : 0;
     mongoc_init();
     nconns = opt.subscribers + 2;
     conns = calloc((size_t)nconns, sizeof *conns);

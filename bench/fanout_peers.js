@@ -13,7 +13,7 @@
 // Like changecast, each keeps at most --max-buffered bytes (1 MiB) waiting
 // for one client and drops a client past that, so a slow reader costs
 // memory bounded the same way.
-//   node bench/fanout_peers.js --mode ws|sse|watch --port 0 [--mongo URI]
+//   node bench/fanout_peers.js --mode ws|sse|watch --port 0 [--mongo URI] [--deflate]
 // Prints `peer ready port=N` on stdout when it listens (and, for watch, once
 // its change stream is open).
 'use strict';
@@ -101,7 +101,9 @@ async function main() {
 
   if (mode === 'ws') {
     const { WebSocketServer } = require('ws');
-    wss = new WebSocketServer({ server, path: '/sub', perMessageDeflate: false });
+    // --deflate: permessage-deflate as ws offers it by default (a zlib
+    // stream per connection, context taken over between messages).
+    wss = new WebSocketServer({ server, path: '/sub', perMessageDeflate: process.argv.includes('--deflate') });
   } else if (mode === 'watch') {
     const { MongoClient, BSON } = require('mongodb');
     const uri = arg('mongo', null);

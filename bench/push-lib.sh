@@ -227,8 +227,9 @@ start_changecast() { # UPSTREAM_PORT [FLAGS...]
 # nchan in Debian's nginx: one worker (changecast's push loop is one thread),
 # channel "bench", published by POST /pub, subscribed on /sub (EventSource
 # or WebSocket, nchan picks by the request). Sets nchan_port, nchan_pids.
-start_nchan() {
-    local dir=$tmp/run/nginx port attempt
+start_nchan() { # [deflate]: nchan_deflate_message_for_websocket on (where messages are published)
+    local dir=$tmp/run/nginx port attempt deflate=""
+    [[ ${1:-} != deflate ]] || deflate="nchan_deflate_message_for_websocket on;"
     mkdir -p "$dir"
     for attempt in 1 2 3 4 5; do
         port=$(free_port)
@@ -255,6 +256,7 @@ http {
             nchan_channel_id bench;
             nchan_message_buffer_length 1000;
             nchan_message_timeout 60s;
+            $deflate
         }
         location = /sub {
             nchan_subscriber;
@@ -287,9 +289,10 @@ EOF
     return 1
 }
 
-start_peer() { # MODE [MONGO_URI]; sets peer_port, peer_pid
+start_peer() { # MODE [MONGO_URI] [--deflate]; sets peer_port, peer_pid
     local args=(--mode "$1" --port 0)
     [[ -z ${2:-} ]] || args+=(--mongo "$2")
+    [[ -z ${3:-} ]] || args+=("$3")
     rm -f "$tmp/run/peer.out"
     "${pin_server[@]}" node bench/fanout_peers.js "${args[@]}" >"$tmp/run/peer.out" 2>"$tmp/run/peer.err" &
     peer_pid=$!
@@ -307,7 +310,9 @@ start_target() { # TARGET PROTO
     local target=$1 proto=$2 sp
     target_args=()
     case "$target" in
-        changecast)
+        changecast | changecast-z)
+            # -z: the subscribers ask for compression (changecast's default
+            # push.compression on gives it); plain: they do not.
             start_standin sp "${standin_extra[@]}" || return 1
             start_changecast "$sp" "${cc_extra[@]}" || return 1
             if [[ $proto == sse ]]; then
@@ -319,13 +324,18 @@ start_target() { # TARGET PROTO
             target_args+=(--publish-mongo "mongodb://127.0.0.1:$cc_wire/?directConnection=true"
                 --server-pids "$cc_pid")
             ;;
-        nchan)
-            start_nchan || return 1
+        nchan | nchan-z)
+            # -z: nchan_deflate_message_for_websocket (one deflated copy of
+            # each message for its permessage-deflate subscribers).
+            start_nchan "$([[ $target == nchan-z ]] && echo deflate)" || return 1
             target_args+=(--url "http://127.0.0.1:$nchan_port/sub"
                 --publish-http "http://127.0.0.1:$nchan_port/pub" --server-pids "$nchan_pids")
             ;;
-        node-sse | node-ws)
-            start_peer "${target#node-}" || return 1
+        node-sse | node-ws | node-ws-z)
+            # -z: npm ws with perMessageDeflate, the usual way (a zlib
+            # stream per connection, context kept between messages).
+            local mode=${target#node-}
+            start_peer "${mode%-z}" "" "$([[ $target == *-z ]] && echo --deflate)" || return 1
             target_args+=(--url "http://127.0.0.1:$peer_port/sub"
                 --publish-http "http://127.0.0.1:$peer_port/pub" --server-pids "$peer_pid")
             ;;
@@ -339,6 +349,7 @@ start_target() { # TARGET PROTO
         *) log "unknown target $target"; return 1 ;;
     esac
     target_args+=(--proto "$proto")
+    [[ $target != *-z ]] || target_args+=(--compress)
 }
 standin_extra=()
 

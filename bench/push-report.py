@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""Reports of the push benchmarks (fanout.sh, idle.sh, catchup.sh, hostile.sh).
+"""Reports of the push benchmarks (fanout.sh, idle.sh, catchup.sh, hostile.sh,
+compression.sh).
 
-    python3 bench/push-report.py fanout|idle|catchup|hostile --out DIR [--write-docs]
+    python3 bench/push-report.py fanout|idle|catchup|hostile|compression --out DIR [--write-docs]
 
 Reads DIR/SCENARIO-runs.tsv (case columns, then fanout_load's logfmt line)
 and DIR/SCENARIO-machine.txt; writes DIR/SCENARIO-summary.tsv (medians),
@@ -19,7 +20,8 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PEER_ORDER = ["changecast", "nchan", "node-sse", "node-ws", "node-watch"]
+PEER_ORDER = ["changecast", "changecast-z", "nchan", "nchan-z", "node-sse", "node-ws", "node-ws-z",
+              "node-watch"]
 
 
 def read_runs(path, case_cols):
@@ -341,6 +343,69 @@ def hostile(out):
     return table, keys_text, []
 
 
+def compression(out):
+    groups = read_runs(os.path.join(out, "compression-runs.tsv"),
+                       ["proto", "doc_bytes", "subscribers", "rate", "target"])
+    summary = {}
+    for (proto, doc, s, r, target), rows in groups.items():
+        m = {f: med(rows, f) for f in ["deliveries_per_s", "p99_ms", "drops", "server_cpu_s_per_m",
+                                        "bytes_per_delivery"]}
+        m["runs"] = len(rows)
+        m["offered"] = int(s) * float(r)
+        m["share"] = m["deliveries_per_s"] / m["offered"]
+        summary[(proto, int(doc), int(s), int(float(r)), target)] = m
+    keys = sorted(summary, key=lambda k: (k[0] != "sse", k[1], k[2], k[3], order(k[4])))
+    cols = ["proto", "doc_B", "subs", "rate", "target", "runs", "of_offer", "p99_ms", "drops",
+            "srv_us/dlv", "B/dlv"]
+    lines = ["  ".join(f"{c:>12}" if i > 4 else f"{c:<12}" for i, c in enumerate(cols))]
+    with open(os.path.join(out, "compression-summary.tsv"), "w") as f:
+        f.write("proto\tdoc_bytes\tsubscribers\trate\ttarget\truns\tshare_of_offered\tp99_ms\tdrops\t"
+                "server_us_per_delivery\tbytes_per_delivery\n")
+        for k in keys:
+            m = summary[k]
+            f.write("\t".join(str(x) for x in [*k, m["runs"], round(m["share"], 3), m["p99_ms"], m["drops"],
+                                               round(m["server_cpu_s_per_m"], 3),
+                                               round(m["bytes_per_delivery"])]) + "\n")
+            vals = [k[0], str(k[1]), str(k[2]), str(k[3]), k[4], str(m["runs"]), f"{m['share']:.2f}",
+                    f"{m['p99_ms']:.2f}", f"{m['drops']:.0f}", f"{m['server_cpu_s_per_m']:.2f}",
+                    f"{m['bytes_per_delivery']:.0f}"]
+            lines.append("  ".join(f"{v:>12}" if i > 4 else f"{v:<12}" for i, v in enumerate(vals)))
+    table = "\n".join(lines) + "\n"
+    key_lines = []
+    for (proto, doc, s, r, target) in keys:
+        if target != "changecast-z":
+            continue
+        z = summary[(proto, doc, s, r, target)]
+        plain = summary.get((proto, doc, s, r, "changecast"))
+        if not plain:
+            continue
+        def ratio(a, b):
+            return f"{a / b:.2f}" if a == a and b == b and b > 0 else "n/a"
+        line = (f"compression {proto} doc={doc} s={s} r={r}: bytes per delivery {plain['bytes_per_delivery']:.0f} -> "
+                f"{z['bytes_per_delivery']:.0f} ({ratio(plain['bytes_per_delivery'], z['bytes_per_delivery'])}x fewer), "
+                f"server CPU per delivery compressed/plain {ratio(z['server_cpu_s_per_m'], plain['server_cpu_s_per_m'])} "
+                f"({z['server_cpu_s_per_m']:.2f} vs {plain['server_cpu_s_per_m']:.2f} us)")
+        for peer in ("nchan-z", "node-ws-z"):
+            pm = summary.get((proto, doc, s, r, peer))
+            if pm:
+                line += (f"; {peer} {pm['bytes_per_delivery']:.0f} B and {pm['server_cpu_s_per_m']:.2f} us per delivery"
+                         f" (changecast-z/{peer} CPU {ratio(z['server_cpu_s_per_m'], pm['server_cpu_s_per_m'])})")
+        notes = []
+        for name in ("changecast", "changecast-z", "nchan-z", "node-ws-z"):
+            m = summary.get((proto, doc, s, r, name))
+            if m and m["share"] < 0.95:
+                notes.append(f"{name} delivered {m['share'] * 100:.0f}% of offered")
+        if notes:
+            line += "; " + ", ".join(notes)
+        key_lines.append(line)
+    keys_text = "\n".join(key_lines) + "\n"
+    write(out, "compression-table.txt", table)
+    write(out, "compression-keys.txt", keys_text)
+    print(table)
+    print(keys_text, end="")
+    return table, keys_text, []
+
+
 def write(out, name, text):
     with open(os.path.join(out, name), "w") as f:
         f.write(text)
@@ -370,11 +435,12 @@ def write_docs(scenario, out, table, keys_text, plots):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("scenario", choices=["fanout", "idle", "catchup", "hostile"])
+    ap.add_argument("scenario", choices=["fanout", "idle", "catchup", "hostile", "compression"])
     ap.add_argument("--out", required=True)
     ap.add_argument("--write-docs", action="store_true")
     a = ap.parse_args()
-    table, keys_text, plots = {"fanout": fanout, "idle": idle, "catchup": catchup, "hostile": hostile}[a.scenario](a.out)
+    table, keys_text, plots = {"fanout": fanout, "idle": idle, "catchup": catchup, "hostile": hostile,
+                               "compression": compression}[a.scenario](a.out)
     if a.write_docs:
         write_docs(a.scenario, a.out, table, keys_text, plots)
 
