@@ -45,6 +45,7 @@ case $profile in
     smoke) seconds=1 warmup=0.3 drain=1 cases_list=100x100 docs_list=1024 ;;
 esac
 push_tools
+cc_extra=(--push.watermark_ms 0)
 
 compression_targets() { # PROTO
     local all t kept=()
@@ -91,7 +92,7 @@ for round in $(seq "$runs"); do
             fi
             limit=$(awk -v s="$seconds" -v w="$warmup" -v d="$drain" 'BEGIN { printf "%d", s + w + d + 200 }')
             if line=$(timeout "$limit" "${pin_load[@]}" "$bin/fanout_load" --mode fanout \
-                "${target_args[@]}" --doc-bytes "$doc" --subscribers "$s" --rate "$r" \
+                "${target_args[@]}" --doc-bytes "$doc" --inflate-every 10 --subscribers "$s" --rate "$r" \
                 --seconds "$seconds" --warmup-seconds "$warmup" --drain-seconds "$drain" \
                 2>"$tmp/run/load.err"); then
                 printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$proto" "$doc" "$s" "$r" "$target" "$round" "$line" >>"$runs_tsv"

@@ -22,6 +22,12 @@
  *       stream per connection, reset per message when the server said
  *       server_no_context_takeover); bytes_per_delivery counts what the
  *       sockets carried.
+ *   --inflate-every N (with --compress): only every Nth subscriber
+ *       inflates and parses what it gets (latency, sequence, drops come
+ *       from those); the others count deliveries without inflating (a
+ *       WebSocket message with RSV1, a gzip event's sync-flush marker
+ *       00 00 ff ff), so the load generator's own inflating does not
+ *       become what limits the run.
  *   --mode idle [--idle-cpu-seconds T]: connect S subscribers, report the
  *       server's RSS per subscriber, and its CPU per second over T idle
  *       seconds (heartbeats only).
@@ -95,6 +101,7 @@ typedef struct options {
     int pad;
     int doc_bytes; /* 0: pad */
     bool compress;
+    int inflate_every;
     int events;  /* catchup */
     int stalled; /* hostile: connections that subscribe and never read */
     double stalled_seconds, after_seconds;
@@ -128,7 +135,9 @@ typedef struct conn {
     size_t len, cap;
     uint64_t window_received; /* deliveries of events published in the window */
     int64_t max_seq;
-    z_stream *inflater; /* --compress, once the server agreed */
+    z_stream *inflater; /* --compress, once the server agreed (sampled connections) */
+    bool counts_only;   /* compressed and not sampled: deliveries counted, not parsed */
+    uint32_t tail;      /* counts_only gzip: the last bytes seen, for markers across reads */
     bool gzip;          /* SSE: Content-Encoding gzip */
     bool pmd_reset;     /* WebSocket: server_no_context_takeover */
 } conn_t;
@@ -341,6 +350,15 @@ static double percentile_ms(double q)
 }
 
 /* One message (an SSE event or a WebSocket text frame) arrived at ARRIVAL. */
+/* A delivery seen by a connection that does not parse (counts_only). */
+static void count_delivery(void)
+{
+    all_deliveries++;
+    if (in_window) {
+        window_deliveries++;
+    }
+}
+
 static void on_message(conn_t *c, const char *p, size_t n, int64_t arrival_us)
 {
     int64_t seq, ts;
@@ -655,7 +673,9 @@ static size_t ws_consume(conn_t *c, const char *p, size_t n, int64_t arrival)
                 c->ready = true; /* the answer to our subscribe message */
             }
             size_t inflated;
-            if ((h[0] & 0x40) && c->inflater) {
+            if ((h[0] & 0x40) && c->counts_only) {
+                count_delivery();
+            } else if ((h[0] & 0x40) && c->inflater) {
                 if (!inflate_into_zbuf(c, payload, (size_t)len, true, &inflated)) {
                     conn_close(c, true);
                     return n;
@@ -679,6 +699,16 @@ static void on_body(conn_t *c, char *p, size_t n, int64_t arrival)
 {
     if (c->chunked) {
         n = dechunk(c, p, n);
+    }
+    if (c->gzip && c->counts_only) {
+        /* Each compressed event ends in a sync flush: 00 00 ff ff. */
+        for (size_t i = 0; i < n; i++) {
+            c->tail = c->tail << 8 | (uint8_t)p[i];
+            if (c->tail == 0x0000ffffu) {
+                count_delivery();
+            }
+        }
+        return;
     }
     if (c->gzip) {
         size_t inflated;
@@ -761,7 +791,11 @@ static void on_handshake(conn_t *c, char *p, size_t n, int64_t arrival)
     c->chunked = header_has(c->buf, hlen, "transfer-encoding: chunked");
     bool gzip = opt.proto == PROTO_SSE && header_has(c->buf, hlen, "content-encoding: gzip");
     bool pmd = opt.proto == PROTO_WS && header_has(c->buf, hlen, "permessage-deflate");
-    if (gzip || pmd) {
+    if ((gzip || pmd) && (c - conns) % (opt.inflate_every > 0 ? opt.inflate_every : 1) != 0) {
+        c->counts_only = true;
+        c->gzip = gzip;
+        c->tail = 0xffffffffu;
+    } else if (gzip || pmd) {
         c->inflater = calloc(1, sizeof *c->inflater);
         if (!c->inflater || inflateInit2(c->inflater, gzip ? 16 + MAX_WBITS : -MAX_WBITS) != Z_OK) {
             die("cannot set up zlib");
@@ -1272,7 +1306,8 @@ static int run_fanout(void)
             long last = total_events - 1 - atomic_load(&skipped);
             bool all = true;
             for (int i = 0; i < next_to_open && all; i++) {
-                all = conns[i].state != C_OPEN || conns[i].max_seq >= last;
+                all = conns[i].state != C_OPEN || conns[i].counts_only ||
+                      conns[i].max_seq >= last;
             }
             if (all || now_mono_ns() > drain_end) {
                 break;
@@ -1282,13 +1317,17 @@ static int run_fanout(void)
     for (int i = 0; i < np; i++) {
         pthread_join(threads[i], NULL);
     }
+    /* Drops from the connections that parse what they get. */
     uint64_t received = 0;
+    int parsing = 0;
     for (int i = 0; i < next_to_open; i++) {
         received += conns[i].window_received;
+        parsing += !conns[i].counts_only && conns[i].fd >= 0;
     }
+
     long skipped_n = atomic_load(&skipped);
     long sent_in_window = win_n - (skipped_n < win_n ? skipped_n : win_n);
-    uint64_t expected = (uint64_t)ready * (uint64_t)sent_in_window;
+    uint64_t expected = (uint64_t)(parsing < ready ? parsing : ready) * (uint64_t)sent_in_window;
     uint64_t drops = expected > received ? expected - received : 0;
     double dps = (double)window_deliveries / window_s;
     printf("subscribers=%d ready=%d connect_failures=%llu published=%ld skipped=%ld "
@@ -1654,6 +1693,8 @@ int main(int argc, char **argv)
             opt.publishers = atoi(v);
         } else if (!strcmp(a, "--pad")) {
             opt.pad = atoi(v);
+        } else if (!strcmp(a, "--inflate-every")) {
+            opt.inflate_every = atoi(v);
         } else if (!strcmp(a, "--doc-bytes")) {
             opt.doc_bytes = atoi(v);
 
