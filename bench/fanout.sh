@@ -81,21 +81,8 @@ for round in $(seq "$runs"); do
             done_count=$((done_count + 1))
             printf '\r[%d/%d] round %d %s s=%s r=%s %s          ' "$done_count" "$total" \
                 "$round" "$proto" "$s" "$r" "$target" >&2
-            mark=${#pids[@]}
-            if ! start_target "$target" "$proto"; then
-                start_failed "$target" "$mark"
-                continue
-            fi
-            limit=$(awk -v s="$seconds" -v w="$warmup" -v d="$drain" 'BEGIN { printf "%d", s + w + d + 200 }')
-            if line=$(timeout "$limit" "${pin_load[@]}" "$bin/fanout_load" --mode fanout \
-                "${target_args[@]}" --subscribers "$s" --rate "$r" --seconds "$seconds" \
-                --warmup-seconds "$warmup" --drain-seconds "$drain" 2>"$tmp/run/load.err"); then
-                printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$proto" "$s" "$r" "$target" "$round" "$line" >>"$runs_tsv"
-            else
-                load_failed "$proto s=$s r=$r $target round $round: $line"
-                [[ -z $line ]] || printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$proto" "$s" "$r" "$target" "$round" "$line" >>"$runs_tsv"
-            fi
-            stop_since "$mark"
+            run_case "$proto"$'\t'"$s"$'\t'"$r"$'\t'"$target" "$target" "$proto" \
+                --subscribers "$s" --rate "$r"
         done
     done
 done

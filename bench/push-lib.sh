@@ -353,17 +353,45 @@ start_target() { # TARGET PROTO
 }
 standin_extra=()
 
-targets_for() { # PROTO; only those in $target_filter when it is set
-    local all t kept=()
-    if [[ $1 == sse ]]; then
-        all="changecast nchan node-sse node-watch"
-    else
-        all="changecast nchan node-ws"
-    fi
-    for t in $all; do
+# The targets of LIST that $target_filter keeps (all when it is empty).
+kept_targets() { # "LIST"
+    local t kept=()
+    for t in $1; do
         [[ -z ${target_filter:-} || " $target_filter " == *" $t "* ]] && kept+=("$t")
     done
     echo "${kept[*]}"
+}
+
+targets_for() { # PROTO
+    if [[ $1 == sse ]]; then
+        kept_targets "changecast nchan node-sse node-watch"
+    else
+        kept_targets "changecast nchan node-ws"
+    fi
+}
+
+# One fan-out run: starts TARGET for PROTO, runs fanout_load --mode fanout
+# with the target's arguments, LOAD_ARGS and the scenario's window
+# ($seconds, $warmup, $drain), appends COLUMNS, $round and its logfmt line
+# to $runs_tsv, stops the target. What fails is counted and the loop goes on.
+run_case() { # "COLUMNS" (tab-separated) TARGET PROTO LOAD_ARG...
+    local columns=$1 target=$2 proto=$3 mark line limit
+    shift 3
+    mark=${#pids[@]}
+    if ! start_target "$target" "$proto"; then
+        start_failed "$target" "$mark"
+        return 0
+    fi
+    limit=$(awk -v s="$seconds" -v w="$warmup" -v d="$drain" 'BEGIN { printf "%d", s + w + d + 200 }')
+    if line=$(timeout "$limit" "${pin_load[@]}" "$bin/fanout_load" --mode fanout \
+        "${target_args[@]}" "$@" --seconds "$seconds" --warmup-seconds "$warmup" \
+        --drain-seconds "$drain" 2>"$tmp/run/load.err"); then
+        printf '%s\t%s\t%s\n' "$columns" "$round" "$line" >>"$runs_tsv"
+    else
+        load_failed "${columns//$'\t'/ } round $round: $line"
+        [[ -z $line ]] || printf '%s\t%s\t%s\n' "$columns" "$round" "$line" >>"$runs_tsv"
+    fi
+    stop_since "$mark"
 }
 
 # The machine and the run, for the results.

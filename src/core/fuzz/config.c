@@ -11,6 +11,7 @@
  * value inside its range, and an error must say something. */
 #define _GNU_SOURCE
 #include "changecast/config.h"
+#include "core/fuzz/fuzz_check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,14 +20,6 @@
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_config: check failed at line %d: %s\n", __LINE__, #cond);        \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 enum { MAX_ARGS = 64 };
 

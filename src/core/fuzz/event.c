@@ -12,6 +12,7 @@
 #include "changecast/event.h"
 #include "changecast/json.h"
 #include "core/fuzz/fuzz_bson.h"
+#include "core/fuzz/fuzz_check.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -19,14 +20,6 @@
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_event: check failed at line %d: %s\n", __LINE__, #cond);         \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static void check_token(const char *text, size_t len)
 {

@@ -6,20 +6,13 @@
  * namespaces, each covered by the list itself, each printing back to a
  * pattern that parses to the same, and its $match stage must be valid BSON. */
 #include "changecast/expose.h"
+#include "core/fuzz/fuzz_check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_expose: check failed at line %d: %s\n", __LINE__, #cond);        \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static void check_pattern(const cc_expose_t *expose, const cc_ns_pattern_t *pattern)
 {

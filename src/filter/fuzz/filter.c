@@ -16,20 +16,13 @@
  * AddressSanitizer report. */
 #include "changecast/filter.h"
 #include "core/fuzz/fuzz_bson.h"
+#include "core/fuzz/fuzz_check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_filter: check failed at line %d: %s\n", __LINE__, #cond);        \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static int sign(int v)
 {

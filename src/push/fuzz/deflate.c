@@ -6,6 +6,7 @@
  * inflated message must respect the limit; compressing what came out and
  * inflating it again must give it back. */
 #include "push/deflate.h"
+#include "core/fuzz/fuzz_check.h"
 
 #include <bson/bson.h>
 
@@ -14,14 +15,6 @@
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_deflate: check failed at line %d: %s\n", __LINE__, #cond);       \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static cc_deflate_t pmd;
 
@@ -37,8 +30,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(text, data + 1, size - 1);
     text[size - 1] = '\0';
     switch (data[0] % 3) {
-    case 0: (void)cc_pmd_acceptable(text); break;
-    case 1: (void)cc_gzip_accepted(text); break;
+    case 0:
+        (void)cc_pmd_acceptable(text);
+        break;
+    case 1:
+        (void)cc_gzip_accepted(text);
+        break;
     default: {
         const size_t max = 4096;
         uint8_t *out;
@@ -49,8 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(again && again->len >= 4);
             uint8_t *back;
             size_t back_len;
-            CHECK(cc_deflate_inflate(&pmd, (const uint8_t *)again->data, again->len - 4, max,
-                                     &back, &back_len) == CC_INFLATE_OK);
+            CHECK(cc_deflate_inflate(&pmd, (const uint8_t *)again->data, again->len - 4, max, &back,
+                                     &back_len) == CC_INFLATE_OK);
             CHECK(back_len == out_len && memcmp(back, out, out_len) == 0);
             bson_free(back);
             cc_buf_unref(again);

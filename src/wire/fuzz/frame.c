@@ -16,20 +16,13 @@
 #include "wire/frame.h"
 #include "wire/frame_buffer.h"
 #include "wire/handshake.h"
+#include "core/fuzz/fuzz_check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_frame: check failed at line %d: %s\n", __LINE__, #cond);         \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static uint8_t *copy_exact(const uint8_t *bytes, size_t len)
 {

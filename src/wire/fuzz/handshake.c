@@ -15,20 +15,13 @@
  * the upstream. */
 #include "core/fuzz/fuzz_bson.h"
 #include "wire/handshake.h"
+#include "core/fuzz/fuzz_check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_handshake: check failed at line %d: %s\n", __LINE__, #cond);     \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* What cc_handshake_rewrite_reply may let through (handshake.c's lists). */
 static const char *const reply_keys[] = {
