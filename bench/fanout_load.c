@@ -958,26 +958,28 @@ static int order_bytes;
 
 static size_t order_text(long seq, char *out, size_t cap)
 {
-    static const char *const names[] = {"Blue widget, large", "Red gadget", "Steel bolt M8",
-                                        "Oak shelf 80 cm", "LED strip 5 m", "Copper pipe 15 mm",
+    static const char *const names[] = {"Blue widget, large", "Red gadget",    "Steel bolt M8",
+                                        "Oak shelf 80 cm",    "LED strip 5 m", "Copper pipe 15 mm",
                                         "Garden hose 25 m"};
     static const char *const customers[] = {"Ann Example", "Bo Tester", "Cy Sample",
                                             "Di Placeholder", "Ed Mock"};
     uint64_t x = (uint64_t)seq * 0x9E3779B97F4A7C15ull + 1;
-    size_t len = (size_t)snprintf(out, cap,
-                                  "\"customer\":{\"name\":\"%s\",\"email\":\"c%ld@example.com\","
-                                  "\"tier\":\"%s\"},\"status\":\"paid\",\"currency\":\"EUR\",\"lines\":[",
-                                  customers[seq % 5], seq % 100000, seq % 3 ? "silver" : "gold");
+    size_t len =
+        (size_t)snprintf(out, cap,
+                         "\"customer\":{\"name\":\"%s\",\"email\":\"c%ld@example.com\","
+                         "\"tier\":\"%s\"},\"status\":\"paid\",\"currency\":\"EUR\",\"lines\":[",
+                         customers[seq % 5], seq % 100000, seq % 3 ? "silver" : "gold");
     for (int i = 0; len + 200 < (size_t)order_bytes || i == 0; i++) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        len += (size_t)snprintf(out + len, cap - len,
-                                "%s{\"sku\":\"SKU-%05u\",\"name\":\"%s\",\"qty\":%u,\"price\":%u.%02u,"
-                                "\"warehouse\":\"DE-%u\"}",
-                                i ? "," : "", (unsigned)(x % 90000) + 10000, names[(x >> 20) % 7],
-                                1 + (unsigned)((x >> 30) % 9), 1 + (unsigned)((x >> 34) % 400),
-                                (unsigned)((x >> 42) % 100), 1 + (unsigned)((x >> 50) % 5));
+        len +=
+            (size_t)snprintf(out + len, cap - len,
+                             "%s{\"sku\":\"SKU-%05u\",\"name\":\"%s\",\"qty\":%u,\"price\":%u.%02u,"
+                             "\"warehouse\":\"DE-%u\"}",
+                             i ? "," : "", (unsigned)(x % 90000) + 10000, names[(x >> 20) % 7],
+                             1 + (unsigned)((x >> 30) % 9), 1 + (unsigned)((x >> 34) % 400),
+                             (unsigned)((x >> 42) % 100), 1 + (unsigned)((x >> 50) % 5));
     }
     len += (size_t)snprintf(out + len, cap - len, "]");
     return len;
@@ -1306,8 +1308,7 @@ static int run_fanout(void)
             long last = total_events - 1 - atomic_load(&skipped);
             bool all = true;
             for (int i = 0; i < next_to_open && all; i++) {
-                all = conns[i].state != C_OPEN || conns[i].counts_only ||
-                      conns[i].max_seq >= last;
+                all = conns[i].state != C_OPEN || conns[i].counts_only || conns[i].max_seq >= last;
             }
             if (all || now_mono_ns() > drain_end) {
                 break;
