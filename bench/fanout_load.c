@@ -15,7 +15,7 @@
  *       --rate R --seconds D [--warmup-seconds W] [--drain-seconds X]
  *       [--publishers P] [--pad BYTES | --doc-bytes BYTES] [--compress]
  *       [--server-pids PID,PID...]
- *   --doc-bytes: documents shaped like an order (a customer, line items
+ *   --doc-bytes (at most 16384): documents shaped like an order (a customer, line items
  *       with repeated field names) of about BYTES as JSON, instead of `pad`.
  *   --compress: subscribers ask for compression (SSE Accept-Encoding gzip,
  *       WebSocket permessage-deflate) and inflate what comes (one zlib
@@ -954,7 +954,7 @@ static char pad_text[4096];
  * follow the sequence number) but with the same field names, as a stream
  * of real orders is: a compressor that keeps its window between messages
  * gains from the names, not from events repeating each other. */
-static int order_bytes;
+#define MAX_DOC_BYTES 16384
 
 static size_t order_text(long seq, char *out, size_t cap)
 {
@@ -969,7 +969,7 @@ static size_t order_text(long seq, char *out, size_t cap)
                          "\"customer\":{\"name\":\"%s\",\"email\":\"c%ld@example.com\","
                          "\"tier\":\"%s\"},\"status\":\"paid\",\"currency\":\"EUR\",\"lines\":[",
                          customers[seq % 5], seq % 100000, seq % 3 ? "silver" : "gold");
-    for (int i = 0; len + 200 < (size_t)order_bytes || i == 0; i++) {
+    for (int i = 0; len + 200 < (size_t)opt.doc_bytes || i == 0; i++) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
@@ -990,8 +990,8 @@ static bson_t *make_doc(long seq)
     bson_t *doc = bson_new();
     BSON_APPEND_INT64(doc, "bench_seq", seq);
     BSON_APPEND_INT64(doc, "bench_ts", now_real_us());
-    if (order_bytes) {
-        size_t cap = (size_t)order_bytes + 1024;
+    if (opt.doc_bytes) {
+        size_t cap = (size_t)opt.doc_bytes + 1024;
         char *text = malloc(cap + 2);
         size_t len = order_text(seq, text + 1, cap);
         text[0] = '{';
@@ -1025,8 +1025,8 @@ static int make_event_json(char *out, size_t cap, long seq)
     char head[40];
     int hl = snprintf(head, sizeof head, "82%08lX%016lX", (unsigned long)secs, (unsigned long)seq);
     memcpy(token, head, (size_t)hl);
-    char fields[sizeof pad_text + 20000];
-    if (order_bytes && (size_t)order_bytes + 1024 <= sizeof fields) {
+    char fields[MAX_DOC_BYTES + 1024];
+    if (opt.doc_bytes) {
         order_text(seq, fields, sizeof fields);
     } else {
         snprintf(fields, sizeof fields, "\"pad\":\"%s\"", pad_text);
@@ -1639,7 +1639,7 @@ static void usage(void)
           "[--ws-protocol P] [--ws-subscribe JSON] --subscribers S [--source-ips N] "
           "[--publish-mongo URI | --publish-http URL] [--rate R] [--seconds D] "
           "[--warmup-seconds W] [--drain-seconds X] [--publishers P] [--pad BYTES] "
-          "[--doc-bytes BYTES] [--compress] "
+          "[--doc-bytes BYTES] [--compress] [--inflate-every N] "
           "[--events N] [--server-pids PID,PID] [--stalled N --stalled-sse-path P "
           "--stalled-ws-path P] [--stalled-seconds T] [--after-seconds A]\n",
           stderr);
@@ -1725,11 +1725,11 @@ int main(int argc, char **argv)
         }
     }
     if (!opt.sub.port || opt.subscribers < 1 || opt.source_ips < 1 || opt.rate <= 0 ||
-        opt.pad < 0 || opt.pad >= (int)sizeof pad_text || opt.publishers < 1) {
+        opt.pad < 0 || opt.pad >= (int)sizeof pad_text || opt.publishers < 1 || opt.doc_bytes < 0 ||
+        opt.doc_bytes > MAX_DOC_BYTES) {
         usage();
     }
     memset(pad_text, 'x', (size_t)opt.pad);
-    order_bytes = opt.doc_bytes > 0 && opt.doc_bytes <= 16384 ? opt.doc_bytes : 0;
     mongoc_init();
     nconns = opt.subscribers + 2;
     conns = calloc((size_t)nconns, sizeof *conns);

@@ -133,24 +133,39 @@ cc_inflate_result_t cc_deflate_inflate(cc_deflate_t *pmd, const uint8_t *in, siz
     return CC_INFLATE_OK;
 }
 
+/* --- header values: tokens separated by ';' and optional spaces ---------- */
+
+static const char *skip_spaces(const char *at, const char *end)
+{
+    while (at < end && (*at == ' ' || *at == '\t')) {
+        at++;
+    }
+    return at;
+}
+
+/* The end of the token NAME (case-insensitive) at the start of [at, end),
+ * spaces before it skipped; NULL when another token is there. */
+static const char *token_named(const char *at, const char *end, const char *name)
+{
+    at = skip_spaces(at, end);
+    const char *token_end = at;
+    while (token_end < end && *token_end != ';' && *token_end != ' ' && *token_end != '\t') {
+        token_end++;
+    }
+    size_t len = strlen(name);
+    return (size_t)(token_end - at) == len && strncasecmp(at, name, len) == 0 ? token_end : NULL;
+}
+
 const uint8_t cc_gzip_header[CC_GZIP_HEADER_BYTES] = {0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0x03};
 
 /* One coding of Accept-Encoding, [at, end): its q-value (1 when absent), or
  * -1 when it is not `name`. */
 static double coding_quality(const char *at, const char *end, const char *name)
 {
-    while (at < end && (*at == ' ' || *at == '\t')) {
-        at++;
-    }
-    const char *name_end = at;
-    while (name_end < end && *name_end != ';' && *name_end != ' ' && *name_end != '\t') {
-        name_end++;
-    }
-    size_t len = strlen(name);
-    if ((size_t)(name_end - at) != len || strncasecmp(at, name, len) != 0) {
+    const char *q = token_named(at, end, name);
+    if (!q) {
         return -1;
     }
-    const char *q = name_end;
     while (q < end && *q != ';') {
         q++;
     }
@@ -185,14 +200,6 @@ bool cc_gzip_accepted(const char *accept_encoding)
 
 /* --- the offer ----------------------------------------------------------- */
 
-static const char *skip_spaces(const char *at, const char *end)
-{
-    while (at < end && (*at == ' ' || *at == '\t')) {
-        at++;
-    }
-    return at;
-}
-
 /* A window size parameter's value: 8 to 15, bare or quoted; -1 if not. */
 static int window_bits(const char *value, size_t len)
 {
@@ -216,15 +223,10 @@ static int window_bits(const char *value, size_t len)
 /* One offer: `permessage-deflate` and its parameters, [at, end). */
 static bool offer_acceptable(const char *at, const char *end)
 {
-    static const char name[] = "permessage-deflate";
     static const char *const params[] = {"server_no_context_takeover", "client_no_context_takeover",
                                          "server_max_window_bits", "client_max_window_bits"};
-    at = skip_spaces(at, end);
-    const char *name_end = at;
-    while (name_end < end && *name_end != ';' && *name_end != ' ' && *name_end != '\t') {
-        name_end++;
-    }
-    if ((size_t)(name_end - at) != sizeof name - 1 || strncasecmp(at, name, sizeof name - 1) != 0) {
+    const char *name_end = token_named(at, end, "permessage-deflate");
+    if (!name_end) {
         return false;
     }
     unsigned seen = 0;

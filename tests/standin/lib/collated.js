@@ -265,4 +265,4 @@ function canonicalizer(collation) {
   return (v) => mapStrings(v, canonical);
 }
 
-module.exports = { canonicalizer, matchIn, sortBy, aggregateBy, matchCollated, distinctCollated, mapStrings, unsupported };
+module.exports = { canonicalizer, matchIn, sortBy, aggregateBy, distinctCollated, unsupported };

@@ -181,4 +181,4 @@ function operationCollation(req, db, name, explicit, field = 'collation') {
   return own;
 }
 
-module.exports = { parseCollation, operationCollation, defaultCollation, sameCollation, Collation };
+module.exports = { parseCollation, operationCollation, defaultCollation };
